@@ -1,0 +1,85 @@
+"""create_app(settings) -> FastAPI: the one web app of the platform."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import swagger_ui_bundle
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from strato import __version__
+from strato.capabilities import NavLink, load_capabilities
+from strato.context import Context
+from strato.http.core_routes import make_core_router
+from strato.http.identity_routes import make_identity_router
+from strato.http.metrics import Metrics
+from strato.http.middleware import RequestContextMiddleware
+from strato.http.problems import install_error_handlers
+from strato.http.security import Authenticator
+from strato.settings import Settings
+
+
+def make_templates() -> Jinja2Templates:
+    env = Environment(
+        loader=PackageLoader("strato.web", "templates"),
+        autoescape=select_autoescape(["html"]),
+    )
+    return Jinja2Templates(env=env)
+
+
+def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI:
+    """Build the web app. A given context is borrowed; otherwise one is opened and closed
+    with the app's lifespan."""
+    ctx = context or Context.open(settings)
+    owns_context = context is None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_context:
+            ctx.close()
+
+    app = FastAPI(
+        title="strato",
+        version=__version__,
+        summary="Datasets, catalogs, operations, pipelines and streaming for science data centres",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.context = ctx
+    metrics = Metrics()
+    templates = make_templates()
+    auth = Authenticator(ctx.identities, settings.auth)
+    capabilities = load_capabilities()
+    nav: list[NavLink] = [link for cap in capabilities for link in cap.nav()]
+
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "Content-Length", "X-Request-ID"],
+        )
+    # Added last so it wraps everything, CORS included.
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, access=settings.log.access)
+
+    app.mount(
+        "/static/swagger",
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="swagger",
+    )
+    app.mount("/static", StaticFiles(packages=[("strato.web", "static")]), name="static")
+    app.include_router(make_core_router(ctx, metrics, templates, nav))
+    app.include_router(make_identity_router(ctx.identities, auth, settings.auth))
+    for cap in capabilities:
+        cap.install(app, ctx, auth)
+    app.state.templates = templates
+    return app

@@ -1,0 +1,44 @@
+"""How subpackages plug into the platform.
+
+Each capability contributes routers to the web app, a command group to the CLI
+and a link on the landing page, through one object listed in ``CAPABILITIES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import typer
+    from fastapi import FastAPI
+
+    from strato.context import Context
+    from strato.http.security import Authenticator
+
+
+@dataclass(frozen=True)
+class NavLink:
+    title: str
+    href: str
+    description: str
+
+
+class Capability(Protocol):
+    name: str
+
+    def nav(self) -> list[NavLink]: ...
+
+    def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None: ...
+
+    def register_cli(self, app: typer.Typer) -> None: ...
+
+
+# Module paths, each exposing ``capability``; imported on demand so that a broken
+# optional capability cannot stop the platform from starting.
+CAPABILITIES: tuple[str, ...] = ()
+
+
+def load_capabilities() -> list[Capability]:
+    return [import_module(path).capability for path in CAPABILITIES]

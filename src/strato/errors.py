@@ -1,0 +1,57 @@
+"""Domain errors raised by core code.
+
+Core code knows nothing of HTTP: each error has a stable ``code`` (used as the
+problem type) and a human ``title``. The HTTP status of each class lives in
+one table in :mod:`strato.http.problems`; the CLI maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StratoError(Exception):
+    """Base of every error a user can cause or needs to hear about."""
+
+    code = "error"
+    title = "Error"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class InvalidInput(StratoError):
+    code = "invalid-input"
+    title = "Invalid input"
+
+
+class Unauthorized(StratoError):
+    code = "unauthorized"
+    title = "Authentication required"
+
+
+class Forbidden(StratoError):
+    code = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(StratoError):
+    code = "not-found"
+    title = "Not found"
+
+
+class Conflict(StratoError):
+    code = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(StratoError):
+    code = "payload-too-large"
+    title = "Request too large"
+
+
+class Unavailable(StratoError):
+    code = "unavailable"
+    title = "Service unavailable"

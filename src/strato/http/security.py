@@ -1,0 +1,73 @@
+"""HTTP authentication: Bearer tokens and Basic (user + password or user + token),
+with per-route scope checks as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+
+from strato.auth import ANONYMOUS, IdentityStore, Principal, Scope
+from strato.errors import Forbidden, Unauthorized
+from strato.settings import AuthSettings
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from `strato token create`.")
+_basic = HTTPBasic(
+    auto_error=False, description="User name with its password or with one of its API tokens."
+)
+
+
+class Authenticator:
+    def __init__(self, identities: IdentityStore, settings: AuthSettings) -> None:
+        self.identities = identities
+        self.settings = settings
+
+    def principal(
+        self,
+        bearer: HTTPAuthorizationCredentials | None,
+        basic: HTTPBasicCredentials | None,
+    ) -> Principal | None:
+        if bearer is not None:
+            return self.identities.authenticate_token(bearer.credentials)
+        if basic is not None:
+            return self.identities.authenticate_basic(basic.username, basic.password)
+        return None
+
+    def require(self, scope: Scope) -> Callable[..., Principal]:
+        """A dependency that answers 401/403 unless the caller holds ``scope``."""
+        anonymous_ok = scope is Scope.READ and self.settings.anonymous_read
+
+        # Sync on purpose: password checks are deliberately slow (argon2) and must
+        # run in the threadpool, not on the event loop.
+        def dependency(
+            bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+            basic: HTTPBasicCredentials | None = Depends(_basic),
+        ) -> Principal:
+            principal = self.principal(bearer, basic)
+            if principal is None:
+                if anonymous_ok:
+                    return ANONYMOUS
+                raise Unauthorized(f"this request needs credentials with scope {scope.value!r}")
+            if not principal.allows(scope):
+                raise Forbidden(
+                    f"scope {scope.value!r} is needed; the credentials carry "
+                    f"{', '.join(sorted(principal.scopes))}"
+                )
+            return principal
+
+        return dependency
+
+    def authenticated(self) -> Callable[..., Principal]:
+        """A dependency for routes about the caller itself: any valid credentials."""
+
+        def dependency(
+            bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+            basic: HTTPBasicCredentials | None = Depends(_basic),
+        ) -> Principal:
+            principal = self.principal(bearer, basic)
+            if principal is None:
+                raise Unauthorized("this request needs credentials")
+            return principal
+
+        return dependency

@@ -1,0 +1,143 @@
+"""One Settings object for the whole platform.
+
+Sources, strongest first: arguments given in code, ``STRATO_*`` environment
+variables, a ``strato.toml`` file, the defaults below. Nested sections are
+reached from the environment with one underscore after the section name
+(``STRATO_AUTH_ANONYMOUS_READ``, ``STRATO_LOG_FORMAT``).
+Nothing here runs at import time: callers build Settings and pass them down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
+
+CONFIG_ENV = "STRATO_CONFIG"
+DEFAULT_CONFIG_FILE = "strato.toml"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "strato"
+
+
+class Section(BaseModel):
+    # Sections ignore unknown keys because ``STRATO_DATA_DIR`` is also offered to a
+    # section named ``data`` by the nested-variable splitter; the top level forbids them.
+    model_config = ConfigDict(extra="ignore")
+
+
+class AuthSettings(Section):
+    anonymous_read: bool = Field(
+        True, description="Allow requests without credentials on read-only routes."
+    )
+    admin_user: str = Field("admin", description="Name of the administrator created by `up`.")
+    token_default_expiry: str = Field(
+        "never", description="Lifetime of new tokens when none is given: 30d, 12h, 90m or never."
+    )
+
+
+class LogSettings(Section):
+    format: Literal["text", "json"] = Field("text", description="Log line format.")
+    level: str = Field("INFO", description="Python logging level name.")
+    access: bool = Field(True, description="Log one line per HTTP request.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STRATO_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where strato keeps its database, tokens and generated data.",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL; default: SQLite file strato.db in the data directory. "
+        "postgresql://... and mysql://... (MariaDB) are supported.",
+    )
+    host: str = Field("127.0.0.1", description="Address the web server binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the web server binds to.")
+    node_name: str = Field("local", description="Name of this node in a federation.")
+    public_url: str | None = Field(
+        None, description="Base URL users reach this node at; default http://host:port."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; empty disables CORS."
+    )
+    auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
+    log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @property
+    def database_url_value(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'strato.db'}"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    def public_dump(self) -> dict[str, Any]:
+        """The effective configuration with secrets masked, for display."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = make_url(self.database_url_value).render_as_string(
+            hide_password=True
+        )
+        return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from a TOML file (explicit, ``$STRATO_CONFIG`` or ./strato.toml)."""
+    path = config_file or _config_from_env()
+    if path is not None and not path.is_file():
+        from strato.errors import InvalidInput
+
+        raise InvalidInput(f"configuration file {path} does not exist")
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = Path(DEFAULT_CONFIG_FILE)
+    if path is None:
+        return Settings(**overrides)
+    return _with_toml(path)(**overrides)
+
+
+def _config_from_env() -> Path | None:
+    value = os.environ.get(CONFIG_ENV)
+    return Path(value) if value else None
+
+
+def _with_toml(path: Path) -> type[Settings]:
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    FileSettings.__name__ = "Settings"
+    return FileSettings
