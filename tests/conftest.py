@@ -59,6 +59,7 @@ def need_service(name: str, host: str, port: int) -> None:
 
 # --- databases ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     need_service(*PG)
@@ -102,12 +103,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database on each of the three supported engines."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
-    url: str = request.getfixturevalue(f"{request.param.replace('postgresql', 'postgres')}_server_url")
+    url: str = request.getfixturevalue(
+        f"{request.param.replace('postgresql', 'postgres')}_server_url"
+    )
     empty_database(url)
     return url
 
 
 # --- platform -------------------------------------------------------------------------
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
@@ -188,6 +192,7 @@ def http(base_url: str) -> Iterator[httpx.Client]:
 
 
 # --- browser --------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 
-import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -72,9 +72,10 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access=settings.log.access)
 
     app.mount(
-        "/static/swagger",
-        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
-        name="swagger",
+        "/static/apidocs",
+        # Swagger UI and ReDoc served from a package, since users' machines may be offline.
+        StaticFiles(directory=str(resources.files("fastapi_offline") / "static")),
+        name="apidocs",
     )
     app.mount("/static", StaticFiles(packages=[("strato.web", "static")]), name="static")
     app.include_router(make_core_router(ctx, metrics, templates, nav))

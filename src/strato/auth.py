@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from strato.db import Base, UTCDateTime, utcnow
 from strato.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 
-TOKEN_PREFIX = "strato_"
+TOKEN_PREFIX = "strato_"  # noqa: S105  (a marker, not a secret)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _DURATION = re.compile(r"^(\d+)([dhm])$")
 MIN_PASSWORD = 8
@@ -280,9 +280,7 @@ class IdentityStore:
         now = utcnow()
         with self._sessions.begin() as s:
             row = s.execute(
-                select(ApiToken, User)
-                .join(User)
-                .where(ApiToken.token_hash == hash_token(secret))
+                select(ApiToken, User).join(User).where(ApiToken.token_hash == hash_token(secret))
             ).first()
             if row is None:
                 raise Unauthorized("the token is not valid")

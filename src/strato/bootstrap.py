@@ -8,7 +8,7 @@ from pathlib import Path
 from strato.auth import ALL_SCOPES, IdentityStore, IssuedToken, Scope
 from strato.settings import Settings
 
-TOKEN_FILE = "admin-token"
+TOKEN_FILE = "admin-token"  # noqa: S105  (a file name)
 
 
 def admin_token_path(settings: Settings) -> Path:

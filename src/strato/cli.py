@@ -19,7 +19,7 @@ from strato.settings import Settings, load_settings
 
 app = typer.Typer(
     name="strato",
-    help="strato: datasets, catalogs, operations, pipelines and streaming for science data centres.",
+    help="strato: datasets, catalogs, operations, pipelines and streaming for data centres.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -195,9 +195,7 @@ def token_create(
         str,
         typer.Option("--scope", "-s", help="Comma-separated: read,publish,run,stream,admin."),
     ] = "read",
-    expires: Annotated[
-        str | None, typer.Option(help="Lifetime: 30d, 12h, 90m or never.")
-    ] = None,
+    expires: Annotated[str | None, typer.Option(help="Lifetime: 30d, 12h, 90m or never.")] = None,
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
 ) -> None:
     """Create an API token and print it once; only its hash is stored."""
@@ -205,9 +203,7 @@ def token_create(
 
     c = _context(ctx)
     lifetime = parse_duration(expires or c.settings.auth.token_default_expiry)
-    issued = c.identities.create_token(
-        user, parse_scopes(scope), expires_in=lifetime, name=name
-    )
+    issued = c.identities.create_token(user, parse_scopes(scope), expires_in=lifetime, name=name)
     expiry = issued.info.expires_at.isoformat() if issued.info.expires_at else "never"
     typer.echo(f"token {issued.info.id} for {user}, expires {expiry}:", err=True)
     typer.echo(issued.secret)
@@ -231,7 +227,9 @@ def token_list(
 
 
 @token_app.command("revoke")
-def token_revoke(ctx: typer.Context, token_id: Annotated[str, typer.Argument(help="Token id.")]) -> None:
+def token_revoke(
+    ctx: typer.Context, token_id: Annotated[str, typer.Argument(help="Token id.")]
+) -> None:
     """Revoke a token by its id."""
     info = _context(ctx).identities.revoke_token(token_id)
     typer.echo(f"token {info.id} of {info.user} revoked")

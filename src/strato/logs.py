@@ -39,7 +39,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s
 def configure_logging(settings: LogSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(
+        JsonFormatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -62,9 +62,20 @@ def make_core_router(
         return get_swagger_ui_html(
             openapi_url=f"{root}/openapi.json",
             title="strato API",
-            swagger_js_url=f"{root}/static/swagger/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}/static/swagger/swagger-ui.css",
+            swagger_js_url=f"{root}/static/apidocs/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/static/apidocs/swagger-ui.css",
             swagger_favicon_url=f"{root}/static/strato.svg",
+        )
+
+    @router.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}/openapi.json",
+            title="strato API",
+            redoc_js_url=f"{root}/static/apidocs/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/static/strato.svg",
+            with_google_fonts=False,
         )
 
     return router

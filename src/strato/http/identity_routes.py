@@ -104,9 +104,7 @@ def make_identity_router(
         if missing:
             raise Forbidden(f"cannot grant scope(s) {', '.join(missing)} the credentials lack")
         expires = parse_duration(body.expires or settings.token_default_expiry)
-        issued = identities.create_token(
-            principal.user, wanted, expires_in=expires, name=body.name
-        )
+        issued = identities.create_token(principal.user, wanted, expires_in=expires, name=body.name)
         return TokenCreated(**TokenOut.of(issued.info).model_dump(), token=issued.secret)
 
     @router.delete("/tokens/{token_id}", summary="Revoke one of the caller's tokens")

@@ -72,7 +72,7 @@ class RequestContextMiddleware:
             self.metrics.observe(scope["method"], route, status, elapsed)
             if self.access:
                 access_log.info(
-                    '%s %s %d %.1fms', scope["method"], scope["path"], status, elapsed * 1000
+                    "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000
                 )
             request_id_var.reset(token)
 

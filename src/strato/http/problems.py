@@ -49,7 +49,7 @@ AUTH_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="strato", Basic realm="strat
 def status_of(exc: errors.StratoError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
 
 from strato.auth import ANONYMOUS, IdentityStore, Principal, Scope
 from strato.errors import Forbidden, Unauthorized

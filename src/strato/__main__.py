@@ -1,0 +1,3 @@
+from strato.cli import main
+
+main()

@@ -1,0 +1,97 @@
+"""Migrations and the identity store on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect, select, update
+
+from strato import db
+from strato.auth import ApiToken, IdentityStore, Scope
+from strato.errors import Conflict, Forbidden, NotFound, Unauthorized
+
+
+@pytest.fixture
+def store(database_url: str) -> IdentityStore:
+    engine = db.create_engine(database_url)
+    db.upgrade(engine)
+    return IdentityStore(db.session_factory(engine))
+
+
+def test_upgrade_creates_schema_and_is_idempotent(database_url: str) -> None:
+    engine = db.create_engine(database_url)
+    assert db.current_revision(engine) is None
+    db.upgrade(engine)
+    db.upgrade(engine)
+    assert db.current_revision(engine) == db.head_revision(engine)
+    assert {"users", "api_tokens"} <= set(inspect(engine).get_table_names())
+
+
+def test_user_with_password_signs_in_and_duplicates_conflict(store: IdentityStore) -> None:
+    store.create_user("alice", password="correct horse", scopes={Scope.READ, Scope.PUBLISH})
+    principal = store.authenticate_basic("alice", "correct horse")
+    assert principal.user == "alice"
+    assert principal.scopes == {Scope.READ, Scope.PUBLISH}
+    with pytest.raises(Unauthorized):
+        store.authenticate_basic("alice", "wrong horse")
+    with pytest.raises(Unauthorized):
+        store.authenticate_basic("nobody", "correct horse")
+    with pytest.raises(Conflict, match="alice"):
+        store.create_user("alice")
+
+
+def test_tokens_authenticate_until_revoked_or_expired(store: IdentityStore) -> None:
+    store.create_user("bob", scopes={Scope.READ, Scope.RUN})
+    issued = store.create_token("bob", {Scope.RUN}, expires_in=timedelta(days=30), name="ci")
+    assert issued.info.expires_at is not None
+    assert issued.info.expires_at.tzinfo is UTC
+    assert store.authenticate_token(issued.secret).scopes == {Scope.RUN}
+    assert store.authenticate_basic("bob", issued.secret).user == "bob"
+
+    [listed] = store.list_tokens("bob")
+    assert listed.id == issued.info.id
+    assert listed.last_used_at is not None
+
+    store.revoke_token(issued.info.id)
+    with pytest.raises(Unauthorized, match="revoked"):
+        store.authenticate_token(issued.secret)
+
+    other = store.create_token("bob", {Scope.READ})
+    with store._sessions.begin() as s:
+        s.execute(
+            update(ApiToken)
+            .where(ApiToken.id == other.info.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    with pytest.raises(Unauthorized, match="expired"):
+        store.authenticate_token(other.secret)
+
+
+def test_only_the_hash_of_a_token_is_stored(store: IdentityStore) -> None:
+    store.create_user("carol")
+    issued = store.create_token("carol", {Scope.READ})
+    with store._sessions() as s:
+        row = s.scalar(select(ApiToken))
+        assert row is not None
+        stored = " ".join(str(getattr(row, c.key)) for c in ApiToken.__table__.columns)
+    assert issued.secret not in stored
+    assert len(issued.secret) >= 43
+
+
+def test_token_scopes_are_bounded_by_the_users(store: IdentityStore) -> None:
+    store.create_user("dave", scopes={Scope.READ})
+    with pytest.raises(Forbidden, match="publish"):
+        store.create_token("dave", {Scope.PUBLISH})
+    with pytest.raises(NotFound):
+        store.create_token("erin", {Scope.READ})
+
+
+def test_disabled_user_loses_access(store: IdentityStore) -> None:
+    store.create_user("frank", password="long enough")
+    issued = store.create_token("frank", {Scope.READ})
+    store.set_active("frank", False)
+    with pytest.raises(Unauthorized, match="disabled"):
+        store.authenticate_token(issued.secret)
+    with pytest.raises(Unauthorized, match="disabled"):
+        store.authenticate_basic("frank", "long enough")

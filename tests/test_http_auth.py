@@ -1,0 +1,112 @@
+"""Authentication and scopes over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Depends
+
+from strato.app import create_app
+from strato.auth import Principal, Scope
+from strato.context import Context
+from strato.http.security import Authenticator
+from strato.settings import AuthSettings, Settings
+from tests.helpers import assert_problem
+
+
+def test_admin_token_works_and_wrong_token_is_401(http: httpx.Client, admin_token: str) -> None:
+    r = http.get("/api/me", headers={"Authorization": f"Bearer {admin_token}"})
+    assert r.status_code == 200
+    assert r.json()["user"] == "admin"
+    bad = http.get("/api/me", headers={"Authorization": "Bearer strato_wrong"})
+    assert_problem(bad, 401, "not valid")
+    assert "Bearer" in bad.headers["www-authenticate"]
+
+
+def test_no_credentials_on_a_private_route_is_401(http: httpx.Client) -> None:
+    assert_problem(http.get("/api/me"), 401, "needs credentials")
+
+
+def test_basic_auth_with_password_and_with_token(http: httpx.Client, context: Context) -> None:
+    context.identities.create_user("ivy", password="ivy-password", scopes={Scope.READ})
+    token = context.identities.create_token("ivy", {Scope.READ}).secret
+    assert http.get("/api/me", auth=("ivy", "ivy-password")).json()["user"] == "ivy"
+    assert http.get("/api/me", auth=("ivy", token)).json()["token_id"] is not None
+    assert_problem(http.get("/api/me", auth=("ivy", "nope-nope")), 401, "wrong user name")
+    assert_problem(http.get("/api/me", headers={"Authorization": "Basic !!notbase64"}), 401)
+
+
+def test_missing_scope_is_403_naming_it(http: httpx.Client, context: Context) -> None:
+    context.identities.create_user("jay", scopes={Scope.READ})
+    token = context.identities.create_token("jay", {Scope.READ}).secret
+    r = http.get("/api/users", headers={"Authorization": f"Bearer {token}"})
+    assert_problem(r, 403, "'admin'")
+
+
+def test_token_lifecycle_over_http(http: httpx.Client, admin_token: str) -> None:
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    r = http.post("/api/users", json={"name": "kim", "scopes": ["read", "publish"]}, headers=admin)
+    assert r.status_code == 201
+    # An admin token may mint for itself; kim mints its own through a token of its own.
+    r = http.post("/api/tokens", json={"scopes": ["read"], "expires": "1d"}, headers=admin)
+    assert r.status_code == 201
+    created = r.json()
+    assert created["token"].startswith("strato_")
+    assert created["expires_at"]
+    mine = {"Authorization": f"Bearer {created['token']}"}
+    assert http.get("/api/me", headers=mine).json()["scopes"] == ["read"]
+    # A read token cannot mint a publish token.
+    escalate = http.post("/api/tokens", json={"scopes": ["publish"]}, headers=mine)
+    assert_problem(escalate, 403, "publish")
+    listed = http.get("/api/tokens", headers=admin).json()
+    assert created["id"] in {t["id"] for t in listed}
+    assert all("token" not in t for t in listed)
+    assert http.delete(f"/api/tokens/{created['id']}", headers=admin).json()["state"] == "revoked"
+    assert_problem(http.get("/api/me", headers=mine), 401, "revoked")
+    assert_problem(http.delete("/api/tokens/nosuch", headers=admin), 404, "nosuch")
+
+
+def test_bad_expiry_is_400_naming_forms(http: httpx.Client, admin_token: str) -> None:
+    r = http.post(
+        "/api/tokens",
+        json={"scopes": ["read"], "expires": "forever"},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert_problem(r, 400, "30d, 12h, 90m")
+
+
+def _app_with_read_route(settings: Settings, context: Context) -> Any:
+    app = create_app(settings, context=context)
+    auth = Authenticator(context.identities, settings.auth)
+
+    @app.get("/probe/read")
+    def read(p: Principal = Depends(auth.require(Scope.READ))) -> dict[str, Any]:
+        return {"user": p.user}
+
+    @app.post("/probe/write")
+    def write(p: Principal = Depends(auth.require(Scope.PUBLISH))) -> dict[str, Any]:
+        return {"user": p.user}
+
+    return app
+
+
+@pytest.mark.parametrize("anonymous_read", [True, False])
+def test_anonymous_read_is_a_setting_and_never_covers_writes(
+    anonymous_read: bool,
+    settings: Settings,
+    context: Context,
+    serve: Callable[[Any], str],
+) -> None:
+    settings = settings.model_copy(update={"auth": AuthSettings(anonymous_read=anonymous_read)})
+    url = serve(_app_with_read_route(settings, context))
+    with httpx.Client(base_url=url) as c:
+        r = c.get("/probe/read")
+        if anonymous_read:
+            assert r.status_code == 200
+            assert r.json() == {"user": None}
+        else:
+            assert_problem(r, 401, "'read'")
+        assert_problem(c.post("/probe/write"), 401, "'publish'")

@@ -1,0 +1,77 @@
+"""`strato up` as a user starts it: first start prints an admin token that works."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import assert_problem
+
+
+@contextmanager
+def strato_up(data_dir: Path) -> Iterator[tuple[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strato", "--data-dir", str(data_dir), "up", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = ""
+        deadline = time.monotonic() + 60
+        while "health:" not in banner or "admin token" not in banner:
+            line = proc.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                raise AssertionError(f"strato up did not announce itself: {banner!r}")
+            banner += line
+        # The token, when printed, is the line after the announcement.
+        if banner.rstrip().endswith("):"):
+            banner += proc.stdout.readline()
+        url = re.search(r"web:\s+(http://\S+)/", banner)
+        assert url, banner
+        yield url.group(1), banner
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("healthz never answered 200")
+
+
+def test_first_start_prints_a_working_admin_token_once(tmp_path: Path) -> None:
+    with strato_up(tmp_path) as (url, banner):
+        wait_healthy(url)
+        token = re.search(r"^\s+(strato_\S+)$", banner, flags=re.M)
+        assert token, banner
+        ok = httpx.get(f"{url}/api/me", headers={"Authorization": f"Bearer {token.group(1)}"})
+        assert ok.status_code == 200
+        assert ok.json()["user"] == "admin"
+        assert_problem(httpx.get(f"{url}/api/me", headers={"Authorization": "Bearer nope"}), 401)
+
+    token_file = tmp_path / "admin-token"
+    assert token_file.read_text().strip() == token.group(1)
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+    with strato_up(tmp_path) as (url, banner):
+        assert "strato_" not in banner
+        assert str(token_file) in banner
