@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -75,3 +76,33 @@ def test_first_start_prints_a_working_admin_token_once(tmp_path: Path) -> None:
     with strato_up(tmp_path) as (url, banner):
         assert "strato_" not in banner
         assert str(token_file) in banner
+
+
+def test_json_logs_carry_the_request_id(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
+    env["STRATO_LOG_FORMAT"] = "json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strato", "--data-dir", str(tmp_path), "up", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        url = None
+        while url is None:
+            line = proc.stdout.readline()
+            assert line, "strato up exited early"
+            found = re.search(r"web:\s+(http://\S+)/", line)
+            url = found.group(1) if found else None
+        wait_healthy(url)
+        httpx.get(f"{url}/healthz", headers={"X-Request-ID": "trace-me-42"})
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert records, err
+    mine = [r for r in records if r["request_id"] == "trace-me-42"]
+    assert mine
+    assert "GET /healthz 200" in mine[0]["message"]

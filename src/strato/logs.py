@@ -49,6 +49,8 @@ def configure_logging(settings: LogSettings) -> None:
     root.setLevel(settings.level.upper())
     # uvicorn's own access log would duplicate ours, without request ids.
     logging.getLogger("uvicorn.access").disabled = True
+    # Alembic announces its dialect on every revision lookup, e.g. each readiness probe.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True

@@ -20,6 +20,8 @@ def make_core_router(
     ctx: Context, metrics: Metrics, templates: Jinja2Templates, nav: list[NavLink]
 ) -> APIRouter:
     router = APIRouter()
+    # The newest revision is a property of the installed code, not of the database.
+    head = db.head_revision(ctx.engine)
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def landing(request: Request) -> Response:
@@ -44,7 +46,6 @@ def make_core_router(
             current = await asyncio.to_thread(db.current_revision, ctx.engine)
         except Exception as exc:
             raise Unavailable(f"database not reachable: {type(exc).__name__}") from None
-        head = await asyncio.to_thread(db.head_revision, ctx.engine)
         if current != head:
             raise Unavailable(
                 f"database schema is at {current or 'nothing'}, expected {head}: "
