@@ -53,6 +53,30 @@ class LogSettings(Section):
     access: bool = Field(True, description="Log one line per HTTP request.")
 
 
+class DataSettings(Section):
+    allowed_roots: list[Path] = Field(
+        default_factory=list,
+        description="Directories datasets may be registered from; the data directory always is.",
+    )
+    byte_budget: int = Field(
+        1 << 30,
+        gt=0,
+        description="Most bytes one plot or diagnostic may read; larger requests answer 413.",
+    )
+    compression: Literal["zstd", "blosc-lz4", "none"] = Field(
+        "zstd", description="Codec of chunks served at /zarr."
+    )
+    compression_level: int = Field(1, ge=0, le=22, description="Level of that codec.")
+    bitround_keepbits: int | None = Field(
+        None, ge=1, le=52, description="Keep this many mantissa bits of floats (lossy)."
+    )
+    cache_control: str = Field(
+        "public, max-age=300", description="Cache-Control header of dataset responses."
+    )
+    open_datasets: int = Field(64, ge=1, description="How many opened datasets to keep cached.")
+    demo: bool = Field(True, description="Generate and register demo data on first `strato up`.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STRATO_",
@@ -80,8 +104,12 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS; empty disables CORS."
     )
+    dask_scheduler: str | None = Field(
+        None, description="Address of a Dask distributed scheduler; default: threads in-process."
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -99,6 +127,10 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'strato.db'}"
+
+    @property
+    def data_roots(self) -> list[Path]:
+        return [self.data_dir.resolve(), *(p.resolve() for p in self.data.allowed_roots)]
 
     @property
     def base_url(self) -> str:
