@@ -194,7 +194,9 @@ def http(base_url: str) -> Iterator[httpx.Client]:
 # --- browser --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Per test, not per session: Playwright's sync API keeps an event loop running in the main
+# thread while it lives, which breaks later tests whose libraries call asyncio.run().
+@pytest.fixture
 def browser() -> Iterator[Any]:
     need(
         "Chromium",

@@ -21,6 +21,7 @@ from tests.helpers import assert_problem
 @contextmanager
 def strato_up(data_dir: Path) -> Iterator[tuple[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
+    env["STRATO_DATA_DEMO"] = "false"
     proc = subprocess.Popen(
         [sys.executable, "-m", "strato", "--data-dir", str(data_dir), "up", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -81,6 +82,7 @@ def test_first_start_prints_a_working_admin_token_once(tmp_path: Path) -> None:
 def test_json_logs_carry_the_request_id(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
     env["STRATO_LOG_FORMAT"] = "json"
+    env["STRATO_DATA_DEMO"] = "false"
     proc = subprocess.Popen(
         [sys.executable, "-m", "strato", "--data-dir", str(tmp_path), "up", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -106,3 +108,38 @@ def test_json_logs_carry_the_request_id(tmp_path: Path) -> None:
     mine = [r for r in records if r["request_id"] == "trace-me-42"]
     assert mine
     assert "GET /healthz 200" in mine[0]["message"]
+
+
+def test_first_start_serves_the_demo_collection(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
+    env["STRATO_DATA_DEMO_SCALE"] = "small"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strato", "--data-dir", str(tmp_path), "up", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        url = None
+        while url is None:
+            line = proc.stdout.readline()
+            assert line, "strato up exited early"
+            found = re.search(r"web:\s+(http://\S+)/", line)
+            url = found.group(1) if found else None
+        wait_healthy(url)
+        deadline = time.monotonic() + 120
+        ids: list[str] = []
+        while len(ids) < 3 and time.monotonic() < deadline:
+            ids = httpx.get(f"{url}/datasets").json()
+            time.sleep(0.5)
+        assert set(ids) == {"cmip6-demo-tas-mon", "cmip6-demo-pr-mon", "cmip6-demo-tasmax-day"}
+        import xarray as xr
+
+        ds = xr.open_dataset(f"{url}/datasets/cmip6-demo-tas-mon/zarr/", engine="zarr")
+        assert ds.tas.attrs["units"] == "K"
+        assert float(ds.tas.mean()) > 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -39,8 +39,11 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     owns_context = context is None
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        data = getattr(app.state, "data", None)
+        if data is not None:
+            data.close()
         if owns_context:
             ctx.close()
 
@@ -80,7 +83,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.mount("/static", StaticFiles(packages=[("strato.web", "static")]), name="static")
     app.include_router(make_core_router(ctx, metrics, templates, nav))
     app.include_router(make_identity_router(ctx.identities, auth, settings.auth))
+    app.state.templates = templates
+    app.state.nav = nav
     for cap in capabilities:
         cap.install(app, ctx, auth)
-    app.state.templates = templates
     return app

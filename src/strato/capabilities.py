@@ -34,10 +34,14 @@ class Capability(Protocol):
 
     def register_cli(self, app: typer.Typer) -> None: ...
 
+    def on_start(self, ctx: Context) -> None:
+        """Work `strato up` starts with the platform (background threads or processes)."""
+        ...
+
 
 # Module paths, each exposing ``capability``; imported on demand so that a broken
 # optional capability cannot stop the platform from starting.
-CAPABILITIES: tuple[str, ...] = ()
+CAPABILITIES: tuple[str, ...] = ("strato.data.capability",)
 
 
 def load_capabilities() -> list[Capability]:

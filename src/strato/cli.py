@@ -257,6 +257,9 @@ def _serve(ctx: typer.Context, host: str | None, port: int | None, *, first_star
         c.migrate()
         issued = ensure_admin(c.identities, settings)
     web = create_app(settings, context=c)
+    if first_start:
+        for cap in load_capabilities():
+            cap.on_start(c)
     base = settings.base_url
     lines = [
         f"strato {__version__} on node {settings.node_name!r}",

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -75,6 +75,17 @@ class DataSettings(Section):
     )
     open_datasets: int = Field(64, ge=1, description="How many opened datasets to keep cached.")
     demo: bool = Field(True, description="Generate and register demo data on first `strato up`.")
+
+    @model_validator(mode="after")
+    def _level_fits_codec(self) -> DataSettings:
+        # zstd knows levels up to 22, blosc only up to 9.
+        if self.compression == "blosc-lz4" and self.compression_level > 9:
+            raise ValueError("compression_level must be 0-9 for blosc-lz4")
+        return self
+
+    demo_scale: Literal["full", "small"] = Field(
+        "full", description="Demo collection size: full (decades, 1-degree) or small (quick)."
+    )
 
 
 class Settings(BaseSettings):

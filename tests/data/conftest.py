@@ -10,7 +10,9 @@ import pytest
 import xarray as xr
 
 
-def cf_dataset(start: str = "2000-01-01", months: int = 24, nlat: int = 18, nlon: int = 36) -> xr.Dataset:
+def cf_dataset(
+    start: str = "2000-01-01", months: int = 24, nlat: int = 18, nlon: int = 36
+) -> xr.Dataset:
     """Monthly fields on a global grid with the encodings real files use."""
     rng = np.random.default_rng(42)
     time = pd.date_range(start, periods=months, freq="MS")
@@ -27,24 +29,52 @@ def cf_dataset(start: str = "2000-01-01", months: int = 24, nlat: int = 18, nlon
     pr[:, 0, :5] = np.nan  # missing values, written as _FillValue
     ds = xr.Dataset(
         {
-            "tas": (("time", "lat", "lon"), tas, {
-                "standard_name": "air_temperature", "long_name": "Near-Surface Air Temperature",
-                "units": "K", "cell_methods": "area: time: mean",
-            }),
-            "pr": (("time", "lat", "lon"), pr, {
-                "standard_name": "precipitation_flux", "long_name": "Precipitation",
-                "units": "kg m-2 s-1",
-            }),
-            "sst": (("time", "lat", "lon"), (tas - 273.15).astype("float64"), {
-                "standard_name": "sea_surface_temperature", "units": "degC",
-            }),
+            "tas": (
+                ("time", "lat", "lon"),
+                tas,
+                {
+                    "standard_name": "air_temperature",
+                    "long_name": "Near-Surface Air Temperature",
+                    "units": "K",
+                    "cell_methods": "area: time: mean",
+                },
+            ),
+            "pr": (
+                ("time", "lat", "lon"),
+                pr,
+                {
+                    "standard_name": "precipitation_flux",
+                    "long_name": "Precipitation",
+                    "units": "kg m-2 s-1",
+                },
+            ),
+            "sst": (
+                ("time", "lat", "lon"),
+                (tas - 273.15).astype("float64"),
+                {
+                    "standard_name": "sea_surface_temperature",
+                    "units": "degC",
+                },
+            ),
         },
         coords={
             "time": ("time", time, {"standard_name": "time", "axis": "T"}),
-            "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"}),
-            "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east", "axis": "X"}),
+            "lat": (
+                "lat",
+                lat,
+                {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
+            ),
+            "lon": (
+                "lon",
+                lon,
+                {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
+            ),
         },
-        attrs={"Conventions": "CF-1.7 CMIP-6.2", "source_id": "TEST-1", "experiment_id": "historical"},
+        attrs={
+            "Conventions": "CF-1.7 CMIP-6.2",
+            "source_id": "TEST-1",
+            "experiment_id": "historical",
+        },
     )
     return ds
 
@@ -56,8 +86,14 @@ def cf_encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
         "tas": {"zlib": True, "complevel": 4, "shuffle": True, "chunksizes": (1, nlat, nlon)},
         "pr": {"zlib": True, "complevel": 4, "chunksizes": (6, nlat, nlon), "_FillValue": 1e20},
         # Packed: int16 with scale and offset, as many archives store temperatures.
-        "sst": {"dtype": "int16", "scale_factor": 0.01, "add_offset": 10.0, "_FillValue": -32767,
-                "zlib": True, "chunksizes": (12, nlat, nlon)},
+        "sst": {
+            "dtype": "int16",
+            "scale_factor": 0.01,
+            "add_offset": 10.0,
+            "_FillValue": -32767,
+            "zlib": True,
+            "chunksizes": (12, nlat, nlon),
+        },
     }
 
 
@@ -87,7 +123,13 @@ def netcdf_yearly_files(tmp_path: Path) -> list[Path]:
 def netcdf3_file(tmp_path: Path) -> Path:
     ds = cf_dataset(months=6)
     path = tmp_path / "classic.nc"
-    enc = {k: {kk: vv for kk, vv in v.items() if kk in ("units", "calendar", "dtype", "scale_factor",
-           "add_offset", "_FillValue")} for k, v in cf_encoding(ds).items()}
+    enc = {
+        k: {
+            kk: vv
+            for kk, vv in v.items()
+            if kk in ("units", "calendar", "dtype", "scale_factor", "add_offset", "_FillValue")
+        }
+        for k, v in cf_encoding(ds).items()
+    }
     ds.to_netcdf(path, engine="netcdf4", format="NETCDF3_64BIT", encoding=enc)
     return path

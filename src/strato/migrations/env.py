@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import strato.auth  # noqa: F401  (registers tables for autogenerate)
+import strato.auth
+import strato.data.registry  # noqa: F401
 from strato.db import Base
 
 engine = context.config.attributes["engine"]

@@ -1,0 +1,73 @@
+"""strato.data as a platform capability: routers, pages, CLI group, start-up work."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from strato.capabilities import NavLink
+
+if TYPE_CHECKING:
+    import typer
+    from fastapi import FastAPI
+
+    from strato.context import Context
+    from strato.http.security import Authenticator
+
+log = logging.getLogger(__name__)
+
+
+class DataCapability:
+    name = "data"
+
+    def nav(self) -> list[NavLink]:
+        return [
+            NavLink(
+                "Datasets",
+                "/datasets",
+                "Datasets served as Zarr over HTTP, raw chunk passthrough, STAC and intake "
+                "catalogs, plots and diagnostics.",
+            )
+        ]
+
+    def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
+        from strato.data.compute import configure_dask
+        from strato.data.pages import make_pages_router
+        from strato.data.routes import make_router
+        from strato.data.service import DataService
+
+        configure_dask(ctx.settings)
+        service = DataService(ctx.sessions, ctx.settings)
+        app.state.data = service
+        app.include_router(
+            make_pages_router(service, auth, ctx.settings, app.state.templates, app.state.nav)
+        )
+        app.include_router(make_router(service, auth, ctx.settings))
+
+    def register_cli(self, app: typer.Typer) -> None:
+        from strato.data.cli import register
+
+        register(app)
+
+    def on_start(self, ctx: Context) -> None:
+        """On `strato up`: the demo collection, in the background so the server starts now."""
+        if not ctx.settings.data.demo:
+            return
+        from strato.data.service import DataService
+
+        def make_demo() -> None:
+            service = DataService(ctx.sessions, ctx.settings)
+            try:
+                added = service.ensure_demo()
+                if added:
+                    log.info("demo datasets registered: %s", ", ".join(added))
+            except Exception:
+                log.exception("demo data could not be generated")
+            finally:
+                service.close()
+
+        threading.Thread(target=make_demo, name="strato-demo", daemon=True).start()
+
+
+capability = DataCapability()

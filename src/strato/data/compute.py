@@ -1,0 +1,32 @@
+"""Where dask computations run: threads in-process, or a distributed cluster."""
+
+from __future__ import annotations
+
+import dask
+
+from strato.errors import Unavailable
+from strato.settings import Settings
+
+_clients: dict[str, object] = {}
+
+
+def configure_dask(settings: Settings) -> None:
+    address = settings.dask_scheduler
+    if not address:
+        dask.config.set(scheduler="threads")
+        return
+    if address in _clients:
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise Unavailable(
+            "dask_scheduler is set but the 'distributed' package is not installed"
+        ) from None
+    try:
+        # set_as_default makes every dask computation of this process use the cluster.
+        _clients[address] = Client(  # type: ignore[no-untyped-call]
+            address, set_as_default=True, timeout=10
+        )
+    except OSError as exc:
+        raise Unavailable(f"cannot reach the dask scheduler at {address}: {exc}") from None

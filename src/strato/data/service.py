@@ -1,0 +1,97 @@
+"""The data capability's operations, shared by the HTTP API and the command line."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from strato.data.registry import DatasetRegistry, Registration
+from strato.data.sources import DatasetBroken, DatasetCache, DatasetStatus, OpenedDataset
+from strato.errors import InvalidInput, StratoError
+from strato.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DataService:
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self.settings = settings
+        self.registry = DatasetRegistry(sessions, settings.data_roots)
+        self.refs_dir = settings.data_dir / "references"
+        self.cache = DatasetCache(self.registry, settings.data, self.refs_dir)
+
+    def register(
+        self,
+        dataset_id: str,
+        sources: Sequence[str],
+        *,
+        title: str | None = None,
+        chunks: Mapping[str, int] | None = None,
+        concat_dim: str = "time",
+        owner: str | None = None,
+        replace: bool = False,
+    ) -> OpenedDataset:
+        """Register and open at once, so that a dataset that cannot open is refused, not kept."""
+        existed = replace and dataset_id in self.registry.ids()
+        self.registry.add(
+            dataset_id,
+            sources,
+            title=title,
+            chunks=chunks,
+            concat_dim=concat_dim,
+            owner=owner,
+            replace=replace,
+        )
+        self.cache.forget(dataset_id)
+        try:
+            opened = self.cache.get(dataset_id)
+            unknown = sorted(set(opened.registration.chunks) - set(map(str, opened.decoded.dims)))
+            if unknown:
+                raise InvalidInput(
+                    f"chunks name dimension(s) {', '.join(unknown)} the dataset does not have; "
+                    f"its dimensions are {', '.join(map(str, opened.decoded.dims))}"
+                )
+        except (DatasetBroken, InvalidInput) as exc:
+            if not existed:
+                self.registry.remove(dataset_id)
+                self.cache.forget(dataset_id)
+            raise InvalidInput(f"cannot serve {dataset_id!r}: {exc.detail}") from None
+        try:
+            # References are built now so the first raw read does not pay for them.
+            opened.raw_store  # noqa: B018
+        except StratoError as exc:
+            log.info("dataset %s has no raw passthrough: %s", dataset_id, exc.detail)
+        return opened
+
+    def remove(self, dataset_id: str) -> None:
+        self.registry.remove(dataset_id)
+        self.cache.forget(dataset_id)
+        for refs in self.refs_dir.glob(f"{dataset_id}.*.json"):
+            refs.unlink(missing_ok=True)
+
+    def statuses(self) -> list[DatasetStatus]:
+        return [self.cache.status(reg) for reg in self.registry.all()]
+
+    def registrations(self) -> list[Registration]:
+        return self.registry.all()
+
+    def ensure_demo(self, root: Path | None = None, *, scale: str | None = None) -> list[str]:
+        """Generate the demo collection if missing and register what is not registered yet."""
+        from strato.data.demo import generate_demo
+
+        root = root or self.settings.data_dir / "demo"
+        scale = scale or self.settings.data.demo_scale
+        known = set(self.registry.ids())
+        added = []
+        for demo in generate_demo(root, scale=scale):  # type: ignore[arg-type]
+            if demo.id in known:
+                continue
+            self.register(demo.id, [demo.glob], title=demo.title, owner="strato")
+            added.append(demo.id)
+        return added
+
+    def close(self) -> None:
+        self.cache.close()

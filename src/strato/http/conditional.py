@@ -1,0 +1,49 @@
+"""Validators and conditional requests: ETag, Last-Modified, If-None-Match -> 304."""
+
+from __future__ import annotations
+
+import hashlib
+from email.utils import formatdate
+
+from fastapi import Request
+from fastapi.responses import Response
+
+
+def make_etag(*parts: str) -> str:
+    return '"' + hashlib.blake2b("\0".join(parts).encode(), digest_size=12).hexdigest() + '"'
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == bare for tag in header.split(","))
+
+
+def not_modified(request: Request, etag: str) -> bool:
+    return _matches(request.headers.get("if-none-match"), etag)
+
+
+def validators(etag: str, last_modified: float | None, cache_control: str) -> dict[str, str]:
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    if last_modified:
+        headers["Last-Modified"] = formatdate(last_modified, usegmt=True)
+    return headers
+
+
+def conditional(
+    request: Request,
+    body: bytes | None,
+    *,
+    etag: str,
+    last_modified: float | None,
+    cache_control: str,
+    media_type: str,
+) -> Response:
+    """A 200 with validators, or a bodiless 304 when the client's copy is current."""
+    headers = validators(etag, last_modified, cache_control)
+    if not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body or b"", media_type=media_type, headers=headers)

@@ -1,0 +1,317 @@
+"""strato.data over real HTTP with the clients users have: xarray/zarr, intake, pystac."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import xarray as xr
+
+from strato.app import create_app
+from strato.auth import Scope
+from strato.bootstrap import ensure_admin
+from strato.context import Context
+from strato.settings import DataSettings, LogSettings, Settings
+from tests.helpers import assert_problem
+
+
+class Node:
+    """A running strato with an admin token, serving files under ``root``."""
+
+    def __init__(self, url: str, token: str, root: Path, context: Context) -> None:
+        self.url = url
+        self.root = root
+        self.context = context
+        self.auth = {"Authorization": f"Bearer {token}"}
+        self.http = httpx.Client(base_url=url, timeout=60)
+
+    def register(self, dataset_id: str, sources: list[str], **extra: Any) -> httpx.Response:
+        body = {"id": dataset_id, "sources": sources, **extra}
+        return self.http.post("/api/datasets", json=body, headers=self.auth)
+
+    def open(self, dataset_id: str, store: str = "zarr", **kwargs: Any) -> xr.Dataset:
+        return xr.open_dataset(
+            f"{self.url}/datasets/{dataset_id}/{store}/", engine="zarr", **kwargs
+        )
+
+
+def make_node(tmp_path: Path, serve: Callable[[Any], str], **data: Any) -> Iterator[Node]:
+    settings = Settings(
+        data_dir=tmp_path / "state",
+        log=LogSettings(access=False),
+        data=DataSettings(allowed_roots=[tmp_path], **data),
+        cors_origins=["https://viewer.example"],
+    )
+    ctx = Context.open(settings)
+    ctx.migrate()
+    issued = ensure_admin(ctx.identities, settings)
+    assert issued is not None
+    node = Node(serve(create_app(settings, context=ctx)), issued.secret, tmp_path, ctx)
+    yield node
+    node.http.close()
+    ctx.close()
+
+
+@pytest.fixture
+def node(tmp_path: Path, serve: Callable[[Any], str]) -> Iterator[Node]:
+    yield from make_node(tmp_path, serve)
+
+
+@pytest.fixture
+def served(node: Node, netcdf_file: Path) -> Node:
+    r = node.register("one", [str(netcdf_file)], title="One file")
+    assert r.status_code == 201, r.text
+    return node
+
+
+def assert_same_data(served: xr.Dataset, source: xr.Dataset) -> None:
+    xr.testing.assert_equal(served, source)
+    for name, var in source.variables.items():
+        for attr in ("units", "long_name", "standard_name"):
+            assert served[name].attrs.get(attr) == var.attrs.get(attr), (name, attr)
+
+
+# --- values -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_processed_zarr_returns_exactly_the_source_values(
+    served: Node, netcdf_file: Path, zarr_format: int
+) -> None:
+    with xr.open_dataset(netcdf_file) as source:
+        remote = served.open("one", zarr_format=zarr_format)
+        assert_same_data(remote, source)
+        assert remote.sst.dtype == source.sst.dtype  # unpacked float, as from the file
+        assert int(remote.pr.isnull().sum()) == int(source.pr.isnull().sum()) > 0
+
+
+def test_raw_passthrough_returns_exactly_the_source_values(served: Node, netcdf_file: Path) -> None:
+    with xr.open_dataset(netcdf_file) as source:
+        assert_same_data(served.open("one", "kerchunk", zarr_format=2), source)
+
+
+def test_glob_of_yearly_files_is_one_dataset(node: Node, netcdf_yearly_files: list[Path]) -> None:
+    pattern = str(netcdf_yearly_files[0].parent / "tas_mon_*.nc")
+    assert node.register("yearly", [pattern], chunks={"time": 5}).status_code == 201
+    with xr.open_mfdataset(netcdf_yearly_files, combine="nested", concat_dim="time") as source:
+        source = source.load()
+        for store, fmt in (("zarr", 2), ("zarr", 3), ("kerchunk", 2)):
+            assert_same_data(node.open("yearly", store, zarr_format=fmt), source)
+    meta = node.http.get("/datasets/yearly/zarr/tas/.zarray").json()
+    assert meta["chunks"][0] == 5
+
+
+# --- HTTP behaviour -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "zarr/.zmetadata",
+        "zarr/zarr.json",
+        "zarr/tas/0.0.0",
+        "zarr/tas/c/0/0/0",
+        "kerchunk/.zmetadata",
+        "kerchunk/tas/0.0.0",
+    ],
+)
+def test_head_etag_and_conditional_get(served: Node, key: str) -> None:
+    url = f"/datasets/one/{key}"
+    got = served.http.get(url)
+    assert got.status_code == 200
+    assert int(got.headers["content-length"]) == len(got.content) > 0
+    head = served.http.head(url)
+    assert head.status_code == 200
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert head.content == b""
+    assert head.headers["etag"] == got.headers["etag"]
+    assert got.headers["cache-control"] == "public, max-age=300"
+    assert "last-modified" in got.headers
+    again = served.http.get(url, headers={"If-None-Match": got.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+def test_cors_lets_a_browser_viewer_read_chunks(served: Node) -> None:
+    r = served.http.get(
+        "/datasets/one/zarr/.zmetadata", headers={"Origin": "https://viewer.example"}
+    )
+    assert r.headers["access-control-allow-origin"] == "https://viewer.example"
+
+
+def test_dataset_reopens_when_its_file_changes(served: Node, netcdf_file: Path) -> None:
+    first = served.open("one").tas.values.copy()
+    with xr.open_dataset(netcdf_file) as ds:
+        changed = ds.load()
+    changed["tas"] = changed.tas + 1.5
+    changed.to_netcdf(netcdf_file.with_suffix(".tmp"))
+    os.replace(netcdf_file.with_suffix(".tmp"), netcdf_file)
+    time.sleep(1.1)  # the cache rechecks files at most once a second
+    second = served.open("one").tas.values
+    np.testing.assert_allclose(second, first + 1.5, rtol=1e-6)
+
+
+def test_broken_source_is_reported_and_others_keep_serving(
+    served: Node, netcdf_file: Path, tmp_path: Path
+) -> None:
+    spare = tmp_path / "spare.nc"
+    shutil.copy(netcdf_file, spare)
+    assert served.register("two", [str(spare)]).status_code == 201
+    spare.write_bytes(b"this is no longer a netcdf file")
+    time.sleep(1.1)
+    states = {d["id"]: d for d in served.http.get("/api/datasets").json()}
+    assert states["two"]["state"] == "broken"
+    assert states["two"]["reason"]
+    assert states["one"]["state"] == "ok"
+    assert_problem(served.http.get("/datasets/two/zarr/.zmetadata"), 503, "broken")
+    assert served.http.get("/datasets/one/zarr/.zmetadata").status_code == 200
+
+
+# --- catalogs -----------------------------------------------------------------------------
+
+
+def test_stac_item_and_collection_point_to_working_endpoints(served: Node) -> None:
+    import pystac
+
+    item = pystac.Item.from_file(f"{served.url}/datasets/one/stac")
+    assert {"zarr", "kerchunk", "source"} <= set(item.assets)
+    assert any("datacube" in e for e in item.stac_extensions)
+    assert "tas" in item.properties["cube:variables"]
+    assert item.properties["cube:dimensions"]["time"]["type"] == "temporal"
+    for name in ("zarr", "kerchunk"):
+        asset = item.assets[name]
+        ds = xr.open_dataset(asset.href, **asset.extra_fields["xarray:open_kwargs"])
+        assert "tas" in ds
+    collection = pystac.Collection.from_file(f"{served.url}/stac-collection-all.json")
+    assert [i.id for i in collection.get_items()] == ["one"]
+
+
+def test_intake_catalogs_load_the_dataset(served: Node, netcdf_file: Path) -> None:
+    import intake
+
+    for url in (f"{served.url}/intake.yaml", f"{served.url}/datasets/one/catalog.yaml"):
+        cat = intake.open_catalog(url)
+        ds = cat["one"].to_dask()
+        with xr.open_dataset(netcdf_file) as source:
+            xr.testing.assert_equal(ds.tas.load(), source.tas)
+
+
+def test_xpublish_compatible_endpoints(served: Node) -> None:
+    assert served.http.get("/datasets").json() == ["one"]
+    assert set(served.http.get("/datasets/one/keys").json()) >= {"tas", "pr", "sst", "time"}
+    info = served.http.get("/datasets/one/info").json()
+    assert info["dimensions"] == {"time": 24, "lat": 18, "lon": 36}
+    assert info["variables"]["tas"]["attributes"]["units"] == "K"
+    assert "coords" in served.http.get("/datasets/one/dict").json()
+    page = served.http.get("/datasets/one/")
+    assert page.headers["content-type"].startswith("text/html")
+    assert "xr-wrap" in page.text
+
+
+# --- plots and diagnostics ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "tas/map/viridis/time=2001-06",
+        "tas/timeseries/viridis/lat=-30:30",
+        "pr/hovmoller/Blues/all",
+        "sst/map/RdBu_r/time=2000-01,lat=-45:45,lon=0:180",
+    ],
+)
+def test_plots_are_pngs(served: Node, path: str) -> None:
+    r = served.http.get(f"/datasets/one/plot/{path}")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_monthly_climatology_opens_as_zarr_and_netcdf(
+    served: Node, netcdf_file: Path, tmp_path: Path
+) -> None:
+    base = "/datasets/one/groupby/tas/time.month/mean"
+    summary = served.http.get(base).json()
+    assert summary["dimensions"]["month"] == 12
+    with xr.open_dataset(netcdf_file) as source:
+        expected = source.tas.groupby("time.month").mean()
+    for fmt in (2, 3):
+        remote = xr.open_dataset(f"{served.url}{base}/zarr/", engine="zarr", zarr_format=fmt)
+        np.testing.assert_allclose(remote.tas.values, expected.values, rtol=1e-6)
+        assert remote.tas.attrs["units"] == "K"
+    nc = served.http.get(base, params={"format": "netcdf"})
+    assert nc.status_code == 200
+    path = tmp_path / "clim.nc"
+    path.write_bytes(nc.content)
+    with xr.open_dataset(path) as downloaded:
+        np.testing.assert_allclose(downloaded.tas.values, expected.values, rtol=1e-6)
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "text"),
+    [
+        ("/datasets/nope/zarr/.zmetadata", 404, "nope"),
+        ("/datasets/one/zarr/nothere/.zarray", 404, "nothere"),
+        ("/datasets/one/zarr/tas/0.0", 400, "tas/"),
+        ("/datasets/one/zarr/tas/x.y.z", 400, "tas/"),
+        ("/datasets/one/zarr/tas/99.0.0", 404, ""),
+        ("/datasets/one/kerchunk/tas/0.0", 400, ""),
+        ("/datasets/one/plot/tas/map/notacmap/all", 400, "colormap"),
+        ("/datasets/one/plot/tas/pie/viridis/all", 400, "map"),
+        ("/datasets/one/plot/tas/map/viridis/time=", 400, "time=2001-06"),
+        ("/datasets/one/plot/tas/map/viridis/depth=3", 400, "depth"),
+        ("/datasets/one/plot/nope/map/viridis/all", 404, "nope"),
+        ("/datasets/one/groupby/tas/time.week/mean", 400, "time.month"),
+        ("/datasets/one/groupby/tas/time.month/median", 400, "mean"),
+    ],
+)
+def test_bad_requests_are_4xx_problems(served: Node, path: str, status: int, text: str) -> None:
+    assert_problem(served.http.get(path), status, text)
+
+
+def test_byte_budget_answers_413(
+    tmp_path: Path, serve: Callable[[Any], str], netcdf_file: Path
+) -> None:
+    for node in make_node(tmp_path, serve, byte_budget=1000):
+        assert node.register("one", [str(netcdf_file)]).status_code == 201
+        body = assert_problem(node.http.get("/datasets/one/plot/tas/timeseries/viridis/all"), 413)
+        assert "1000" in body["detail"]
+        assert_problem(node.http.get("/datasets/one/groupby/tas/time.month/mean"), 413)
+
+
+def test_registration_is_authenticated_and_validated(
+    node: Node, netcdf_file: Path, tmp_path: Path
+) -> None:
+    body = {"id": "x", "sources": [str(netcdf_file)]}
+    assert_problem(node.http.post("/api/datasets", json=body), 401)
+    reader = node.context.identities
+    reader.create_user("reader", scopes={Scope.READ})
+    token = reader.create_token("reader", {Scope.READ}).secret
+    assert_problem(
+        node.http.post("/api/datasets", json=body, headers={"Authorization": f"Bearer {token}"}),
+        403,
+    )
+    outside = tmp_path.parent / "elsewhere.nc"
+    assert_problem(node.register("x", [str(outside)]), 400, "outside the allowed roots")
+    assert_problem(node.register("x", ["/etc/passwd"]), 400, "outside the allowed roots")
+    assert_problem(node.register("x", [str(tmp_path / "missing-*.nc")]), 400, "matches no file")
+    assert_problem(node.register("bad id!", [str(netcdf_file)]), 400, "invalid dataset id")
+    assert_problem(node.register("x", [str(netcdf_file)], chunks={"depth": 3}), 400, "depth")
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netcdf")
+    assert_problem(node.register("x", [str(junk)]), 400, "cannot serve")
+    assert node.http.get("/datasets").json() == []
+    assert node.register("x", [str(netcdf_file)]).status_code == 201
+    assert_problem(node.register("x", [str(netcdf_file)]), 409, "already registered")
+    assert node.http.delete("/api/datasets/x", headers=node.auth).status_code == 204
+    assert_problem(node.http.get("/datasets/x/zarr/.zmetadata"), 404)
