@@ -315,3 +315,99 @@ def test_registration_is_authenticated_and_validated(
     assert_problem(node.register("x", [str(netcdf_file)]), 409, "already registered")
     assert node.http.delete("/api/datasets/x", headers=node.auth).status_code == 204
     assert_problem(node.http.get("/datasets/x/zarr/.zmetadata"), 404)
+
+
+# --- other kinds of source ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_zarr_store_is_served(
+    node: Node, netcdf_file: Path, tmp_path: Path, zarr_format: int
+) -> None:
+    store = tmp_path / f"store-v{zarr_format}.zarr"
+    with xr.open_dataset(netcdf_file) as source:
+        source.to_zarr(store, zarr_format=zarr_format)
+        assert node.register("z", [str(store)]).status_code == 201
+        for fmt in (2, 3):
+            xr.testing.assert_equal(node.open("z", zarr_format=fmt), source)
+    # Raw passthrough is for NetCDF/HDF5 files; a Zarr store says so instead of failing.
+    assert_problem(node.http.get("/datasets/z/kerchunk/.zmetadata"), 404, "raw passthrough")
+
+
+def test_a_kerchunk_reference_file_is_served(node: Node, netcdf_file: Path, tmp_path: Path) -> None:
+    from strato.data.references import build_references, save_references
+
+    refs = tmp_path / "refs.json"
+    save_references(build_references([netcdf_file]), refs)
+    assert node.register("refs", [str(refs)]).status_code == 201
+    with xr.open_dataset(netcdf_file) as source:
+        for store in ("zarr", "kerchunk"):
+            assert_same_data(node.open("refs", store, zarr_format=2), source)
+
+
+def test_a_netcdf3_file_is_served(node: Node, netcdf3_file: Path) -> None:
+    assert node.register("classic", [str(netcdf3_file)]).status_code == 201
+    with xr.open_dataset(netcdf3_file) as source:
+        assert_same_data(node.open("classic", zarr_format=3), source)
+        assert_same_data(node.open("classic", "kerchunk", zarr_format=2), source)
+
+
+def test_diagnostics_run_on_a_dask_cluster(
+    tmp_path: Path, serve: Callable[[Any], str], netcdf_file: Path
+) -> None:
+    from distributed import LocalCluster
+
+    from strato.data.compute import release_dask
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        settings = Settings(
+            data_dir=tmp_path / "state",
+            log=LogSettings(access=False),
+            data=DataSettings(allowed_roots=[tmp_path]),
+            dask_scheduler=cluster.scheduler_address,
+        )
+        ctx = Context.open(settings)
+        ctx.migrate()
+        try:
+            from strato.data.service import DataService
+
+            DataService(ctx.sessions, settings).register("one", [str(netcdf_file)])
+            url = serve(create_app(settings, context=ctx))
+            r = httpx.get(f"{url}/datasets/one/groupby/tas/time.season/max", timeout=60)
+            assert r.status_code == 200, r.text
+            assert r.json()["dimensions"]["season"] == 4
+            # The work ran on the cluster's worker, not in the web server's threads.
+            [worker] = cluster.workers.values()
+            assert worker.state.executed_count > 0
+        finally:
+            release_dask()
+            ctx.close()
+
+
+def test_demo_collection_reads_back_exactly_through_every_store(node: Node) -> None:
+    from strato.data.demo import generate_demo
+    from strato.data.service import DataService
+
+    service = DataService(node.context.sessions, node.context.settings)
+    added = service.ensure_demo(scale="small")
+    service.close()
+    assert len(added) == 3
+    combine = {
+        "combine": "nested",
+        "concat_dim": "time",
+        "data_vars": "minimal",
+        "coords": "minimal",
+        "compat": "override",
+    }
+    for demo in generate_demo(node.context.settings.data_dir / "demo", scale="small"):
+        with xr.open_mfdataset(demo.paths, **combine) as source:
+            var = next(str(v) for v in source.data_vars if "bnds" not in str(v))
+            expected = source[var].load()
+        for store, fmt in (("zarr", 3), ("zarr", 2), ("kerchunk", 2)):
+            served = node.open(demo.id, store, zarr_format=fmt)[var]
+            assert served.dtype == expected.dtype, (demo.id, store)
+            np.testing.assert_array_equal(
+                served.values, expected.values, err_msg=f"{demo.id} {store}"
+            )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dask
 
 from strato.errors import Unavailable
 from strato.settings import Settings
 
-_clients: dict[str, object] = {}
+_clients: dict[str, Any] = {}
 
 
 def configure_dask(settings: Settings) -> None:
@@ -30,3 +32,11 @@ def configure_dask(settings: Settings) -> None:
         )
     except OSError as exc:
         raise Unavailable(f"cannot reach the dask scheduler at {address}: {exc}") from None
+
+
+def release_dask() -> None:
+    """Close cluster clients and go back to threads (tests, shutdown)."""
+    for client in _clients.values():
+        client.close()
+    _clients.clear()
+    dask.config.set(scheduler="threads")
