@@ -94,6 +94,25 @@ class GroupbyCache:
         return entry
 
 
+def get_and_head(
+    router: APIRouter, path: str, **options: Any
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Register GET and HEAD separately, so each has its own OpenAPI operation id."""
+
+    def register(endpoint: Callable[..., Response]) -> Callable[..., Response]:
+        for method in ("GET", "HEAD"):
+            router.add_api_route(
+                path,
+                endpoint,
+                methods=[method],
+                operation_id=f"{endpoint.__name__}_{method.lower()}",
+                **options,
+            )
+        return endpoint
+
+    return register
+
+
 def make_router(service: DataService, auth: Authenticator, settings: Settings) -> APIRouter:
     router = APIRouter()
     data = settings.data
@@ -196,9 +215,9 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
             media_type=media_type_of(key),
         )
 
-    @router.api_route(
+    @get_and_head(
+        router,
         "/datasets/{dataset_id}/zarr/{key:path}",
-        methods=["GET", "HEAD"],
         tags=["zarr"],
         summary="Processed Zarr store (v2 and v3 keys)",
     )
@@ -209,9 +228,9 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
         fmt = zarr_format_of(key)
         return store_key(opened, request, key, lambda: opened.zarr.get(key, fmt))
 
-    @router.api_route(
+    @get_and_head(
+        router,
         "/datasets/{dataset_id}/kerchunk/{key:path}",
-        methods=["GET", "HEAD"],
         tags=["zarr"],
         summary="Raw chunks of the original files (Zarr v2 over byte ranges)",
     )
@@ -355,9 +374,9 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
         summary["links"] = {"zarr": f"{here}/zarr/", "netcdf": f"{here}?format=netcdf"}
         return JSONResponse(summary)
 
-    @router.api_route(
+    @get_and_head(
+        router,
         "/datasets/{dataset_id}/groupby/{var}/{coord}/{action}/zarr/{key:path}",
-        methods=["GET", "HEAD"],
         tags=["diagnostics"],
         summary="The groupby result as a Zarr store",
     )
