@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,14 +19,25 @@ import httpx
 from tests.helpers import assert_problem
 
 
+@dataclass
+class Running:
+    url: str
+    banner: str
+    proc: subprocess.Popen[str]
+    log: Path
+
+
 @contextmanager
-def strato_up(data_dir: Path) -> Iterator[tuple[str, str]]:
+def strato_up(data_dir: Path, **env_extra: str) -> Iterator[Running]:
+    """`strato up --port 0` in a subprocess, as a user runs it; stopped on exit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
-    env["STRATO_DATA_DEMO"] = "false"
+    env |= {"STRATO_DATA_DEMO": "false", **env_extra}
+    # A file, not a pipe: nobody drains stderr while the server runs, and a full pipe blocks it.
+    log = data_dir.parent / f"{data_dir.name}-stderr.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "strato", "--data-dir", str(data_dir), "up", "--port", "0"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("w"),
         text=True,
         env=env,
     )
@@ -43,7 +55,8 @@ def strato_up(data_dir: Path) -> Iterator[tuple[str, str]]:
             banner += proc.stdout.readline()
         url = re.search(r"web:\s+(http://\S+)/", banner)
         assert url, banner
-        yield url.group(1), banner
+        wait_healthy(url.group(1))
+        yield Running(url.group(1), banner, proc, log)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -61,10 +74,10 @@ def wait_healthy(url: str) -> None:
 
 
 def test_first_start_prints_a_working_admin_token_once(tmp_path: Path) -> None:
-    with strato_up(tmp_path) as (url, banner):
-        wait_healthy(url)
-        token = re.search(r"^\s+(strato_\S+)$", banner, flags=re.M)
-        assert token, banner
+    with strato_up(tmp_path) as up:
+        url = up.url
+        token = re.search(r"^\s+(strato_\S+)$", up.banner, flags=re.M)
+        assert token, up.banner
         ok = httpx.get(f"{url}/api/me", headers={"Authorization": f"Bearer {token.group(1)}"})
         assert ok.status_code == 200
         assert ok.json()["user"] == "admin"
@@ -74,35 +87,15 @@ def test_first_start_prints_a_working_admin_token_once(tmp_path: Path) -> None:
     assert token_file.read_text().strip() == token.group(1)
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
 
-    with strato_up(tmp_path) as (url, banner):
-        assert "strato_" not in banner
-        assert str(token_file) in banner
+    with strato_up(tmp_path) as up:
+        assert "strato_" not in up.banner
+        assert str(token_file) in up.banner
 
 
 def test_json_logs_carry_the_request_id(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
-    env["STRATO_LOG_FORMAT"] = "json"
-    env["STRATO_DATA_DEMO"] = "false"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "strato", "--data-dir", str(tmp_path), "up", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        url = None
-        while url is None:
-            line = proc.stdout.readline()
-            assert line, "strato up exited early"
-            found = re.search(r"web:\s+(http://\S+)/", line)
-            url = found.group(1) if found else None
-        wait_healthy(url)
-        httpx.get(f"{url}/healthz", headers={"X-Request-ID": "trace-me-42"})
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
+    with strato_up(tmp_path, STRATO_LOG_FORMAT="json") as up:
+        httpx.get(f"{up.url}/healthz", headers={"X-Request-ID": "trace-me-42"})
+    err = up.log.read_text()
     records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert records, err
     mine = [r for r in records if r["request_id"] == "trace-me-42"]
@@ -111,35 +104,17 @@ def test_json_logs_carry_the_request_id(tmp_path: Path) -> None:
 
 
 def test_first_start_serves_the_demo_collection(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
-    env["STRATO_DATA_DEMO_SCALE"] = "small"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "strato", "--data-dir", str(tmp_path), "up", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        url = None
-        while url is None:
-            line = proc.stdout.readline()
-            assert line, "strato up exited early"
-            found = re.search(r"web:\s+(http://\S+)/", line)
-            url = found.group(1) if found else None
-        wait_healthy(url)
+    with strato_up(tmp_path, STRATO_DATA_DEMO="true", STRATO_DATA_DEMO_SCALE="small") as up:
         deadline = time.monotonic() + 120
         ids: list[str] = []
         while len(ids) < 3 and time.monotonic() < deadline:
-            ids = httpx.get(f"{url}/datasets").json()
+            ids = httpx.get(f"{up.url}/datasets").json()
             time.sleep(0.5)
         assert set(ids) == {"cmip6-demo-tas-mon", "cmip6-demo-pr-mon", "cmip6-demo-tasmax-day"}
         import xarray as xr
 
-        ds = xr.open_dataset(f"{url}/datasets/cmip6-demo-tas-mon/zarr/", engine="zarr")
+        ds = xr.open_dataset(
+            f"{up.url}/datasets/cmip6-demo-tas-mon/zarr/", engine="zarr", zarr_format=3
+        )
         assert ds.tas.attrs["units"] == "K"
         assert float(ds.tas.mean()) > 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

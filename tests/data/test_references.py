@@ -7,7 +7,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,6 @@ import numcodecs
 import numpy as np
 import pytest
 import xarray as xr
-from zarr.abc.store import (
-    ByteRequest,
-    OffsetByteRequest,
-    RangeByteRequest,
-    Store,
-    SuffixByteRequest,
-)
-from zarr.core.buffer import Buffer, BufferPrototype
 
 from strato.data.references import (
     ByteRange,
@@ -33,81 +25,12 @@ from strato.data.references import (
 )
 from strato.errors import InvalidInput, NotFound
 from tests.data.conftest import cf_dataset, cf_encoding
-
-
-class RawZarrStore(Store):
-    """RawStore as zarr sees any read-only store: a key it lacks is None, not an error."""
-
-    supports_writes = False
-    supports_deletes = False
-    supports_partial_writes = False
-    supports_listing = True
-
-    def __init__(self, raw: RawStore) -> None:
-        super().__init__(read_only=True)
-        self.raw = raw
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, RawZarrStore) and other.raw is self.raw
-
-    async def get(
-        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
-    ) -> Buffer | None:
-        try:
-            data = self.raw.read(key)
-        except NotFound:
-            return None
-        if isinstance(byte_range, RangeByteRequest):
-            data = data[byte_range.start : byte_range.end]
-        elif isinstance(byte_range, OffsetByteRequest):
-            data = data[byte_range.offset :]
-        elif isinstance(byte_range, SuffixByteRequest):
-            data = data[-byte_range.suffix :]
-        return prototype.buffer.from_bytes(data)
-
-    async def get_partial_values(
-        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
-    ) -> list[Buffer | None]:
-        return [await self.get(key, prototype, byte_range) for key, byte_range in key_ranges]
-
-    async def exists(self, key: str) -> bool:
-        try:
-            self.raw.resolve(key)
-        except (NotFound, InvalidInput):
-            return False
-        return True
-
-    async def set(self, key: str, value: Buffer) -> None:
-        self._check_writable()
-
-    async def delete(self, key: str) -> None:
-        self._check_writable()
-
-    async def list(self) -> AsyncIterator[str]:
-        keys = self.raw.keys()
-        for key in keys:
-            yield key
-
-    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        keys = self.raw.keys()
-        for key in keys:
-            if key.startswith(prefix):
-                yield key
-
-    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        prefix = prefix.rstrip("/") + "/" if prefix else ""
-        seen = set()
-        keys = self.raw.keys()
-        for key in keys:
-            if key.startswith(prefix):
-                child = key[len(prefix) :].split("/", 1)[0]
-                if child not in seen:
-                    seen.add(child)
-                    yield child
+from tests.data.key_store import KeyStore
 
 
 def open_raw(refs: dict[str, Any], **kwargs: Any) -> xr.Dataset:
-    store = RawZarrStore(RawStore(refs))
+    raw = RawStore(refs)
+    store = KeyStore(raw.read, raw.keys)
     return xr.open_dataset(store, engine="zarr", zarr_format=2, consolidated=True, **kwargs)
 
 

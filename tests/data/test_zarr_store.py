@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import product
 from pathlib import Path
@@ -21,17 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from zarr.abc.store import (
-    ByteRequest,
-    OffsetByteRequest,
-    RangeByteRequest,
-    Store,
-    SuffixByteRequest,
-)
-from zarr.core.buffer import Buffer, BufferPrototype
 
 from strato.data.zarr_store import Compression, ZarrView
 from strato.errors import InvalidInput, NotFound
+from tests.data.key_store import KeyStore
 
 FORMATS = [2, 3]
 COMBINE: dict[str, Any] = {
@@ -44,82 +37,12 @@ COMBINE: dict[str, Any] = {
 }
 
 
-class ViewStore(Store):
-    """A read-only zarr store whose every key is answered by ``ZarrView.get``."""
-
-    def __init__(self, view: ZarrView, zarr_format: Literal[2, 3]) -> None:
-        super().__init__(read_only=True)
-        self.view = view
-        self.zarr_format = zarr_format
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, ViewStore)
-            and other.view is self.view
-            and other.zarr_format == self.zarr_format
-        )
-
-    async def get(
-        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
-    ) -> Buffer | None:
-        try:
-            data = self.view.get(key, self.zarr_format)
-        except NotFound:
-            return None
-        if isinstance(byte_range, RangeByteRequest):
-            data = data[byte_range.start : byte_range.end]
-        elif isinstance(byte_range, OffsetByteRequest):
-            data = data[byte_range.offset :]
-        elif isinstance(byte_range, SuffixByteRequest):
-            data = data[-byte_range.suffix :]
-        return prototype.buffer.from_bytes(data)
-
-    async def get_partial_values(
-        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
-    ) -> list[Buffer | None]:
-        return [await self.get(key, prototype, byte_range) for key, byte_range in key_ranges]
-
-    async def exists(self, key: str) -> bool:
-        try:
-            self.view.get(key, self.zarr_format)
-        except NotFound:
-            return False
-        return True
-
-    @property
-    def supports_writes(self) -> bool:
-        return False
-
-    async def set(self, key: str, value: Buffer) -> None:
-        raise NotImplementedError
-
-    @property
-    def supports_deletes(self) -> bool:
-        return False
-
-    async def delete(self, key: str) -> None:
-        raise NotImplementedError
-
-    @property
-    def supports_listing(self) -> bool:
-        return False
-
-    def list(self) -> AsyncIterator[str]:
-        raise NotImplementedError
-
-    def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        raise NotImplementedError
-
-    def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        raise NotImplementedError
-
-
 def open_view(view: ZarrView, zarr_format: Literal[2, 3], **kwargs: Any) -> xr.Dataset:
     with warnings.catch_warnings():
         # zarr warns that consolidated v3 metadata and numcodecs codecs are not in the v3 spec.
         warnings.simplefilter("ignore", UserWarning)
         return xr.open_dataset(
-            ViewStore(view, zarr_format),
+            KeyStore(lambda key: view.get(key, zarr_format)),
             engine="zarr",
             zarr_format=zarr_format,
             consolidated=True,
@@ -303,7 +226,10 @@ def test_requested_chunks_and_padded_edge_chunk(
     xr.testing.assert_identical(served, source)
     assert served["tas"].encoding["chunks"] == (5, 18, 36)
     lazily = xr.open_dataset(
-        ViewStore(view, zarr_format), engine="zarr", zarr_format=zarr_format, chunks={}
+        KeyStore(lambda key: view.get(key, zarr_format)),
+        engine="zarr",
+        zarr_format=zarr_format,
+        chunks={},
     )
     assert lazily["tas"].chunks[0] == (5, 5, 5, 5, 4)
 
