@@ -266,6 +266,7 @@ def _serve(ctx: typer.Context, host: str | None, port: int | None, *, first_star
         f"  web:       {base}/",
         f"  API docs:  {base}/docs",
         f"  health:    {base}/healthz",
+        *(f"  {link.title.lower() + ':':10} {base}{link.href}" for link in web.state.nav),
         f"  data dir:  {settings.data_dir}",
     ]
     if issued is not None:

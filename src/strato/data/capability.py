@@ -54,6 +54,7 @@ class DataCapability:
         """On `strato up`: the demo collection, in the background so the server starts now."""
         if not ctx.settings.data.demo:
             return
+        log.info("demo data: generating and registering in the background")
         from strato.data.service import DataService
 
         def make_demo() -> None:
