@@ -411,3 +411,21 @@ def test_demo_collection_reads_back_exactly_through_every_store(node: Node) -> N
             np.testing.assert_array_equal(
                 served.values, expected.values, err_msg=f"{demo.id} {store}"
             )
+
+
+def test_a_reference_file_cannot_reach_outside_the_allowed_roots(
+    node: Node, netcdf_file: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from strato.data.references import build_references
+
+    refs = build_references([netcdf_file])
+    # Point one chunk at a file outside the roots, as a malicious publisher might.
+    key = next(
+        k for k in refs["refs"] if k.startswith("tas/") and not k.endswith((".zarray", ".zattrs"))
+    )
+    refs["refs"][key] = ["/etc/hostname", 0, 4]
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps(refs))
+    assert_problem(node.register("evil", [str(path)]), 400, "outside")

@@ -188,7 +188,9 @@ def _open_zarr(path: Path) -> tuple[xr.Dataset, xr.Dataset]:
     return decoded, raw
 
 
-def _open_references(path: Path) -> tuple[xr.Dataset, xr.Dataset]:
+def _open_references(path: Path, roots: list[Path]) -> tuple[xr.Dataset, xr.Dataset]:
+    # fsspec would read whatever local file the JSON names; only registered roots may be.
+    RawStore(load_references(path), allowed_roots=roots)
     kwargs: dict[str, Any] = {
         "engine": "zarr",
         "backend_kwargs": {"consolidated": False, "storage_options": {"fo": str(path)}},
@@ -198,10 +200,11 @@ def _open_references(path: Path) -> tuple[xr.Dataset, xr.Dataset]:
     return decoded, raw
 
 
-OPENERS: dict[Kind, Callable[[list[Path], str], tuple[xr.Dataset, xr.Dataset | None]]] = {
-    "netcdf": _open_netcdf,
-    "zarr": lambda files, _: _open_zarr(files[0]),
-    "references": lambda files, _: _open_references(files[0]),
+Opener = Callable[[list[Path], str, list[Path]], tuple[xr.Dataset, xr.Dataset | None]]
+OPENERS: dict[Kind, Opener] = {
+    "netcdf": lambda files, concat_dim, _: _open_netcdf(files, concat_dim),
+    "zarr": lambda files, _, __: _open_zarr(files[0]),
+    "references": lambda files, _, roots: _open_references(files[0], roots),
 }
 
 
@@ -256,7 +259,7 @@ class DatasetCache:
             raise DatasetBroken(f"dataset {dataset_id!r} is broken: {known[1]}")
         try:
             kind = detect_kind(files)
-            decoded, raw = OPENERS[kind](files, reg.concat_dim)
+            decoded, raw = OPENERS[kind](files, reg.concat_dim, self.registry.roots)
         except Exception as exc:
             reason = exc.detail if isinstance(exc, StratoError) else f"{type(exc).__name__}: {exc}"
             log.warning("dataset %s failed to open: %s", dataset_id, reason)
