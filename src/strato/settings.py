@@ -88,6 +88,14 @@ class DataSettings(Section):
     )
 
 
+class BusSettings(Section):
+    url: str | None = Field(
+        None,
+        description="Event bus: nats://host:4222 (JetStream), kafka://host:9092, or "
+        "sqlite:///path; default an embedded SQLite log bus.db in the data directory.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STRATO_",
@@ -121,6 +129,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     data: DataSettings = Field(default_factory=DataSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
 
     @classmethod
     def settings_customise_sources(

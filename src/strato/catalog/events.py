@@ -1,0 +1,915 @@
+"""ESGF's event envelope: models, constructors, parsing, patches and topics.
+
+An event is what ESGF's next-generation publisher puts on its stream (the models of
+``esgf-playground-utils`` and ``esgf-core-utils``)::
+
+    {"data": {"type": "STAC", "payload": PAYLOAD},
+     "metadata": {"auth": {"auth_policy_id": null,
+                           "requester_data": {"client_id": ..., "iss": ..., "sub": ...}},
+                  "event_id": ..., "request_id": ..., "publisher": {"package": ..., "version": ...},
+                  "time": "2024-07-04T14:17:35Z", "schema_version": "1.0.0"}}
+
+where PAYLOAD is a create ``{"method": "POST", "collection_id", "item"}``, an update
+``{"method": "PUT", "collection_id", "item_id", "item"}`` or a patch ``{"method": "PATCH",
+"collection_id", "item_id", "patch"}``, the patch being a JSON merge patch (RFC 7396) or a
+list of JSON Patch operations (RFC 6902). Retraction and replication are patches in the
+shapes ESGF's validators recognise. An error event is the original event plus an RFC 9457
+problem under ``error`` (esgf-core-utils' ``KafkaErrorEvent``).
+
+Items and patches are kept as the JSON they came as: they are checked (with the JSON path
+of what is wrong) but never rewritten, so an event re-serialises to what was sent.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, NamedTuple, TypedDict, Unpack
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from strato import __version__
+from strato.errors import InvalidInput
+
+SCHEMA_VERSION = "1.0.0"
+SINGLE_TOPIC = "esgf.events"
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+class _Open(BaseModel):
+    # Members we do not model are kept, so an event re-serialises as it came (ESGF's
+    # own examples carry e.g. ``data.version``).
+    model_config = ConfigDict(extra="allow")
+
+
+class _Checked(_Open):
+    # Items and patches are checked but kept as sent, so nothing may be coerced on the
+    # way: "1.5" is not a number here.
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+# --- the envelope -----------------------------------------------------------------------
+
+
+class Requester(_Open):
+    """Who asked for the change: an indication, not a verified identity."""
+
+    client_id: str
+    iss: str
+    sub: str
+
+
+class Auth(_Open):
+    auth_policy_id: str | None = None
+    requester_data: Requester
+
+
+class Publisher(_Open):
+    """The software that published the event."""
+
+    package: str
+    version: str
+
+
+class Metadata(_Open):
+    auth: Auth
+    event_id: NonEmpty
+    request_id: NonEmpty
+    publisher: Publisher
+    time: AwareDatetime
+    schema_version: str
+
+
+# --- what a STAC item must look like to be carried ----------------------------------------
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _parse_rfc3339(value: str) -> datetime:
+    if not _RFC3339.match(value):
+        raise ValueError(value)
+    text = value.upper()
+    # fromisoformat takes at most six fractional digits; RFC 3339 allows any number.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    return datetime.fromisoformat(text)
+
+
+def _check_rfc3339(value: str) -> str:
+    try:
+        _parse_rfc3339(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "rfc3339", "'{value}' is not an RFC 3339 date-time with a time zone", {"value": value}
+        ) from None
+    return value
+
+
+Rfc3339 = Annotated[str, AfterValidator(_check_rfc3339)]
+
+
+def _check_bbox(value: list[float]) -> list[float]:
+    if len(value) not in (4, 6):
+        raise PydanticCustomError("bbox", "a bbox has 4 or 6 numbers, not {n}", {"n": len(value)})
+    half = len(value) // 2
+    west, south, east, north = value[0], value[1], value[half], value[half + 1]
+    if not (-180 <= west <= 180 and -180 <= east <= 180):
+        raise PydanticCustomError("bbox", "longitudes must be within [-180, 180]")
+    if not (-90 <= south <= north <= 90):
+        raise PydanticCustomError("bbox", "latitudes must be within [-90, 90], south first")
+    return value
+
+
+class _Geometry(_Checked):
+    type: Literal[
+        "Point",
+        "MultiPoint",
+        "LineString",
+        "MultiLineString",
+        "Polygon",
+        "MultiPolygon",
+        "GeometryCollection",
+    ]
+    coordinates: list[Any] | None = None
+    geometries: list[_Geometry] | None = None
+
+    @model_validator(mode="after")
+    def _members(self) -> _Geometry:
+        if self.type == "GeometryCollection":
+            if self.geometries is None:
+                raise PydanticCustomError("geometry", "a GeometryCollection needs 'geometries'")
+        elif self.coordinates is None:
+            raise PydanticCustomError(
+                "geometry", "a {kind} needs 'coordinates'", {"kind": self.type}
+            )
+        return self
+
+
+class _Properties(_Checked):
+    # start and end come first so the check of ``datetime`` can see them.
+    start_datetime: Rfc3339 | None = None
+    end_datetime: Rfc3339 | None = None
+    datetime: Rfc3339 | None
+
+    @field_validator("end_datetime")
+    @classmethod
+    def _not_before_start(cls, value: str | None, info: ValidationInfo) -> str | None:
+        start = info.data.get("start_datetime")
+        if (
+            value is not None
+            and start is not None
+            and _parse_rfc3339(value) < _parse_rfc3339(start)
+        ):
+            raise PydanticCustomError("datetime_range", "end_datetime is before start_datetime")
+        return value
+
+    @field_validator("datetime")
+    @classmethod
+    def _null_needs_range(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and (
+            info.data.get("start_datetime") is None or info.data.get("end_datetime") is None
+        ):
+            raise PydanticCustomError(
+                "datetime_null",
+                "null is allowed only when start_datetime and end_datetime are both given",
+            )
+        return value
+
+
+class _Link(_Checked):
+    href: str
+    rel: str
+
+
+class _Asset(_Checked):
+    href: str
+
+
+class _Item(_Checked):
+    type: Literal["Feature"]
+    stac_version: NonEmpty
+    stac_extensions: list[str] = Field(default_factory=list)
+    id: NonEmpty
+    geometry: _Geometry | None
+    bbox: Annotated[list[float], AfterValidator(_check_bbox)] | None = Field(
+        default=None, validate_default=True
+    )
+    properties: _Properties
+    links: list[_Link]
+    assets: dict[str, _Asset]
+    collection: str | None = None
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox_with_geometry(cls, value: list[float] | None, info: ValidationInfo) -> Any:
+        if value is None and info.data.get("geometry") is not None:
+            raise PydanticCustomError("bbox", "required when geometry is not null")
+        return value
+
+
+def _check_item(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    checked = handler(value)
+    _Item.model_validate(checked)
+    return checked
+
+
+StacItem = Annotated[dict[str, Any], WrapValidator(_check_item)]
+
+
+# --- patches ------------------------------------------------------------------------------
+
+_POINTER = re.compile(r"^(/([^~/]|~[01])*)*$")
+
+
+def _check_pointer(value: str) -> str:
+    if not _POINTER.match(value):
+        raise PydanticCustomError(
+            "json_pointer", "'{value}' is not a JSON Pointer", {"value": value}
+        )
+    return value
+
+
+Pointer = Annotated[str, AfterValidator(_check_pointer)]
+
+
+class _Add(_Checked):
+    op: Literal["add"]
+    path: Pointer
+    value: Any
+
+
+class _Remove(_Checked):
+    op: Literal["remove"]
+    path: Pointer
+
+
+class _Replace(_Checked):
+    op: Literal["replace"]
+    path: Pointer
+    value: Any
+
+
+class _Move(_Checked):
+    op: Literal["move"]
+    path: Pointer
+    from_: Pointer = Field(alias="from")
+
+
+class _Copy(_Checked):
+    op: Literal["copy"]
+    path: Pointer
+    from_: Pointer = Field(alias="from")
+
+
+class _Test(_Checked):
+    op: Literal["test"]
+    path: Pointer
+    value: Any
+
+
+_OPERATIONS: TypeAdapter[list[Any]] = TypeAdapter(
+    list[Annotated[_Add | _Remove | _Replace | _Move | _Copy | _Test, Field(discriminator="op")]]
+)
+_OP_NAMES = ("add", "remove", "replace", "move", "copy", "test")
+
+
+def _check_patch(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        _OPERATIONS.validate_python(value)
+        return list(value)
+    raise PydanticCustomError(
+        "patch_type", "a patch is a JSON merge patch (object) or a list of JSON Patch operations"
+    )
+
+
+Patch = Annotated[dict[str, Any] | list[dict[str, Any]], WrapValidator(_check_patch)]
+
+
+# --- payloads and the event ---------------------------------------------------------------
+
+
+class CreatePayload(_Open):
+    method: Literal["POST"]
+    collection_id: NonEmpty
+    item: StacItem
+
+
+class UpdatePayload(_Open):
+    method: Literal["PUT"]
+    collection_id: NonEmpty
+    item_id: NonEmpty
+    item: StacItem
+
+
+class PatchPayload(_Open):
+    method: Literal["PATCH"]
+    collection_id: NonEmpty
+    item_id: NonEmpty
+    patch: Patch
+
+
+Payload = Annotated[CreatePayload | UpdatePayload | PatchPayload, Field(discriminator="method")]
+
+
+class Data(_Open):
+    type: Literal["STAC"]
+    payload: Payload
+
+
+class Event(_Open):
+    """One event of the stream; build with the ``*_event`` functions or :func:`parse_event`."""
+
+    data: Data
+    metadata: Metadata
+
+    @property
+    def kind(self) -> Literal["create", "update", "patch"]:
+        payload = self.data.payload
+        if isinstance(payload, CreatePayload):
+            return "create"
+        return "update" if isinstance(payload, UpdatePayload) else "patch"
+
+    @property
+    def collection_id(self) -> str:
+        return self.data.payload.collection_id
+
+    @property
+    def item_id(self) -> str:
+        payload = self.data.payload
+        if isinstance(payload, CreatePayload):
+            return str(payload.item["id"])
+        return payload.item_id
+
+    @property
+    def item(self) -> dict[str, Any] | None:
+        """The whole item of a create or update; None for a patch."""
+        payload = self.data.payload
+        return None if isinstance(payload, PatchPayload) else payload.item
+
+    @property
+    def patch(self) -> dict[str, Any] | list[dict[str, Any]] | None:
+        payload = self.data.payload
+        return payload.patch if isinstance(payload, PatchPayload) else None
+
+    @property
+    def instance(self) -> str:
+        """``<request_id>:<event_id>``, the RFC 9457 ``instance`` of a problem with this event."""
+        return f"{self.metadata.request_id}:{self.metadata.event_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+_METHOD_TAGS = ("POST", "PUT", "PATCH")
+
+
+def _field_path(error: Mapping[str, Any]) -> str:
+    parts = list(error.get("loc", ()))
+    # Discriminated unions put the tag they chose into the location; a reader of the
+    # event never sees it, so it goes.
+    if len(parts) > 2 and parts[:2] == ["data", "payload"] and parts[2] in _METHOD_TAGS:
+        del parts[2]
+    if (
+        len(parts) > 4
+        and parts[2] == "patch"
+        and isinstance(parts[3], int)
+        and parts[4] in _OP_NAMES
+    ):
+        del parts[4]
+    if error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        parts.append(str(error.get("ctx", {}).get("discriminator", "")).strip("'"))
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "$"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    if not error.get("loc") and error.get("type") == "model_type":
+        return "an event is a JSON object"
+    return str(error.get("msg", "invalid"))
+
+
+def _invalid(exc: ValidationError, what: str = "event") -> InvalidInput:
+    found = [
+        {"field": _field_path(e), "message": _message(e)}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+    shown = "; ".join(f"{e['field']}: {e['message']}" for e in found[:5])
+    more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
+    return InvalidInput(f"invalid {what}: {shown}{more}", errors=found)
+
+
+def validate_event(obj: Any) -> Event:
+    """An already decoded event, checked; InvalidInput names the JSON path of each problem."""
+    try:
+        return Event.model_validate(obj)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode(raw: bytes | bytearray | memoryview | str) -> Any:
+    try:
+        text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8")
+        return json.loads(text, parse_constant=_no_constants)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"event is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"event is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except ValueError as exc:
+        raise InvalidInput(f"event is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInput("event is not valid JSON: nested too deeply") from None
+
+
+def parse_event(raw: bytes | bytearray | memoryview | str) -> Event:
+    """The event in ``raw``; InvalidInput says what is wrong and where (its JSON path)."""
+    return validate_event(_decode(raw))
+
+
+# --- constructors -------------------------------------------------------------------------
+
+
+class EventOptions(TypedDict, total=False):
+    """Envelope fields the constructors fill in unless given."""
+
+    publisher: Publisher | Mapping[str, str]
+    request_id: str
+    event_id: str
+    time: datetime
+    auth_policy_id: str | None
+
+
+def default_publisher() -> Publisher:
+    return Publisher(package="strato", version=__version__)
+
+
+def _envelope(
+    payload: dict[str, Any],
+    requester: Requester | Mapping[str, str],
+    options: EventOptions,
+) -> Event:
+    publisher = options.get("publisher") or default_publisher()
+    when = options.get("time") or datetime.now(UTC)
+    metadata = {
+        "auth": {
+            "auth_policy_id": options.get("auth_policy_id"),
+            "requester_data": _plain(requester),
+        },
+        "event_id": options.get("event_id") or str(uuid.uuid4()),
+        "request_id": options.get("request_id") or str(uuid.uuid4()),
+        "publisher": _plain(publisher),
+        "time": when,
+        "schema_version": SCHEMA_VERSION,
+    }
+    return validate_event({"data": {"type": "STAC", "payload": payload}, "metadata": metadata})
+
+
+def _plain(value: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    return value.model_dump() if isinstance(value, BaseModel) else dict(value)
+
+
+def create_event(
+    collection_id: str,
+    item: Mapping[str, Any],
+    *,
+    requester: Requester | Mapping[str, str],
+    **options: Unpack[EventOptions],
+) -> Event:
+    """Publish a new item."""
+    payload = {"method": "POST", "collection_id": collection_id, "item": dict(item)}
+    return _envelope(payload, requester, options)
+
+
+def update_event(
+    collection_id: str,
+    item: Mapping[str, Any],
+    *,
+    requester: Requester | Mapping[str, str],
+    item_id: str | None = None,
+    **options: Unpack[EventOptions],
+) -> Event:
+    """Replace an item whole; ``item_id`` (default: the item's id) names the one replaced."""
+    payload = {
+        "method": "PUT",
+        "collection_id": collection_id,
+        "item_id": item_id if item_id is not None else item.get("id"),
+        "item": dict(item),
+    }
+    return _envelope(payload, requester, options)
+
+
+def patch_event(
+    collection_id: str,
+    item_id: str,
+    patch: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    *,
+    requester: Requester | Mapping[str, str],
+    **options: Unpack[EventOptions],
+) -> Event:
+    """Change part of an item: a merge patch (a mapping) or JSON Patch operations (a list)."""
+    doc: Any = patch
+    if isinstance(patch, Mapping):
+        doc = dict(patch)
+    elif not isinstance(patch, str | bytes):
+        doc = [dict(op) if isinstance(op, Mapping) else op for op in patch]
+    payload = {"method": "PATCH", "collection_id": collection_id, "item_id": item_id, "patch": doc}
+    return _envelope(payload, requester, options)
+
+
+def retraction_patch() -> list[dict[str, Any]]:
+    """The three operations ESGF's ``retract`` validator expects, in its order."""
+    return [
+        {"op": "replace", "path": "/properties/latest", "value": False},
+        {"op": "replace", "path": "/properties/retracted", "value": True},
+        {"op": "replace", "path": "/assets", "value": {}},
+    ]
+
+
+def retraction_event(
+    collection_id: str,
+    item_id: str,
+    *,
+    requester: Requester | Mapping[str, str],
+    **options: Unpack[EventOptions],
+) -> Event:
+    """Retract an item: no longer latest, retracted, and no assets to fetch."""
+    return patch_event(collection_id, item_id, retraction_patch(), requester=requester, **options)
+
+
+def pointer_token(key: str) -> str:
+    """``key`` escaped as one JSON Pointer token (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def replication_patch(
+    assets: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> list[dict[str, Any]]:
+    """``add`` operations for ``{asset key: {alternate name: asset}}``, one per replica.
+
+    Each lands at ``/assets/<key>/alternate/<name>``, the shape of the alternate-assets
+    extension and of ESGF's ``replicate`` validator. As RFC 6902 wants, the asset's
+    ``alternate`` object must already exist (items from the generator carry an empty one).
+    """
+    ops: list[dict[str, Any]] = []
+    for key, alternates in assets.items():
+        for name, asset in alternates.items():
+            if not isinstance(asset.get("href"), str):
+                raise InvalidInput(f"replica {name!r} of asset {key!r} has no href")
+            value = {"alternate:name": name, **asset}
+            path = f"/assets/{pointer_token(key)}/alternate/{pointer_token(name)}"
+            ops.append({"op": "add", "path": path, "value": value})
+    if not ops:
+        raise InvalidInput("a replication names at least one replica of one asset")
+    return ops
+
+
+def replication_event(
+    collection_id: str,
+    item_id: str,
+    assets: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    *,
+    requester: Requester | Mapping[str, str],
+    **options: Unpack[EventOptions],
+) -> Event:
+    """Announce replicas: ``assets`` maps an asset key to ``{alternate name: asset}``."""
+    return patch_event(
+        collection_id, item_id, replication_patch(assets), requester=requester, **options
+    )
+
+
+def error_event(
+    original: bytes | bytearray | str | Mapping[str, Any],
+    *,
+    status: int,
+    title: str,
+    detail: str,
+    type: str = "about:blank",
+) -> dict[str, Any]:
+    """What goes to the error topic: the original event and an RFC 9457 problem.
+
+    The result is the original event with ``error`` added (esgf-core-utils'
+    ``KafkaErrorEvent``); ``instance`` is ``<request_id>:<event_id>``. A create's payload
+    also gets ``item_id``, which newer ESGF error events require. An original that is not
+    a JSON object is carried as text under ``original``.
+    """
+    if not 400 <= status <= 599:
+        raise InvalidInput(f"an error event's status is 4xx or 5xx, not {status}")
+    if isinstance(original, Mapping):
+        decoded: Any = copy.deepcopy(dict(original))
+    else:
+        text = original if isinstance(original, str) else bytes(original).decode("utf-8", "replace")
+        try:
+            decoded = json.loads(text)
+        except (ValueError, RecursionError):
+            decoded = text
+    body: dict[str, Any] = decoded if isinstance(decoded, dict) else {"original": decoded}
+    meta = body.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    request_id = meta.get("request_id")
+    event_id = meta.get("event_id")
+    instance = (
+        f"{request_id if isinstance(request_id, str) and request_id else 'unknown'}:"
+        f"{event_id if isinstance(event_id, str) and event_id else 'unknown'}"
+    )
+    data = body.get("data")
+    payload = data.get("payload") if isinstance(data, dict) else None
+    if isinstance(payload, dict) and "item_id" not in payload:
+        item = payload.get("item")
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            payload["item_id"] = item["id"]
+    body["error"] = {
+        "type": type,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    return body
+
+
+# --- applying patches ---------------------------------------------------------------------
+
+
+class _PatchError(ValueError):
+    pass
+
+
+def _tokens(pointer: str) -> list[str]:
+    if not isinstance(pointer, str) or not _POINTER.match(pointer):
+        raise _PatchError(f"{pointer!r} is not a JSON Pointer")
+    if pointer == "":
+        return []
+    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+
+
+_INDEX = re.compile(r"^(0|[1-9][0-9]*)$")
+
+
+def _index(part: str, size: int, pointer: str, *, end_ok: bool) -> int:
+    if part == "-" and end_ok:
+        return size
+    if not _INDEX.match(part):
+        raise _PatchError(f"{pointer}: {part!r} is not an array index")
+    index = int(part)
+    if index > size or (index == size and not end_ok):
+        raise _PatchError(f"{pointer}: index {index} is out of range (size {size})")
+    return index
+
+
+def _child(container: Any, token: str, pointer: str) -> Any:
+    if isinstance(container, dict):
+        if token not in container:
+            raise _PatchError(f"{pointer} does not exist")
+        return container[token]
+    if isinstance(container, list):
+        return container[_index(token, len(container), pointer, end_ok=False)]
+    raise _PatchError(f"{pointer} does not exist")
+
+
+def _resolve(doc: Any, tokens: list[str], pointer: str) -> Any:
+    for token in tokens:
+        doc = _child(doc, token, pointer)
+    return doc
+
+
+def _add(doc: Any, pointer: str, value: Any) -> Any:
+    tokens = _tokens(pointer)
+    if not tokens:
+        return value
+    parent = _resolve(doc, tokens[:-1], pointer)
+    last = tokens[-1]
+    if isinstance(parent, dict):
+        parent[last] = value
+    elif isinstance(parent, list):
+        parent.insert(_index(last, len(parent), pointer, end_ok=True), value)
+    else:
+        raise _PatchError(f"{pointer}: the parent is not an object or array")
+    return doc
+
+
+def _remove(doc: Any, pointer: str) -> tuple[Any, Any]:
+    tokens = _tokens(pointer)
+    if not tokens:
+        raise _PatchError("the whole document cannot be removed")
+    parent = _resolve(doc, tokens[:-1], pointer)
+    last = tokens[-1]
+    if isinstance(parent, dict):
+        if last not in parent:
+            raise _PatchError(f"{pointer} does not exist")
+        return doc, parent.pop(last)
+    if isinstance(parent, list):
+        return doc, parent.pop(_index(last, len(parent), pointer, end_ok=False))
+    raise _PatchError(f"{pointer} does not exist")
+
+
+def _replace(doc: Any, pointer: str, value: Any) -> Any:
+    tokens = _tokens(pointer)
+    if not tokens:
+        return value
+    parent = _resolve(doc, tokens[:-1], pointer)
+    last = tokens[-1]
+    if isinstance(parent, dict) and last in parent:
+        parent[last] = value
+    elif isinstance(parent, list):
+        parent[_index(last, len(parent), pointer, end_ok=False)] = value
+    else:
+        raise _PatchError(f"{pointer} does not exist")
+    return doc
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    # JSON has no bool/number overlap, and 1 equals 1.0; Python's == gets both wrong or right
+    # by accident, so the comparison is spelled out.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and bool(a == b)
+
+
+def _apply_operation(doc: Any, op: Mapping[str, Any]) -> Any:
+    name = op.get("op")
+    path = op.get("path")
+    if not isinstance(path, str):
+        raise _PatchError("'path' is missing or not a string")
+    if name in ("add", "replace", "test") and "value" not in op:
+        raise _PatchError("'value' is missing")
+    if name == "add":
+        return _add(doc, path, copy.deepcopy(op["value"]))
+    if name == "remove":
+        return _remove(doc, path)[0]
+    if name == "replace":
+        return _replace(doc, path, copy.deepcopy(op["value"]))
+    if name in ("move", "copy"):
+        source = op.get("from")
+        if not isinstance(source, str):
+            raise _PatchError("'from' is missing or not a string")
+        value = _resolve(doc, _tokens(source), source)
+        if name == "copy":
+            return _add(doc, path, copy.deepcopy(value))
+        if path == source:
+            return doc
+        if path.startswith(source + "/"):
+            raise _PatchError(f"cannot move {source} into its own child {path}")
+        doc, value = _remove(doc, source)
+        return _add(doc, path, value)
+    if name == "test":
+        found = _resolve(doc, _tokens(path), path)
+        if not _json_equal(found, op["value"]):
+            raise _PatchError(f"{path} is {json.dumps(found)[:200]}, not the tested value")
+        return doc
+    raise _PatchError(f"unknown operation {name!r}")
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = target if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge(result.get(key), value)
+    return result
+
+
+def apply_patch(
+    item: Mapping[str, Any], patch: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``item`` changed by a merge patch (RFC 7396, a mapping) or JSON Patch (RFC 6902, a list).
+
+    The input is not modified. JSON Patch is atomic: if one operation fails, InvalidInput
+    names its index and nothing is applied.
+    """
+    doc: Any = copy.deepcopy(dict(item))
+    if isinstance(patch, Mapping):
+        return dict(_merge(doc, dict(patch)))
+    if isinstance(patch, str | bytes) or not isinstance(patch, Sequence):
+        raise InvalidInput("a patch is a JSON merge patch (object) or a list of operations")
+    for index, op in enumerate(patch):
+        if not isinstance(op, Mapping):
+            raise InvalidInput(
+                f"patch[{index}]: an operation is an object",
+                errors=[{"field": f"patch[{index}]", "message": "not an object"}],
+            )
+        try:
+            doc = _apply_operation(doc, op)
+        except _PatchError as exc:
+            raise InvalidInput(
+                f"patch[{index}] ({op.get('op')}): {exc}",
+                errors=[{"field": f"patch[{index}]", "message": str(exc)}],
+            ) from None
+    if not isinstance(doc, dict):
+        raise InvalidInput("the patched document is no longer an object")
+    return doc
+
+
+# --- topics -------------------------------------------------------------------------------
+
+
+class Route(NamedTuple):
+    """Where an event goes: its topic, and the key that keeps one item's events in order."""
+
+    topic: str
+    key: str
+
+
+Strategy = Literal["single", "drs"]
+
+_TOKEN = re.compile(r"^[A-Za-z0-9-]+$")
+# Which properties name the experiment and the model, per project prefix.
+_DRS_FACETS = {
+    "cmip6": ("cmip6:experiment_id", "cmip6:source_id"),
+    "cordex": ("cordex:driving_experiment_id", "cordex:source_id"),
+}
+
+
+def _facets_from_item(item: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    props = item.get("properties")
+    if not isinstance(props, Mapping):
+        return None
+    for prefix, (experiment_key, source_key) in _DRS_FACETS.items():
+        experiment, source = props.get(experiment_key), props.get(source_key)
+        if isinstance(experiment, str) and isinstance(source, str):
+            era = props.get("cmip6:mip_era") if prefix == "cmip6" else None
+            era = era or props.get("project") or prefix.upper()
+            return str(era), experiment, source
+    return None
+
+
+def _facets_from_id(item_id: str) -> tuple[str, str, str] | None:
+    parts = item_id.split(".")
+    if parts[0] == "CMIP6" and len(parts) == 10:
+        return parts[0], parts[4], parts[3]
+    if parts[0] == "CORDEX" and len(parts) == 12:
+        return parts[0], parts[5], parts[7]
+    return None
+
+
+def _route(item_id: str, facets: tuple[str, str, str] | None, strategy: str) -> Route:
+    if strategy == "single":
+        return Route(SINGLE_TOPIC, item_id)
+    if strategy != "drs":
+        raise InvalidInput(f"unknown topic strategy {strategy!r}: 'single' or 'drs'")
+    if facets is None:
+        raise InvalidInput(f"item {item_id!r} has no mip_era, experiment and source to route by")
+    bad = [f for f in facets if not _TOKEN.match(f)]
+    if bad:
+        raise InvalidInput(f"item {item_id!r}: {bad[0]!r} cannot be part of a topic name")
+    return Route(".".join(facets), item_id)
+
+
+def topic_for(item: Mapping[str, Any], strategy: Strategy = "single") -> Route:
+    """``("esgf.events", id)`` or, for "drs", ``("<mip_era>.<experiment_id>.<source_id>", id)``."""
+    item_id = item.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise InvalidInput("an item to route needs an id")
+    # The id comes first so that an item's patches, which carry only its id, take the
+    # same route as its creation: one topic and one key keep its events in order.
+    return _route(item_id, _facets_from_id(item_id) or _facets_from_item(item), strategy)
+
+
+def topic_for_event(event: Event, strategy: Strategy = "single") -> Route:
+    """The route of an event; a patch, which has no item, is routed by its item id's DRS."""
+    item = event.item
+    facets = _facets_from_id(event.item_id)
+    if facets is None and item is not None:
+        facets = _facets_from_item(item)
+    return _route(event.item_id, facets, strategy)
