@@ -86,6 +86,36 @@ def _polygon(bbox: Sequence[float]) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
+def _esgf_properties(
+    project: str,
+    base_id: str,
+    version: str,
+    start: str,
+    end: str,
+    created: str,
+    size: int,
+    node: str,
+) -> dict[str, Any]:
+    """What every ESGF record carries, whatever its project."""
+    return {
+        "datetime": None,
+        "start_datetime": start,
+        "end_datetime": end,
+        "created": created,
+        "updated": created,
+        "title": base_id,
+        "project": project,
+        "base_id": base_id,
+        "version": version,
+        "latest": True,
+        "retracted": False,
+        "replica": False,
+        "size": size,
+        "data_node": node,
+        "access": ["HTTPServer"],
+    }
+
+
 def _links(stac_url: str, collection: str, item_id: str) -> list[dict[str, str]]:
     collection_url = f"{stac_url}/collections/{collection}"
     return [
@@ -346,21 +376,7 @@ class _Cmip6:
             "geometry": _polygon(GLOBAL_BBOX),
             "bbox": list(GLOBAL_BBOX),
             "properties": {
-                "datetime": None,
-                "start_datetime": start,
-                "end_datetime": end,
-                "created": created,
-                "updated": created,
-                "title": base_id,
-                "project": "CMIP6",
-                "base_id": base_id,
-                "version": version,
-                "latest": True,
-                "retracted": False,
-                "replica": False,
-                "size": size,
-                "data_node": self.node,
-                "access": ["HTTPServer"],
+                **_esgf_properties("CMIP6", base_id, version, start, end, created, size, self.node),
                 "cmip6:mip_era": "CMIP6",
                 "cmip6:activity_id": [exp.activity_id],
                 "cmip6:institution_id": institution,
@@ -491,21 +507,9 @@ class _Cordex:
             "geometry": _polygon(domain.bbox),
             "bbox": list(domain.bbox),
             "properties": {
-                "datetime": None,
-                "start_datetime": start,
-                "end_datetime": end,
-                "created": created,
-                "updated": created,
-                "title": base_id,
-                "project": "CORDEX",
-                "base_id": base_id,
-                "version": version,
-                "latest": True,
-                "retracted": False,
-                "replica": False,
-                "size": size,
-                "data_node": self.node,
-                "access": ["HTTPServer"],
+                **_esgf_properties(
+                    "CORDEX", base_id, version, start, end, created, size, self.node
+                ),
                 "cordex:project_id": "CORDEX",
                 "cordex:mip_era": "CMIP6",
                 "cordex:activity_id": "DD",
