@@ -25,8 +25,8 @@ from strato.data.selection import parse_selection
 from strato.data.service import DataService
 from strato.data.sources import DatasetStatus, OpenedDataset
 from strato.data.zarr_store import ZarrView
-from strato.errors import InvalidInput, NotFound, StratoError
-from strato.http.conditional import conditional, make_etag, not_modified, validators
+from strato.errors import NotFound, StratoError
+from strato.http.conditional import conditional, make_etag
 from strato.http.security import Authenticator
 from strato.settings import Settings
 
@@ -202,14 +202,10 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
     def store_key(
         opened: OpenedDataset, request: Request, key: str, get: Callable[[], bytes]
     ) -> Response:
-        etag = make_etag(opened.fingerprint, key, str(opened.compression))
-        if not_modified(request, etag):
-            headers = validators(etag, opened.last_modified, data.cache_control)
-            return Response(status_code=304, headers=headers)
         return conditional(
             request,
-            get(),
-            etag=etag,
+            get,
+            etag=make_etag(opened.fingerprint, key, str(opened.compression)),
             last_modified=opened.last_modified,
             cache_control=data.cache_control,
             media_type=media_type_of(key),
@@ -316,16 +312,10 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
     ) -> Response:
         opened = service.cache.get(dataset_id)
         sel = parse_selection(selection)
-        etag = make_etag(opened.fingerprint, "plot", var, kind, cmap, selection)
-        if not_modified(request, etag):
-            return Response(
-                status_code=304, headers=validators(etag, opened.last_modified, data.cache_control)
-            )
-        png = render_plot(opened.decoded, var, kind, cmap, sel, byte_budget=data.byte_budget)
         return conditional(
             request,
-            png,
-            etag=etag,
+            lambda: render_plot(opened.decoded, var, kind, cmap, sel, byte_budget=data.byte_budget),
+            etag=make_etag(opened.fingerprint, "plot", var, kind, cmap, selection),
             last_modified=opened.last_modified,
             cache_control=data.cache_control,
             media_type="image/png",
@@ -390,11 +380,10 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
         _: Principal = read,
     ) -> Response:
         opened, _result, view = reduce(dataset_id, var, coord, action)
-        etag = make_etag(opened.fingerprint, "groupby", var, coord, action, key)
         return conditional(
             request,
-            view.get(key, zarr_format_of(key)),
-            etag=etag,
+            lambda: view.get(key, zarr_format_of(key)),
+            etag=make_etag(opened.fingerprint, "groupby", var, coord, action, key),
             last_modified=opened.last_modified,
             cache_control=data.cache_control,
             media_type=media_type_of(key),
@@ -423,6 +412,3 @@ def to_netcdf_bytes(ds: xr.Dataset) -> bytes:
         path = Path(tmp) / "result.nc"
         ds.to_netcdf(path, engine="netcdf4")
         return path.read_bytes()
-
-
-__all__ = ["InvalidInput", "make_router"]

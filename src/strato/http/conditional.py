@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from email.utils import formatdate
 
 from fastapi import Request
@@ -35,15 +36,16 @@ def validators(etag: str, last_modified: float | None, cache_control: str) -> di
 
 def conditional(
     request: Request,
-    body: bytes | None,
+    body: Callable[[], bytes],
     *,
     etag: str,
     last_modified: float | None,
     cache_control: str,
     media_type: str,
 ) -> Response:
-    """A 200 with validators, or a bodiless 304 when the client's copy is current."""
+    """A bodiless 304 when the client's copy is current (the body is then never made),
+    else a 200 with validators."""
     headers = validators(etag, last_modified, cache_control)
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
-    return Response(body or b"", media_type=media_type, headers=headers)
+    return Response(body(), media_type=media_type, headers=headers)
