@@ -429,3 +429,19 @@ def test_a_reference_file_cannot_reach_outside_the_allowed_roots(
     path = tmp_path / "evil.json"
     path.write_text(json.dumps(refs))
     assert_problem(node.register("evil", [str(path)]), 400, "outside")
+
+
+def test_codec_is_blosc_lz4_by_default_and_configurable(
+    served: Node, tmp_path: Path, serve: Callable[[Any], str], netcdf_file: Path
+) -> None:
+    meta = served.http.get("/datasets/one/zarr/tas/.zarray").json()
+    assert meta["compressor"]["id"] == "blosc"
+    assert meta["compressor"]["cname"] == "lz4"
+    other = tmp_path / "other"
+    other.mkdir()
+    copy = Path(shutil.copy(netcdf_file, other / netcdf_file.name))
+    for node in make_node(other, serve, compression="zstd"):
+        assert node.register("one", [str(copy)]).status_code == 201
+        assert node.http.get("/datasets/one/zarr/tas/.zarray").json()["compressor"]["id"] == "zstd"
+        with xr.open_dataset(netcdf_file) as source:
+            assert_same_data(node.open("one", zarr_format=3), source)

@@ -217,7 +217,7 @@ class DatasetCache:
         self.refs_dir = refs_dir
         self.compression = Compression(
             codec=settings.compression,
-            level=settings.compression_level,
+            level=settings.effective_level,
             bitround_keepbits=settings.bitround_keepbits,
         )
         self._open: OrderedDict[str, OpenedDataset] = OrderedDict()
