@@ -3,6 +3,7 @@ from __future__ import annotations
 from alembic import context
 
 import strato.auth
+import strato.catalog.store
 import strato.data.registry  # noqa: F401
 from strato.db import Base
 

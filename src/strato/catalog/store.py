@@ -1,0 +1,312 @@
+"""The index node's STAC item store: collections, items, their facets and applied events.
+
+An item is kept whole as JSON (what the STAC API returns), with the properties that
+searches filter and sort on copied into columns, and one ``catalog_facets`` row per
+facet value, so term filters and aggregations use an index instead of scanning JSON,
+which each of SQLite, PostgreSQL and MariaDB queries differently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from strato.db import Base, UTCDateTime, utcnow
+from strato.errors import InvalidInput, NotFound
+
+# Column sizes, shared with the applier so it can refuse what would not fit.
+COLLECTION_ID_LEN = 128
+ITEM_ID_LEN = 255
+EVENT_ID_LEN = 64
+FACET_NAME_LEN = 64
+FACET_VALUE_LEN = 255
+VERSION_LEN = 32
+
+FACET_PREFIXES = ("cmip6:", "cordex:")
+FACET_PLAIN = ("project",)
+
+
+class CollectionRow(Base):
+    __tablename__ = "catalog_collections"
+
+    id: Mapped[str] = mapped_column(String(COLLECTION_ID_LEN), primary_key=True)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ItemRow(Base):
+    __tablename__ = "catalog_items"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "id", name="uq_catalog_items_collection_id"),
+        Index("ix_catalog_items_collection_id_datetime", "collection_id", "datetime"),
+        Index("ix_catalog_items_base_id", "base_id"),
+        Index("ix_catalog_items_latest", "latest"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    collection_id: Mapped[str] = mapped_column(String(COLLECTION_ID_LEN))
+    id: Mapped[str] = mapped_column(String(ITEM_ID_LEN))
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Named as the STAC property; annotations say dt.datetime since this shadows the class.
+    datetime: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    start_datetime: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_datetime: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Double, not Float: MariaDB's FLOAT is single precision.
+    west: Mapped[float | None] = mapped_column(Double, nullable=True)
+    south: Mapped[float | None] = mapped_column(Double, nullable=True)
+    east: Mapped[float | None] = mapped_column(Double, nullable=True)
+    north: Mapped[float | None] = mapped_column(Double, nullable=True)
+    base_id: Mapped[str | None] = mapped_column(String(ITEM_ID_LEN), nullable=True)
+    version: Mapped[str | None] = mapped_column(String(VERSION_LEN), nullable=True)
+    latest: Mapped[bool] = mapped_column(Boolean, default=True)
+    retracted: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FacetRow(Base):
+    __tablename__ = "catalog_facets"
+    __table_args__ = (
+        Index("ix_catalog_facets_name_value", "name", "value", "item_pk"),
+        Index("ix_catalog_facets_item_pk", "item_pk"),
+    )
+
+    # A surrogate key: the same (item, name, value) may legitimately repeat in a list.
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_pk: Mapped[int] = mapped_column(ForeignKey("catalog_items.pk", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(FACET_NAME_LEN))
+    value: Mapped[str] = mapped_column(String(FACET_VALUE_LEN))
+
+
+class AppliedEventRow(Base):
+    __tablename__ = "catalog_applied_events"
+    __table_args__ = (Index("ix_catalog_applied_events_request_id", "request_id"),)
+
+    event_id: Mapped[str] = mapped_column(String(EVENT_ID_LEN), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(EVENT_ID_LEN))
+    collection_id: Mapped[str] = mapped_column(String(COLLECTION_ID_LEN))
+    item_id: Mapped[str] = mapped_column(String(ITEM_ID_LEN))
+    outcome: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int] = mapped_column(Integer)
+    # Kept so a re-delivered event can be answered with the original outcome, word for word.
+    title: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+@dataclass(frozen=True)
+class RecordedOutcome:
+    """What happened to one event, as remembered."""
+
+    event_id: str
+    request_id: str
+    collection_id: str
+    item_id: str
+    outcome: str
+    status: int
+    title: str
+    detail: str
+    applied_at: datetime
+
+
+def _recorded(row: AppliedEventRow) -> RecordedOutcome:
+    return RecordedOutcome(
+        event_id=row.event_id,
+        request_id=row.request_id,
+        collection_id=row.collection_id,
+        item_id=row.item_id,
+        outcome=row.outcome,
+        status=row.status,
+        title=row.title,
+        detail=row.detail,
+        applied_at=row.applied_at,
+    )
+
+
+# --- derived columns ----------------------------------------------------------------------
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """An RFC 3339 string as an aware UTC datetime; None for anything else."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        return None
+    # fromisoformat takes at most six fractional digits; RFC 3339 allows any number.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", value.upper())
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _bbox(value: Any) -> tuple[float | None, float | None, float | None, float | None]:
+    if not isinstance(value, list) or len(value) not in (4, 6):
+        return None, None, None, None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return None, None, None, None
+    half = len(value) // 2
+    return float(value[0]), float(value[1]), float(value[half]), float(value[half + 1])
+
+
+def _short_str(value: Any, limit: int) -> str | None:
+    return value if isinstance(value, str) and len(value) <= limit else None
+
+
+def derive(row: ItemRow, content: dict[str, Any]) -> None:
+    """Set ``row``'s content and every column copied from it."""
+    props = content.get("properties")
+    props = props if isinstance(props, dict) else {}
+    row.content = content
+    row.datetime = parse_datetime(props.get("datetime"))
+    row.start_datetime = parse_datetime(props.get("start_datetime"))
+    row.end_datetime = parse_datetime(props.get("end_datetime"))
+    row.west, row.south, row.east, row.north = _bbox(content.get("bbox"))
+    row.base_id = _short_str(props.get("base_id"), ITEM_ID_LEN)
+    row.version = _short_str(props.get("version"), VERSION_LEN)
+    # An item that does not say otherwise is the latest and not retracted, as in ESGF.
+    row.latest = props.get("latest") is not False
+    row.retracted = props.get("retracted") is True
+    row.updated_at = utcnow()
+
+
+def _facet_text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        # Too long for the column: better absent from term filters than truncated and wrong.
+        return value if len(value) <= FACET_VALUE_LEN else None
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def facet_values(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(name, value)`` for each scalar of each facet property, one per list element."""
+    props = content.get("properties")
+    if not isinstance(props, Mapping):
+        return
+    for name, value in props.items():
+        if len(name) > FACET_NAME_LEN:
+            continue
+        if not (name in FACET_PLAIN or name.startswith(FACET_PREFIXES)):
+            continue
+        for element in value if isinstance(value, list) else [value]:
+            text = _facet_text(element)
+            if text is not None:
+                yield name, text
+
+
+def minimal_collection(collection_id: str) -> dict[str, Any]:
+    """A valid STAC Collection for an id first seen in an event; its extent is unknown."""
+    return {
+        "type": "Collection",
+        "stac_version": "1.1.0",
+        "id": collection_id,
+        "description": f"Items published to {collection_id}",
+        "license": "other",
+        "extent": {
+            "spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
+            "temporal": {"interval": [[None, None]]},
+        },
+        "links": [],
+    }
+
+
+# --- the store ----------------------------------------------------------------------------
+
+
+class ItemStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def get_item(self, collection_id: str, item_id: str) -> dict[str, Any]:
+        with self.sessions() as s:
+            content = s.scalar(
+                select(ItemRow.content).where(
+                    ItemRow.collection_id == collection_id, ItemRow.id == item_id
+                )
+            )
+        if content is None:
+            raise NotFound(f"no item {item_id!r} in collection {collection_id!r}")
+        return dict(content)
+
+    def count(self, collection_id: str | None = None) -> int:
+        query = select(func.count()).select_from(ItemRow)
+        if collection_id is not None:
+            query = query.where(ItemRow.collection_id == collection_id)
+        with self.sessions() as s:
+            return int(s.scalar(query) or 0)
+
+    def get_collection(self, collection_id: str) -> dict[str, Any]:
+        with self.sessions() as s:
+            row = s.get(CollectionRow, collection_id)
+            if row is None:
+                raise NotFound(f"no collection {collection_id!r}")
+            return dict(row.content)
+
+    def upsert_collection(self, collection: Mapping[str, Any]) -> None:
+        collection_id = collection.get("id")
+        if not isinstance(collection_id, str) or not 0 < len(collection_id) <= COLLECTION_ID_LEN:
+            raise InvalidInput(f"a collection needs an id of 1-{COLLECTION_ID_LEN} characters")
+        with self.sessions.begin() as s:
+            row = s.get(CollectionRow, collection_id)
+            if row is None:
+                s.add(CollectionRow(id=collection_id, content=dict(collection)))
+            else:
+                row.content = dict(collection)
+                row.updated_at = utcnow()
+
+    def facets(self, collection_id: str, item_id: str) -> list[tuple[str, str]]:
+        """The facet rows of one item, sorted: what term filters will see."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(FacetRow.name, FacetRow.value)
+                .join(ItemRow, ItemRow.pk == FacetRow.item_pk)
+                .where(ItemRow.collection_id == collection_id, ItemRow.id == item_id)
+            )
+            return sorted((name, value) for name, value in rows)
+
+    def item_flags(self, collection_id: str, item_id: str) -> tuple[bool, bool]:
+        """``(latest, retracted)`` as the columns have them."""
+        with self.sessions() as s:
+            row = s.execute(
+                select(ItemRow.latest, ItemRow.retracted).where(
+                    ItemRow.collection_id == collection_id, ItemRow.id == item_id
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFound(f"no item {item_id!r} in collection {collection_id!r}")
+        return bool(row[0]), bool(row[1])
+
+    def outcome(self, event_id: str) -> RecordedOutcome | None:
+        with self.sessions() as s:
+            row = s.get(AppliedEventRow, event_id)
+            return None if row is None else _recorded(row)
+
+    def outcomes_for_request(self, request_id: str) -> list[RecordedOutcome]:
+        with self.sessions() as s:
+            rows = s.scalars(
+                select(AppliedEventRow)
+                .where(AppliedEventRow.request_id == request_id)
+                .order_by(AppliedEventRow.applied_at, AppliedEventRow.event_id)
+            )
+            return [_recorded(r) for r in rows]
