@@ -10,6 +10,10 @@ Core modules (no FastAPI):
   selection     the selection syntax of plot URLs
   plots         PNG plots
   diagnostics   groupby reductions
+  budget        the byte budget of plots and diagnostics
   catalogs      STAC and intake documents
-HTTP: routes.py (API and stores), pages.py (web pages); CLI: cli.py.
+  service       registering, opening and removing datasets (shared by HTTP and CLI)
+  compute       where dask runs: threads or a distributed cluster
+HTTP: routes.py (API and stores), pages.py (web pages); CLI: cli.py;
+the platform hook: capability.py.
 """

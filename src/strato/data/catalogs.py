@@ -30,6 +30,11 @@ def _coord(ds: xr.Dataset, standard_name: str, names: tuple[str, ...]) -> xr.Dat
     return None
 
 
+def lat_lon(ds: xr.Dataset) -> tuple[xr.DataArray | None, xr.DataArray | None]:
+    """The latitude and longitude coordinates, by CF standard name or usual name."""
+    return _coord(ds, "latitude", _LAT_NAMES), _coord(ds, "longitude", _LON_NAMES)
+
+
 def time_coord(ds: xr.Dataset) -> xr.DataArray | None:
     for var in ds.coords.values():
         if np.issubdtype(var.dtype, np.datetime64) and var.ndim == 1:
@@ -38,8 +43,7 @@ def time_coord(ds: xr.Dataset) -> xr.DataArray | None:
 
 
 def bbox(ds: xr.Dataset) -> list[float]:
-    lat = _coord(ds, "latitude", _LAT_NAMES)
-    lon = _coord(ds, "longitude", _LON_NAMES)
+    lat, lon = lat_lon(ds)
     if lat is None or lon is None or lat.size == 0 or lon.size == 0:
         return list(GLOBAL_BBOX)
     south, north = float(lat.min()), float(lat.max())
@@ -81,8 +85,7 @@ def jsonable_attrs(attrs: dict[Any, Any]) -> dict[str, Any]:
 
 
 def cube_dimensions(ds: xr.Dataset) -> dict[str, Any]:
-    lat = _coord(ds, "latitude", _LAT_NAMES)
-    lon = _coord(ds, "longitude", _LON_NAMES)
+    lat, lon = lat_lon(ds)
     t = time_coord(ds)
     dims: dict[str, Any] = {}
     for name in ds.dims:

@@ -25,8 +25,7 @@ def wants_html(request: Request) -> bool:
 
 def quicklook_var(ds: xr.Dataset) -> str | None:
     """The first data variable with a lat/lon field, for the page's map."""
-    lat = catalogs._coord(ds, "latitude", catalogs._LAT_NAMES)
-    lon = catalogs._coord(ds, "longitude", catalogs._LON_NAMES)
+    lat, lon = catalogs.lat_lon(ds)
     if lat is None or lon is None:
         return None
     for name, var in ds.data_vars.items():

@@ -21,6 +21,7 @@ from strato.data import catalogs
 from strato.data.diagnostics import groupby_reduce
 from strato.data.plots import render_plot
 from strato.data.references import ByteRange
+from strato.data.registry import parse_chunks
 from strato.data.selection import parse_selection
 from strato.data.service import DataService
 from strato.data.sources import DatasetStatus, OpenedDataset
@@ -155,8 +156,6 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
 
     @router.post("/api/datasets", status_code=201, tags=["datasets"], summary="Register a dataset")
     def register(body: RegisterRequest, request: Request, who: Principal = publish) -> DatasetOut:
-        from strato.data.registry import parse_chunks
-
         opened = service.register(
             body.id,
             body.sources,

@@ -18,7 +18,7 @@ import xarray as xr
 from strato.data.references import RawStore, build_references, load_references, save_references
 from strato.data.registry import DatasetRegistry, Registration, expand_sources
 from strato.data.zarr_store import Compression, ZarrView
-from strato.errors import NotFound, StratoError, Unavailable
+from strato.errors import InvalidInput, NotFound, StratoError, Unavailable
 from strato.settings import DataSettings
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def detect_kind(files: list[Path]) -> Kind:
             (files[0] / marker).exists() for marker in (".zgroup", ".zmetadata", "zarr.json")
         ):
             return "zarr"
-        raise StratoError(f"{files[0]} is a directory but not a Zarr store")
+        raise InvalidInput(f"{files[0]} is a directory but not a Zarr store")
     if len(files) == 1 and files[0].suffix == ".json":
         return "references"
     return "netcdf"
@@ -115,7 +115,7 @@ class OpenedDataset:
         if self.kind == "references":
             return load_references(self.files[0])
         if self.kind != "netcdf":
-            raise StratoError("raw passthrough serves NetCDF and HDF5 files; this is a Zarr store")
+            raise NotFound("raw passthrough serves NetCDF and HDF5 files; this is a Zarr store")
         path = self.refs_dir / f"{self.id}.{self.fingerprint}.json"
         if path.exists():
             return load_references(path)
