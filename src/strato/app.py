@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI
@@ -40,12 +40,15 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        data = getattr(app.state, "data", None)
-        if data is not None:
-            data.close()
-        if owns_context:
-            ctx.close()
+        try:
+            # Entered in order and left in reverse, so a later capability may use an earlier one.
+            async with AsyncExitStack() as stack:
+                for cap in capabilities:
+                    await stack.enter_async_context(cap.lifespan(app))
+                yield
+        finally:
+            if owns_context:
+                ctx.close()
 
     app = FastAPI(
         title="strato",

@@ -6,6 +6,7 @@ and a link on the landing page, through one object listed in ``CAPABILITIES``.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING, Protocol
@@ -38,10 +39,14 @@ class Capability(Protocol):
         """Work `strato up` starts with the platform (background threads or processes)."""
         ...
 
+    def lifespan(self, app: FastAPI) -> AbstractAsyncContextManager[None]:
+        """What runs while the web app serves (connections, background tasks), and its end."""
+        ...
+
 
 # Module paths, each exposing ``capability``; imported on demand so that a broken
 # optional capability cannot stop the platform from starting.
-CAPABILITIES: tuple[str, ...] = ("strato.data.capability",)
+CAPABILITIES: tuple[str, ...] = ("strato.data.capability", "strato.catalog.capability")
 
 
 def load_capabilities() -> list[Capability]:

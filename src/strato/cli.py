@@ -250,7 +250,11 @@ def _serve(ctx: typer.Context, host: str | None, port: int | None, *, first_star
     settings = state(ctx).settings(**more)
     configure_logging(settings.log)
     sock = bind(settings.host, settings.port)
-    settings = settings.model_copy(update={"port": sock.getsockname()[1]})
+    update: dict[str, Any] = {"port": sock.getsockname()[1]}
+    if not first_start:
+        # `strato api` serves; consuming is `strato consumer`'s role when scaled out.
+        update["catalog"] = settings.catalog.model_copy(update={"consume": False})
+    settings = settings.model_copy(update=update)
     c = Context.open(settings)
     issued = None
     if first_start:

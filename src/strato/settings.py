@@ -110,6 +110,38 @@ class BusSettings(Section):
     )
 
 
+class CatalogSettings(Section):
+    topic_strategy: Literal["single", "drs"] = Field(
+        "single",
+        description="Where events are published: one topic esgf.events keyed by item id "
+        "(ESGF production) or topics <mip_era>.<experiment_id>.<source_id> (playground).",
+    )
+    topics: str | None = Field(
+        None,
+        description="Regular expression of the topics this node consumes; default every "
+        "event topic of the strategy (never the error topic).",
+    )
+    error_topic: str = Field("esgf.errors", description="Topic of events that failed.")
+    group: str | None = Field(
+        None, description="Consumer group of this node; default the node name."
+    )
+    consume: bool = Field(
+        True, description="Run this node's consumer inside `strato up` (else `strato consumer`)."
+    )
+    batch_size: int = Field(500, ge=1, le=10_000, description="Most events written per batch.")
+    retries: int = Field(
+        3, ge=0, le=20, description="Attempts after the first before an event goes to errors."
+    )
+    retry_backoff: float = Field(
+        0.2, ge=0, le=60, description="Seconds before the first retry; doubles each time."
+    )
+    peers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Other nodes of the federation, name -> base URL, asked for publications.",
+    )
+    max_limit: int = Field(10_000, ge=1, description="Largest page a search may ask for.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STRATO_",
@@ -144,6 +176,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -161,6 +194,10 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'strato.db'}"
+
+    @property
+    def consumer_group(self) -> str:
+        return self.catalog.group or self.node_name
 
     @property
     def data_roots(self) -> list[Path]:

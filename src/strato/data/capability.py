@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from strato.capabilities import NavLink
@@ -69,6 +71,14 @@ class DataCapability:
                 service.close()
 
         threading.Thread(target=make_demo, name="strato-demo", daemon=True).start()
+
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service = getattr(app.state, "data", None)
+        if service is not None:
+            service.close()
 
 
 capability = DataCapability()

@@ -1,0 +1,100 @@
+"""One index node at run time: its bus connection, its publisher and its consumer task.
+
+The bus is connected in the background, so a node whose bus is down still serves
+searches (writes answer 503 until it is back) and starts consuming once it connects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from strato.bus import Bus
+from strato.catalog.publisher import EventPublisher
+from strato.catalog.search import CatalogSearch
+from strato.catalog.store import ItemStore
+from strato.settings import Settings
+
+if TYPE_CHECKING:
+    from strato.catalog.consumer import Consumer
+
+log = logging.getLogger(__name__)
+
+# Between attempts to reach a bus that is down: short at first, then every half minute.
+_RECONNECT = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class CatalogNode:
+    settings: Settings
+    store: ItemStore
+    search: CatalogSearch
+    bus: Bus
+    publisher: EventPublisher
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    consumer: Consumer | None = None
+    last_error: str | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def name(self) -> str:
+        return self.settings.node_name
+
+    def status(self) -> dict[str, Any]:
+        consumer = self.consumer
+        return {
+            "node": self.name,
+            "bus": "connected" if self.connected.is_set() else "connecting",
+            "bus_error": self.last_error,
+            "consumer": None if consumer is None else consumer.status(),
+        }
+
+    async def start(self, *, consume: bool) -> None:
+        self._stop.clear()
+        self._tasks.append(asyncio.create_task(self._connect_and_consume(consume)))
+
+    async def _connect_and_consume(self, consume: bool) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                await self.bus.start()
+                break
+            except Exception as exc:  # any failure to connect means: try again
+                self.last_error = str(exc) or type(exc).__name__
+                delay = _RECONNECT[min(attempt, len(_RECONNECT) - 1)]
+                attempt += 1
+                log.warning(
+                    "event bus unreachable (%s); retrying in %.1f s", self.last_error, delay
+                )
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                except TimeoutError:
+                    continue
+                return
+        self.last_error = None
+        self.connected.set()
+        self.publisher.connected = True
+        if not consume or self._stop.is_set():
+            return
+        from strato.catalog.consumer import consumer_from_settings
+
+        self.consumer = consumer_from_settings(self.settings, self.store, self.bus)
+        await self.consumer.run(self._stop)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, 30)
+            except TimeoutError:
+                task.cancel()
+            except Exception:
+                log.exception("the catalog node's background work failed")
+        self._tasks.clear()
+        if self.connected.is_set():
+            self.connected.clear()
+            self.publisher.connected = False
+            await self.bus.close()

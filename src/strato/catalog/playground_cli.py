@@ -1,0 +1,105 @@
+"""`strato playground`: start and stop a three-node federation on this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+playground_app = typer.Typer(
+    help="A federation on this machine: a bus and three index nodes (east, west, secondary).",
+    no_args_is_help=True,
+)
+
+DirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir", help="Where the playground keeps its bus and nodes; default <data dir>/playground."
+    ),
+]
+
+
+def _directory(ctx: typer.Context, directory: Path | None) -> Path:
+    from strato.cli import state
+
+    return directory or state(ctx).settings().data_dir / "playground"
+
+
+def _ports(text: str) -> list[int]:
+    from strato.errors import InvalidInput
+
+    try:
+        ports = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise InvalidInput(
+            f"--ports takes three numbers separated by commas, not {text!r}"
+        ) from None
+    if len(ports) != 3 or not all(0 <= p <= 65535 for p in ports):
+        raise InvalidInput(f"--ports takes three port numbers (0 picks a free one), not {text!r}")
+    return ports
+
+
+@playground_app.command("up")
+def up(
+    ctx: typer.Context,
+    directory: DirOpt = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            help="Bus URL (nats://..., kafka://...); default an embedded log in the "
+            "playground directory."
+        ),
+    ] = None,
+    ports: Annotated[str, typer.Option(help="Ports of east, west and secondary.")] = (
+        "8101,8102,8103"
+    ),
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="One database per node, {node} standing for its name; default SQLite."),
+    ] = None,
+) -> None:
+    """Start the bus and the three nodes, each in its own process, and print their URLs."""
+    from strato.catalog import playground
+
+    where = _directory(ctx, directory)
+    started = playground.up(where, bus_url=bus, ports=_ports(ports), database_url=database_url)
+    lines = [
+        f"playground in {started.directory}",
+        f"  bus: {started.bus_url} (topics <mip_era>.<experiment_id>.<source_id>)",
+    ]
+    for node in started.nodes:
+        what = "historical experiment only" if node.topics else "all events"
+        lines.append(f"  {node.name:10} {node.url}/catalog  STAC {node.url}/stac  ({what})")
+    lines.append("publish with: strato generate 1000 --publish --node east")
+    lines.append("stop with:    strato playground down")
+    typer.echo("\n".join(lines))
+
+
+@playground_app.command("down")
+def down(ctx: typer.Context, directory: DirOpt = None) -> None:
+    """Stop the playground's nodes (their data stays)."""
+    from strato.catalog import playground
+
+    stopped = playground.down(_directory(ctx, directory))
+    typer.echo(f"stopped {', '.join(n.name for n in stopped.nodes)}")
+
+
+@playground_app.command("status")
+def status(ctx: typer.Context, directory: DirOpt = None) -> None:
+    """The nodes of the running playground and how many items each holds."""
+    from strato.catalog import playground
+    from strato.errors import NotFound
+
+    where = _directory(ctx, directory)
+    found = playground.running(where)
+    if found is None:
+        raise NotFound(f"no playground runs in {where}")
+    counts = playground.counts(found)
+    for node in found.nodes:
+        held = counts[node.name]
+        typer.echo(f"{node.name:10} {node.url}  items: {'unreachable' if held is None else held}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(playground_app, name="playground")

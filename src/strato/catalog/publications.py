@@ -1,0 +1,118 @@
+"""What became of a publication request on this node and on its peers.
+
+A transaction answers 202 with a request id at once; the events are applied later by
+each node's consumer. ``GET /stac/publications/{request_id}`` asks this node's record
+of applied events and, unless ``local=true``, each configured peer's, so a publisher
+learns in one call where its items are, which were refused and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+import httpx
+from fastapi import APIRouter, Path, Query
+
+from strato.catalog.store import EVENT_ID_LEN, ItemStore, RecordedOutcome
+from strato.settings import Settings
+
+NodeStatus = Literal["pending", "applied", "rejected", "partial", "unreachable"]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]+$")
+_PEER_TIMEOUT = 3.0
+
+
+def _event(o: RecordedOutcome) -> dict[str, Any]:
+    return {
+        "event_id": o.event_id,
+        "collection_id": o.collection_id,
+        "item_id": o.item_id,
+        "outcome": "applied" if o.outcome == "applied" else "rejected",
+        "status": o.status,
+        "title": o.title,
+        "detail": o.detail,
+        "applied_at": o.applied_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def node_report(name: str, url: str, outcomes: Sequence[RecordedOutcome]) -> dict[str, Any]:
+    """One node's view: pending (nothing seen yet), applied, rejected, or partial."""
+    rejected = sum(1 for o in outcomes if o.outcome != "applied")
+    status: NodeStatus
+    if not outcomes:
+        status = "pending"
+    elif rejected == 0:
+        status = "applied"
+    elif rejected == len(outcomes):
+        status = "rejected"
+    else:
+        status = "partial"
+    return {
+        "node": name,
+        "url": url,
+        "status": status,
+        "applied": len(outcomes) - rejected,
+        "rejected": rejected,
+        "events": [_event(o) for o in outcomes],
+    }
+
+
+def overall(nodes: Sequence[dict[str, Any]]) -> NodeStatus:
+    """Pending while any reachable node has not seen the events; then what they made of them."""
+    states = {n["status"] for n in nodes if n["status"] != "unreachable"}
+    if not states:
+        return "unreachable"
+    if "pending" in states:
+        return "pending"
+    if len(states) == 1:
+        return next(iter(states))
+    return "partial"
+
+
+async def _ask_peer(
+    client: httpx.AsyncClient, name: str, url: str, request_id: str
+) -> dict[str, Any]:
+    target = f"{url.rstrip('/')}/stac/publications/{request_id}"
+    try:
+        response = await client.get(target, params={"local": "true"})
+        response.raise_for_status()
+        nodes = response.json().get("nodes") or []
+        report = dict(nodes[0])
+        report["node"], report["url"] = name, url
+        return report
+    except (httpx.HTTPError, ValueError, LookupError, TypeError, AttributeError) as exc:
+        return {"node": name, "url": url, "status": "unreachable", "detail": str(exc)[:300]}
+
+
+def make_publications_router(store: ItemStore, settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/stac", tags=["STAC"])
+
+    @router.get("/publications/{request_id}", summary="Outcome of a publication on each node")
+    async def publication(
+        request_id: Annotated[
+            str,
+            Path(
+                min_length=1,
+                max_length=EVENT_ID_LEN,
+                pattern=_REQUEST_ID.pattern,
+                description="The request id a transaction answered with.",
+            ),
+        ],
+        local: Annotated[
+            bool, Query(description="Only this node's view; do not ask the peers.")
+        ] = False,
+    ) -> dict[str, Any]:
+        outcomes = await asyncio.to_thread(store.outcomes_for_request, request_id)
+        nodes = [node_report(settings.node_name, settings.base_url, outcomes)]
+        peers = {} if local else settings.catalog.peers
+        if peers:
+            async with httpx.AsyncClient(timeout=_PEER_TIMEOUT) as client:
+                nodes += await asyncio.gather(
+                    *(_ask_peer(client, name, url, request_id) for name, url in peers.items())
+                )
+        return {"request_id": request_id, "status": overall(nodes), "nodes": nodes}
+
+    return router

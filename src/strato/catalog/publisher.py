@@ -1,0 +1,34 @@
+"""Putting events on the bus, each on the topic and key the configured strategy gives it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from strato.bus import Bus
+from strato.catalog.events import Event, Strategy, topic_for_event
+from strato.errors import Unavailable
+
+
+class EventPublisher:
+    """Publishes ESGF events on a started bus; the caller owns the bus's lifetime."""
+
+    def __init__(self, bus: Bus, strategy: Strategy = "single", *, connected: bool = True) -> None:
+        self.bus = bus
+        self.strategy = strategy
+        # A node connects its bus in the background and says so here once it has.
+        self.connected = connected
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        if not self.connected:
+            raise Unavailable("this node is not connected to its event bus yet; try again soon")
+        # Routed before anything is sent, so an event that cannot be routed (InvalidInput)
+        # stops the whole request rather than half of it.
+        batch: list[tuple[str, str, Mapping[str, Any] | bytes]] = []
+        for event in events:
+            topic, key = topic_for_event(event, self.strategy)
+            batch.append((topic, key, event.to_json()))
+        try:
+            await self.bus.publish_many(batch)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            raise Unavailable(f"the event bus cannot take events now: {exc}") from None
