@@ -140,6 +140,12 @@ class CatalogSettings(Section):
         description="Other nodes of the federation, name -> base URL, asked for publications.",
     )
     max_limit: int = Field(10_000, ge=1, description="Largest page a search may ask for.")
+    dataset_sync_interval: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between publishing changes of served datasets to the catalog; "
+        "0 turns the link off.",
+    )
 
 
 class Settings(BaseSettings):

@@ -58,6 +58,11 @@ class CatalogCapability:
             bus=bus,
             publisher=EventPublisher(bus, settings.catalog.topic_strategy, connected=False),
         )
+        data = getattr(app.state, "data", None)
+        if data is not None:
+            from strato.catalog.datalink import DatasetLink
+
+            node.datalink = DatasetLink(data, store, settings.node_name, settings.base_url)
         app.state.catalog = node
         # Before the STAC API, whose /stac/collections/{id} routes would otherwise shadow it.
         app.include_router(make_publications_router(store, settings))

@@ -7,6 +7,7 @@ searches (writes answer 503 until it is back) and starts consuming once it conne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from strato.settings import Settings
 
 if TYPE_CHECKING:
     from strato.catalog.consumer import Consumer
+    from strato.catalog.datalink import DatasetLink
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class CatalogNode:
     publisher: EventPublisher
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     consumer: Consumer | None = None
+    datalink: DatasetLink | None = None
     last_error: str | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -79,10 +82,28 @@ class CatalogNode:
         self.publisher.connected = True
         if not consume or self._stop.is_set():
             return
+        if self.datalink is not None and self.settings.catalog.dataset_sync_interval > 0:
+            self._tasks.append(asyncio.create_task(self._sync_datasets(self.datalink)))
         from strato.catalog.consumer import consumer_from_settings
 
         self.consumer = consumer_from_settings(self.settings, self.store, self.bus)
         await self.consumer.run(self._stop)
+
+    async def _sync_datasets(self, link: DatasetLink) -> None:
+        from strato.catalog.datalink import summarise
+
+        interval = self.settings.catalog.dataset_sync_interval
+        while not self._stop.is_set():
+            try:
+                # Opening datasets reads files: not on the event loop.
+                events = await asyncio.to_thread(link.changes)
+                if events:
+                    await self.publisher.publish(events)
+                    log.info("served datasets published to the catalog: %s", summarise(events))
+            except Exception:
+                log.exception("publishing served datasets to the catalog failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
 
     async def stop(self) -> None:
         self._stop.set()

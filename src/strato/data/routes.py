@@ -26,7 +26,7 @@ from strato.data.selection import parse_selection
 from strato.data.service import DataService
 from strato.data.sources import DatasetStatus, OpenedDataset
 from strato.data.zarr_store import ZarrView
-from strato.errors import NotFound, StratoError
+from strato.errors import NotFound
 from strato.http.conditional import conditional, make_etag
 from strato.http.security import Authenticator
 from strato.settings import Settings
@@ -239,25 +239,10 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
         return store_key(opened, request, key, lambda: read_resolved(store.resolve(key)))
 
     # --- catalogs ---------------------------------------------------------------------
-    def item_of(opened: OpenedDataset, base: str) -> dict[str, Any]:
-        try:
-            opened.raw_store  # noqa: B018
-            raw = True
-        except StratoError:
-            raw = False
-        return catalogs.stac_item(
-            opened.id,
-            opened.registration.title,
-            opened.decoded,
-            base,
-            opened.files,
-            raw_available=raw,
-        )
-
     @router.get("/datasets/{dataset_id}/stac", tags=["catalogs"], summary="STAC Item of a dataset")
     def stac_item(dataset_id: str, request: Request, _: Principal = read) -> JSONResponse:
-        opened = service.cache.get(dataset_id)
-        return JSONResponse(item_of(opened, base_url(request)), media_type="application/geo+json")
+        item = service.stac_item(dataset_id, base_url(request))
+        return JSONResponse(item, media_type="application/geo+json")
 
     @router.get(
         "/stac-collection-all.json", tags=["catalogs"], summary="STAC Collection of all datasets"
@@ -267,7 +252,7 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
         items = []
         for status in service.statuses():
             if status.state == "ok":
-                items.append(item_of(service.cache.get(status.id), base))
+                items.append(service.stac_item(status.id, base))
         return JSONResponse(catalogs.stac_collection(settings.node_name, base, items))
 
     @router.get("/intake.yaml", tags=["catalogs"], summary="intake catalog of all datasets")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -71,6 +72,25 @@ class DataService:
         self.cache.forget(dataset_id)
         for refs in self.refs_dir.glob(f"{dataset_id}.*.json"):
             refs.unlink(missing_ok=True)
+
+    def stac_item(self, dataset_id: str, base_url: str) -> dict[str, Any]:
+        """The STAC Item describing a served dataset, its assets at ``base_url``."""
+        from strato.data import catalogs
+
+        opened = self.cache.get(dataset_id)
+        try:
+            opened.raw_store  # noqa: B018
+            raw = True
+        except StratoError:
+            raw = False
+        return catalogs.stac_item(
+            opened.id,
+            opened.registration.title,
+            opened.decoded,
+            base_url,
+            opened.files,
+            raw_available=raw,
+        )
 
     def statuses(self) -> list[DatasetStatus]:
         return [self.cache.status(reg) for reg in self.registry.all()]
