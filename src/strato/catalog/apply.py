@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Table, delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from strato.catalog.events import Event, apply_patch
@@ -92,6 +92,17 @@ def _with_latest(content: dict[str, Any], latest: bool) -> dict[str, Any]:
     return changed
 
 
+def _too_long(event: Event) -> str:
+    meta = event.metadata
+    if len(meta.event_id) > EVENT_ID_LEN or len(meta.request_id) > EVENT_ID_LEN:
+        return f"event_id and request_id have at most {EVENT_ID_LEN} characters"
+    if len(event.collection_id) > COLLECTION_ID_LEN:
+        return f"collection_id has at most {COLLECTION_ID_LEN} characters"
+    if len(event.item_id) > ITEM_ID_LEN:
+        return f"the item id has at most {ITEM_ID_LEN} characters"
+    return ""
+
+
 class _Batch:
     def __init__(self, session: Session, events: Sequence[Event], *, isolated: bool) -> None:
         self.s = session
@@ -150,7 +161,7 @@ class _Batch:
                 known.title,
                 known.detail,
             )
-        too_long = self._too_long(event)
+        too_long = _too_long(event)
         if too_long:
             # Not remembered: the ids do not fit the table, and the verdict cannot change.
             return Outcome(
@@ -184,16 +195,6 @@ class _Batch:
             outcome = Outcome(meta.event_id, meta.request_id, "applied", status, title, detail)
         self._remember(event, outcome)
         return outcome
-
-    def _too_long(self, event: Event) -> str:
-        meta = event.metadata
-        if len(meta.event_id) > EVENT_ID_LEN or len(meta.request_id) > EVENT_ID_LEN:
-            return f"event_id and request_id have at most {EVENT_ID_LEN} characters"
-        if len(event.collection_id) > COLLECTION_ID_LEN:
-            return f"collection_id has at most {COLLECTION_ID_LEN} characters"
-        if len(event.item_id) > ITEM_ID_LEN:
-            return f"the item id has at most {ITEM_ID_LEN} characters"
-        return ""
 
     def _remember(self, event: Event, outcome: Outcome) -> None:
         # Inserted in bulk at the end of the batch; the in-memory copy answers a second
@@ -292,25 +293,101 @@ class _Batch:
             for row in self.written.values()
             for name, value in facet_values(row.content)
         ]
-        if facets:
-            # Straight to the table: the ORM's bulk path costs more than the insert itself.
-            self.s.connection().execute(insert(_table(FacetRow.__tablename__)), facets)
-        if self.recorded:
-            table = _table(AppliedEventRow.__tablename__)
-            self.s.connection().execute(insert(table), self.recorded)
+        # Straight to the tables: the ORM's bulk path costs more than the inserts themselves.
+        self._insert_rows(_table(FacetRow.__tablename__), facets)
+        self._insert_rows(_table(AppliedEventRow.__tablename__), self.recorded)
         return outcomes
 
+    def _insert_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        conn = self.s.connection()
+        if conn.dialect.driver != "psycopg":
+            # SQLite runs executemany in-process and PyMySQL rewrites it into multi-row
+            # INSERTs already.
+            conn.execute(insert(table), rows)
+            return
+        # psycopg's executemany sends a statement per row, and an item has tens of facets:
+        # COPY streams them all in one go, in this same transaction.
+        names = list(rows[0])
+        # What the column types do to a value on its way in (UTC datetimes made naive).
+        binds = [table.c[name].type.bind_processor(conn.dialect) for name in names]
+        columns = ", ".join(f'"{name}"' for name in names)
+        statement = f'COPY "{table.name}" ({columns}) FROM STDIN'
+        driver_error = conn.dialect.loaded_dbapi.Error
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(
+                        [
+                            row[name] if bind is None else bind(row[name])
+                            for name, bind in zip(names, binds, strict=True)
+                        ]
+                    )
+        except driver_error as exc:
+            # Raised as SQLAlchemy would, so callers see IntegrityError and the like.
+            raise DBAPIError.instance(statement, None, exc, driver_error) from exc
 
-def apply_events(store: ItemStore, events: Sequence[Event]) -> list[Outcome]:
-    """Apply ``events`` in order, in one transaction; one outcome per event, same order."""
+
+def apply_events(
+    store: ItemStore,
+    events: Sequence[Event],
+    *,
+    before_commit: Callable[[list[Outcome]], None] | None = None,
+) -> list[Outcome]:
+    """Apply ``events`` in order, in one transaction; one outcome per event, same order.
+
+    ``before_commit`` is given the outcomes while the transaction is still open; if it
+    raises, nothing is committed. The consumer reports rejections there, so an outcome
+    is never remembered (and a re-delivery never taken for done) unless it was reported.
+    """
     if not events:
         return []
     with store.sessions.begin() as session:
         try:
             # The fast way: every event's checks in Python, then one flush of the batch.
             with session.begin_nested():
-                return _Batch(session, events, isolated=False).run(events)
+                outcomes = _Batch(session, events, isolated=False).run(events)
         except IntegrityError:
             # Another writer got to one of these items between our reads and our writes:
             # again, one savepoint per event, so only the events that clash are rejected.
-            return _Batch(session, events, isolated=True).run(events)
+            outcomes = _Batch(session, events, isolated=True).run(events)
+        if before_commit is not None:
+            before_commit(outcomes)
+        return outcomes
+
+
+def record_failures(store: ItemStore, failures: Sequence[tuple[Event, Outcome]]) -> int:
+    """Remember events that could not be applied at all, with the outcome reported for them.
+
+    A re-delivery of such an event is then a duplicate carrying this outcome, instead of
+    failing all over again. Events already remembered, or whose ids do not fit the table,
+    are left out; returns how many were recorded.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for event, outcome in failures:
+        if _too_long(event) or outcome.event_id in rows:
+            continue
+        rows[outcome.event_id] = {
+            "event_id": outcome.event_id,
+            "request_id": outcome.request_id,
+            "collection_id": event.collection_id,
+            "item_id": event.item_id,
+            "outcome": outcome.status,
+            "status": outcome.http_status,
+            "title": outcome.title[:64],
+            "detail": outcome.detail,
+            "applied_at": utcnow(),
+        }
+    if not rows:
+        return 0
+    with store.sessions.begin() as session:
+        for ids in _chunks(rows):
+            known = select(AppliedEventRow.event_id).where(AppliedEventRow.event_id.in_(ids))
+            for event_id in session.scalars(known):
+                rows.pop(event_id, None)
+        if rows:
+            table = _table(AppliedEventRow.__tablename__)
+            session.connection().execute(insert(table), list(rows.values()))
+    return len(rows)

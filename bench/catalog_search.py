@@ -1,0 +1,250 @@
+"""Catalog search: a node with 100,000 items, through the STAC API and directly in SQL.
+
+Loads N generated CMIP6 items into a node's database (SQLite and, when one answers on
+127.0.0.1:5432, PostgreSQL), serves the node with uvicorn on loopback, and times with
+one httpx client:
+
+- item searches with two facet filters (CQL2 text, as pystac-client sends it) and
+  limit 10, varying the values from query to query;
+- ``/stac/aggregate`` term counts over four facets.
+
+The reference is the same work issued directly to the database in the same run: the
+very statement the search runs (``CatalogSearch.explain_sql``), and the aggregation's
+GROUP BY, through the bare DB-API driver. Prints p50/p95 of each and the ratio API/SQL.
+Goal: search p50 <= 20 ms and API/SQL <= 1.5.
+
+    python bench/catalog_search.py [--count 100000] [--queries 300] [--no-postgres]
+
+The loaded SQLite database is kept in the temp directory for the next run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy import text
+
+from strato.app import create_app
+from strato.catalog.apply import apply_events
+from strato.catalog.events import create_event
+from strato.catalog.generator import generate_items
+from strato.catalog.search import CatalogSearch, SearchRequest
+from strato.catalog.store import ItemStore
+from strato.context import Context
+from strato.db import create_engine, session_factory, upgrade
+from strato.server import bind
+from strato.settings import Settings
+
+FACETS = ("cmip6:variable_id", "cmip6:experiment_id", "cmip6:source_id", "cmip6:table_id")
+WHO = {"client_id": "bench", "iss": "https://bench.example", "sub": "bench"}
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _load(url: str, count: int, seed: int) -> None:
+    engine = create_engine(url)
+    upgrade(engine)
+    store = ItemStore(session_factory(engine))
+    have = store.count()
+    if have == count:
+        engine.dispose()
+        return
+    if have:
+        raise SystemExit(f"{url} holds {have} items, not {count}: remove it first")
+    t0 = time.perf_counter()
+    batch: list[Any] = []
+    for item in generate_items(count, seed=seed):
+        batch.append(create_event("CMIP6", item, requester=WHO))
+        if len(batch) == 1000:
+            apply_events(store, batch)
+            batch = []
+            done = store.count()
+            print(f"\r  loading: {done}/{count}", end="", file=sys.stderr, flush=True)
+    if batch:
+        apply_events(store, batch)
+    print(f"\r  loaded {count} items in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    engine.dispose()
+
+
+@contextlib.contextmanager
+def _serving(app: Any) -> Iterator[str]:
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _pairs(search: CatalogSearch, queries: int, seed: int) -> list[tuple[str, str]]:
+    """(variable, experiment) pairs that occur, so every search finds something."""
+    found = search.aggregate(SearchRequest(), ["cmip6:variable_id", "cmip6:experiment_id"])
+    variables = [b.key for b in found[0].buckets[:12]]
+    experiments = [b.key for b in found[1].buckets[:8]]
+    combos = list(itertools.product(variables, experiments))
+    random.Random(seed).shuffle(combos)
+    return [combos[i % len(combos)] for i in range(queries)]
+
+
+def _cql2(variable: str, experiment: str) -> str:
+    return f"\"cmip6:variable_id\" = '{variable}' AND \"cmip6:experiment_id\" = '{experiment}'"
+
+
+def _timed(calls: Sequence[Callable[[], None]]) -> list[float]:
+    for call in calls[:10]:
+        call()
+    times = []
+    for call in calls:
+        t0 = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def _p(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def run(name: str, url: str, queries: int, seed: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="strato-bench-node-") as tmp:
+        settings = Settings(data_dir=Path(tmp), database_url=url)
+        settings.data.demo = False
+        settings.catalog.consume = False
+        settings.catalog.dataset_sync_interval = 0
+        settings.log.access = False
+        settings.auth.anonymous_read = True
+        ctx = Context.open(settings)
+        search = CatalogSearch(ctx.sessions)
+        pairs = _pairs(search, queries, seed)
+        statements = [
+            search.explain_sql(SearchRequest(filter={"op": "and", "args": [
+                {"op": "=", "args": [{"property": "cmip6:variable_id"}, v]},
+                {"op": "=", "args": [{"property": "cmip6:experiment_id"}, e]},
+            ]}, limit=10))
+            for v, e in pairs
+        ]
+        aggregate_sql = (
+            "SELECT name, value, count(DISTINCT item_pk) FROM catalog_facets WHERE name IN ("
+            + ", ".join(f"'{f}'" for f in FACETS)
+            + ") GROUP BY name, value"
+        )
+        with _serving(create_app(settings, context=ctx)) as base, httpx.Client(
+            base_url=base, timeout=60
+        ) as client:
+
+            def api_search(v: str, e: str) -> Callable[[], None]:
+                def call() -> None:
+                    r = client.get("/stac/search", params={"filter": _cql2(v, e), "limit": 10})
+                    r.raise_for_status()
+                    assert r.json()["features"], (v, e)
+
+                return call
+
+            def api_aggregate() -> None:
+                r = client.get("/stac/aggregate", params={"aggregations": ",".join(FACETS)})
+                r.raise_for_status()
+
+            api = _timed([api_search(v, e) for v, e in pairs])
+            api_agg = _timed([api_aggregate] * max(20, queries // 10))
+
+        raw = ctx.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+
+            def sql(statement: str) -> Callable[[], None]:
+                def call() -> None:
+                    cursor.execute(statement)
+                    cursor.fetchall()
+
+                return call
+
+            direct = _timed([sql(s) for s in statements])
+            direct_agg = _timed([sql(aggregate_sql)] * max(20, queries // 10))
+        finally:
+            raw.close()
+        ctx.close()
+    return {
+        "search_p50": _p(api, 50),
+        "search_p95": _p(api, 95),
+        "sql_p50": _p(direct, 50),
+        "sql_p95": _p(direct, 95),
+        "agg_p50": _p(api_agg, 50),
+        "agg_p95": _p(api_agg, 95),
+        "agg_sql_p50": _p(direct_agg, 50),
+        "agg_sql_p95": _p(direct_agg, 95),
+    }
+
+
+def _postgres(count: int, seed: int) -> str | None:
+    with socket.socket() as s:
+        s.settimeout(1)
+        if s.connect_ex(("127.0.0.1", 5432)) != 0:
+            return None
+    name = f"strato_bench_catalog_{count}_{seed}"
+    admin = create_engine(PG_ADMIN)
+    with admin.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args(argv)
+
+    cache = Path(tempfile.gettempdir()) / "strato-bench-catalog"
+    cache.mkdir(exist_ok=True)
+    targets = [("sqlite", f"sqlite:///{cache / f'catalog-{args.count}-{args.seed}.db'}")]
+    pg = None if args.no_postgres else _postgres(args.count, args.seed)
+    if pg:
+        targets.append(("postgresql", pg))
+    else:
+        print("PostgreSQL not reachable on 127.0.0.1:5432: SQLite only", file=sys.stderr)
+
+    print(f"catalog search: {args.count} items, {args.queries} searches (two facet filters, "
+          f"limit 10), aggregate over {len(FACETS)} facets; times in ms")
+    print(f"{'database':11} {'what':10} {'API p50':>8} {'API p95':>8} {'SQL p50':>8} "
+          f"{'SQL p95':>8} {'API/SQL':>8}")
+    verdicts = []
+    for name, url in targets:
+        _load(url, args.count, args.seed)
+        r = run(name, url, args.queries, args.seed)
+        ratio = r["search_p50"] / r["sql_p50"]
+        agg_ratio = r["agg_p50"] / r["agg_sql_p50"]
+        print(f"{name:11} {'search':10} {r['search_p50']:8.1f} {r['search_p95']:8.1f} "
+              f"{r['sql_p50']:8.1f} {r['sql_p95']:8.1f} {ratio:8.2f}")
+        print(f"{'':11} {'aggregate':10} {r['agg_p50']:8.1f} {r['agg_p95']:8.1f} "
+              f"{r['agg_sql_p50']:8.1f} {r['agg_sql_p95']:8.1f} {agg_ratio:8.2f}")
+        verdicts.append((name, r["search_p50"] <= 20.0, ratio <= 1.5))
+    for name, fast, close in verdicts:
+        print(f"goal on {name}: search p50 <= 20 ms {'met' if fast else 'NOT met'}, "
+              f"API/SQL <= 1.5 {'met' if close else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

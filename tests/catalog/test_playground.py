@@ -1,0 +1,108 @@
+"""The playground scenario: a bus and three node processes; East and West hold every
+published item, Secondary only the historical experiment's; `down` stops them all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from strato.catalog import playground
+
+COUNT = 150
+SEED = 11
+
+
+def _strato(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "strato", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _held(url: str, **params: str) -> int:
+    r = httpx.get(f"{url}/stac/search", params={"limit": "1", **params}, timeout=10)
+    r.raise_for_status()
+    return int(r.json()["numberMatched"])
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
+    return {**clean, "STRATO_DATA_DIR": str(tmp_path / "home")}
+
+
+def test_playground_federation(tmp_path: Path, env: dict[str, str]) -> None:
+    # The default place, in the data directory, where `strato generate` looks for it.
+    where = tmp_path / "home" / "playground"
+    out = _strato("playground", "up", "--ports", "0,0,0", env=env)
+    try:
+        state = playground.load(where)
+        assert state is not None
+        urls = {n.name: n.url for n in state.nodes}
+        assert set(urls) == {"east", "west", "secondary"}
+        for url in urls.values():
+            assert url in out
+
+        items = [
+            json.loads(line)
+            for line in _strato(
+                "generate", str(COUNT), "--no-publish", "--seed", str(SEED), env=env
+            ).splitlines()
+            if line.strip()
+        ]
+        historical = sum(
+            1 for it in items if it["properties"]["cmip6:experiment_id"] == "historical"
+        )
+        assert 0 < historical < COUNT
+
+        # Published the way a user would: the generator finds the running playground's bus.
+        _strato("generate", str(COUNT), "--publish", "--node", "east", "--seed", str(SEED), env=env)
+
+        want = {"east": COUNT, "west": COUNT, "secondary": historical}
+        deadline = time.monotonic() + 90
+        held: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            held = {name: _held(url) for name, url in urls.items()}
+            if held == want:
+                break
+            time.sleep(0.5)
+        assert held == want
+        # Secondary holds nothing but the historical experiment.
+        assert _held(urls["secondary"], filter="\"cmip6:experiment_id\" <> 'historical'") == 0
+
+        status = _strato("playground", "status", env=env)
+        assert f"items: {COUNT}" in status
+    finally:
+        _strato("playground", "down", env=env)
+    for node in state.nodes:
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{node.url}/healthz", timeout=2)
+    assert playground.running(where) is None
+
+
+def test_playground_refuses_a_second_start_and_a_stop_of_nothing(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "strato", "playground", "down", "--dir", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 3
+    assert "no playground runs" in done.stderr
+    assert "Traceback" not in done.stderr
