@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from strato.app import create_app
 from strato.auth import ALL_SCOPES
 from strato.context import Context
@@ -21,6 +23,7 @@ MAX_EXAMPLES = 10
 PASSWORD = "fuzzing-password"
 
 
+@pytest.mark.timeout(900)
 def test_no_server_errors(tmp_path: Path, serve: Callable[[Any], str]) -> None:
     settings = Settings(
         data_dir=tmp_path / "state",

@@ -208,7 +208,7 @@ def _in_collection(item: dict[str, Any], project: str, collection_id: str) -> di
 
 
 def _progress(count: int, unit: str) -> Any:
-    from tqdm import tqdm  # type: ignore[import-untyped]
+    from tqdm import tqdm
 
     shown = sys.stderr.isatty() or count >= 1000
     return tqdm(total=count, unit=unit, file=sys.stderr, disable=not shown, mininterval=0.5)

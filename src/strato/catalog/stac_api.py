@@ -1,0 +1,189 @@
+"""The index node's STAC API 1.0, built with stac-fastapi, mounted in strato's app at /stac.
+
+stac-fastapi builds its routes on an application of its own, with its own exception
+handlers, middleware and OpenAPI settings. Here it is given a scratch application, and
+only its routes under /stac are carried over into strato's: strato's error handlers
+(RFC 9457 problems), middleware, title, docs and /openapi.json stay as they are, and the
+routes appear there tagged "STAC".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.routing import APIRoute
+from stac_fastapi.api.app import StacApi
+from stac_fastapi.types.config import ApiSettings
+from starlette.routing import BaseRoute
+
+from strato import __version__
+from strato.auth import Principal, Scope
+from strato.catalog.publisher import EventPublisher
+from strato.catalog.search import CatalogSearch
+from strato.catalog.stac_clients import (
+    PRINCIPAL_STATE,
+    StratoAggregationClient,
+    StratoCoreClient,
+    StratoFiltersClient,
+    StratoTransactionsClient,
+    Urls,
+)
+from strato.catalog.stac_extensions import (
+    StratoAggregationExtension,
+    StratoTransactionExtension,
+)
+from strato.catalog.stac_models import StratoFilterExtension, request_models, search_extensions
+from strato.catalog.store import ItemStore
+from strato.http.security import Authenticator
+from strato.settings import Settings
+
+PREFIX = "/stac"
+TAG = "STAC"
+
+_STAC = "https://api.stacspec.org"
+_OGC = "http://www.opengis.net/spec"
+
+# Exactly what the routes below do, each exercised by the tests (CQL2: what the filter
+# compiler implements in full; its partial spatial, temporal and array support is not declared).
+CONFORMANCE = (
+    f"{_STAC}/v1.0.0/core",
+    f"{_STAC}/v1.0.0/collections",
+    f"{_STAC}/v1.0.0/ogcapi-features",
+    f"{_STAC}/v1.0.0/ogcapi-features#fields",
+    f"{_STAC}/v1.0.0/ogcapi-features#sort",
+    f"{_STAC}/v1.0.0/ogcapi-features#query",
+    f"{_STAC}/v1.0.0/ogcapi-features/extensions/transaction",
+    f"{_STAC}/v1.0.0/item-search",
+    f"{_STAC}/v1.0.0/item-search#fields",
+    f"{_STAC}/v1.0.0/item-search#sort",
+    f"{_STAC}/v1.0.0/item-search#query",
+    f"{_STAC}/v1.0.0-rc.2/item-search#filter",
+    f"{_STAC}/v1.0.0-rc.1/item-search#free-text",
+    f"{_STAC}/v1.0.0-rc.1/collection-search",
+    f"{_STAC}/v1.0.0-rc.1/collection-search#free-text",
+    f"{_STAC}/v0.3.0/aggregation",
+    f"{_OGC}/ogcapi-common-2/1.0/conf/simple-query",
+    f"{_OGC}/ogcapi-features-1/1.0/conf/core",
+    f"{_OGC}/ogcapi-features-1/1.0/conf/oas30",
+    f"{_OGC}/ogcapi-features-1/1.0/conf/geojson",
+    f"{_OGC}/ogcapi-features-3/1.0/conf/filter",
+    f"{_OGC}/ogcapi-features-3/1.0/conf/features-filter",
+    f"{_OGC}/cql2/1.0/conf/cql2-text",
+    f"{_OGC}/cql2/1.0/conf/cql2-json",
+    f"{_OGC}/cql2/1.0/conf/basic-cql2",
+    f"{_OGC}/cql2/1.0/conf/advanced-comparison-operators",
+    f"{_OGC}/cql2/1.0/conf/case-insensitive-comparison",
+)
+
+
+def publish_dependency(auth: Authenticator) -> Any:
+    """strato's ``publish`` scope (401/403 as the Authenticator answers), remembering who."""
+    require = auth.require(Scope.PUBLISH)
+
+    def dependency(request: Request, principal: Principal = Depends(require)) -> Principal:
+        setattr(request.state, PRINCIPAL_STATE, principal)
+        return principal
+
+    return dependency
+
+
+def build_stac_routes(
+    *,
+    store: ItemStore,
+    search: CatalogSearch,
+    publisher: EventPublisher,
+    auth: Authenticator,
+    settings: Settings,
+) -> list[APIRoute]:
+    """The STAC API's routes, made by stac-fastapi on a scratch app with strato's clients."""
+    urls = Urls(settings=settings)
+    filters = StratoFilterExtension(
+        client=StratoFiltersClient(store=store, search=search, urls=urls)
+    )
+    shaping = search_extensions(filters)
+    models = request_models(shaping)
+    api_settings = ApiSettings(
+        _env_file=None,
+        stac_fastapi_title=f"strato STAC index node {settings.node_name!r}",
+        stac_fastapi_description="Items this node applied from the ESGF event stream.",
+        stac_fastapi_version=__version__,
+        stac_fastapi_landing_id=f"strato-{settings.node_name}",
+    )
+    extensions = [
+        *shaping,
+        StratoAggregationExtension(
+            client=StratoAggregationClient(store=store, search=search, urls=urls),
+            get_model=models.aggregate_get,
+            post_model=models.aggregate_post,
+        ),
+        StratoTransactionExtension(
+            client=StratoTransactionsClient(
+                publisher=publisher, urls=urls, max_items=settings.catalog.max_limit
+            ),
+            settings=api_settings,
+            dependency=publish_dependency(auth),
+        ),
+    ]
+    core = StratoCoreClient(
+        store=store, search=search, settings=settings, conformance_uris=list(CONFORMANCE)
+    )
+    scratch = FastAPI(openapi_url="/api", docs_url=None, redoc_url=None)
+    StacApi(
+        settings=api_settings,
+        client=core,
+        extensions=extensions,
+        app=scratch,
+        router=APIRouter(prefix=PREFIX),
+        exceptions={},
+        middlewares=[],
+        search_get_request_model=models.search_get,
+        search_post_request_model=models.search_post,
+        items_get_request_model=models.items_get,
+        collections_get_request_model=models.collections_get,
+    )
+    return [
+        route
+        for route in _flatten(scratch.router.routes)
+        if route.path.startswith(f"{PREFIX}/")
+        # stac-fastapi's liveness routes: strato has /healthz and /readyz.
+        and not route.path.startswith(f"{PREFIX}/_mgmt")
+    ]
+
+
+def _flatten(routes: Sequence[BaseRoute]) -> list[APIRoute]:
+    """The API routes of a router, also those of the routers it includes.
+
+    FastAPI keeps an included router as one entry pointing at the original; stac-fastapi
+    gives its routers their full paths and passes nothing but tags on including them, so
+    the original routes are complete as they are.
+    """
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+            continue
+        included = getattr(route, "original_router", None)
+        if isinstance(included, APIRouter):
+            found += _flatten(included.routes)
+    return found
+
+
+def install_stac_api(
+    app: FastAPI,
+    *,
+    store: ItemStore,
+    search: CatalogSearch,
+    publisher: EventPublisher,
+    auth: Authenticator,
+    settings: Settings,
+) -> None:
+    """Add the STAC API under /stac to strato's app."""
+    holder = APIRouter()
+    for route in build_stac_routes(
+        store=store, search=search, publisher=publisher, auth=auth, settings=settings
+    ):
+        route.tags = []
+        holder.routes.append(route)
+    app.include_router(holder, tags=[TAG])
