@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from strato.capabilities import NavLink
 
@@ -41,10 +41,13 @@ class CatalogCapability:
 
     def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
         from strato.bus import open_bus
+        from strato.catalog.esg_search_routes import make_esg_search_router
         from strato.catalog.node import CatalogNode
+        from strato.catalog.pages import make_catalog_pages_router
         from strato.catalog.publications import make_publications_router
         from strato.catalog.publisher import EventPublisher
         from strato.catalog.search import CatalogSearch
+        from strato.catalog.stac_api import install_stac_api
         from strato.catalog.store import ItemStore
 
         settings = ctx.settings
@@ -66,30 +69,19 @@ class CatalogCapability:
         app.state.catalog = node
         # Before the STAC API, whose /stac/collections/{id} routes would otherwise shadow it.
         app.include_router(make_publications_router(store, settings))
-        # TEMPORARY while the parts are being written in parallel: skip what is missing.
-        install_stac_api = _optional("strato.catalog.stac_api", "install_stac_api")
-        if install_stac_api:
-            install_stac_api(
-                app,
-                store=store,
-                search=search,
-                publisher=node.publisher,
-                auth=auth,
-                settings=settings,
-            )
-        esg = _optional("strato.catalog.esg_search_routes", "make_esg_search_router")
-        if esg:
-            app.include_router(esg(search, settings))
-        pages = _optional("strato.catalog.pages", "make_catalog_pages_router")
-        if pages:
-            app.include_router(pages(search, store, settings, app.state.templates, app.state.nav))
+        install_stac_api(
+            app, store=store, search=search, publisher=node.publisher, auth=auth, settings=settings
+        )
+        app.include_router(make_esg_search_router(search, settings))
+        app.include_router(
+            make_catalog_pages_router(search, store, settings, app.state.templates, app.state.nav)
+        )
 
     def register_cli(self, app: typer.Typer) -> None:
+        from strato.catalog.cli import register
         from strato.catalog.playground_cli import register as register_playground
 
-        register = _optional("strato.catalog.cli", "register")
-        if register:
-            register(app)
+        register(app)
         register_playground(app)
 
     def on_start(self, ctx: Context) -> None:
@@ -108,15 +100,6 @@ class CatalogCapability:
             yield
         finally:
             await node.stop()
-
-
-def _optional(module: str, attr: str) -> Any:
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ModuleNotFoundError, AttributeError):
-        return None
 
 
 capability = CatalogCapability()

@@ -57,7 +57,15 @@ class CatalogNode:
 
     async def start(self, *, consume: bool) -> None:
         self._stop.clear()
-        self._tasks.append(asyncio.create_task(self._connect_and_consume(consume)))
+        task = asyncio.create_task(self._connect_and_consume(consume))
+        task.add_done_callback(self._report)
+        self._tasks.append(task)
+
+    def _report(self, task: asyncio.Task[Any]) -> None:
+        # Said when it happens, not at shutdown: a node that stopped consuming must show it.
+        if not task.cancelled() and task.exception() is not None:
+            self.last_error = f"consumer stopped: {task.exception()}"
+            log.error("the catalog consumer stopped", exc_info=task.exception())
 
     async def _connect_and_consume(self, consume: bool) -> None:
         attempt = 0
