@@ -72,9 +72,11 @@ class CatalogCapability:
         install_stac_api(
             app, store=store, search=search, publisher=node.publisher, auth=auth, settings=settings
         )
-        app.include_router(make_esg_search_router(search, settings))
+        app.include_router(make_esg_search_router(search, settings, auth))
         app.include_router(
-            make_catalog_pages_router(search, store, settings, app.state.templates, app.state.nav)
+            make_catalog_pages_router(
+                search, store, settings, app.state.templates, app.state.nav, auth
+            )
         )
 
     def register_cli(self, app: typer.Typer) -> None:

@@ -1,0 +1,769 @@
+"""The legacy ESGF search (``/esg-search/search``) over this node's catalog.
+
+ESGF's index nodes answered Solr-style queries (``project=CMIP6&variable_id=tas&facets=
+source_id&limit=10``) with Solr JSON; esgf-pyclient, intake-esgf's older paths and many
+scripts still send them. This module turns such parameters into a :class:`SearchRequest`
+(facet constraints become a CQL2 JSON filter) and the page that comes back into the
+Solr JSON those clients read. No FastAPI here: the route hands over the query string's
+``(name, value)`` pairs.
+
+Semantics, as ESGF's search had them: values of one facet are OR'ed
+(``variable_id=tas&variable_id=pr`` or ``variable_id=tas,pr``), facets are AND'ed, and
+``variable_id!=tas`` excludes. ESGF's facet names are bare (``source_id``): each stands for
+the item properties of every project that has it (``cmip6:source_id``, ``cordex:source_id``),
+and its counts are the sum over them.
+
+``type=File`` is served for the files of named datasets (``dataset_id=...``, what
+esgf-pyclient's ``file_context()`` sends): each asset of the item is one file. A file
+search over facets alone would need every matching item's assets, so it answers 400.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from strato.catalog.search import CatalogSearch, SearchRequest
+from strato.catalog.store import parse_datetime, words
+from strato.errors import InvalidInput
+
+SOLR_JSON = "application/solr+json"
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 10_000
+# More datasets than this in one file search is a crawl, not a lookup.
+MAX_FILE_DATASETS = 100
+
+# The facets of the projects' STAC extensions (ESGF's CMIP6 and CORDEX-CMIP6 schemas),
+# by their bare names.
+CMIP6_FACETS = (
+    "activity_id",
+    "data_specs_version",
+    "experiment",
+    "experiment_id",
+    "frequency",
+    "further_info_url",
+    "grid_label",
+    "institution_id",
+    "member_id",
+    "mip_era",
+    "nominal_resolution",
+    "product",
+    "realm",
+    "source_id",
+    "source_type",
+    "sub_experiment_id",
+    "table_id",
+    "variable_cf_standard_name",
+    "variable_id",
+    "variable_long_name",
+    "variable_units",
+    "variant_label",
+)
+CORDEX_FACETS = (
+    "activity_id",
+    "domain",
+    "domain_id",
+    "driving_experiment",
+    "driving_experiment_id",
+    "driving_source_id",
+    "driving_variant_label",
+    "frequency",
+    "institution_id",
+    "mip_era",
+    "product",
+    "project_id",
+    "realm",
+    "source_id",
+    "source_type",
+    "variable_cf_standard_name",
+    "variable_id",
+    "variable_long_name",
+    "variable_units",
+    "version_realization",
+)
+PROJECT_PREFIXES = {"cmip6": CMIP6_FACETS, "cordex": CORDEX_FACETS}
+PLAIN_FACETS = ("project",)
+# Names ESGF's Solr schema used where the STAC extensions renamed the field.
+ALIASES = {
+    "cf_standard_name": "variable_cf_standard_name",
+    "experiment_title": "experiment",
+}
+
+# Parameters that are not constraints. ``shards`` and ``distrib`` are accepted and ignored:
+# this node answers for itself (esgf-pyclient sends both).
+_SYSTEM = frozenset(
+    {
+        "type",
+        "format",
+        "offset",
+        "limit",
+        "facets",
+        "fields",
+        "latest",
+        "retracted",
+        "replica",
+        "distrib",
+        "shards",
+        "query",
+        "start",
+        "end",
+        "from",
+        "to",
+        "bbox",
+    }
+)
+# Constraints on the records themselves rather than on facets.
+_IDS = frozenset({"id", "instance_id", "dataset_id"})
+_MASTER_IDS = frozenset({"master_id", "drs_id"})
+
+SearchType = Literal["Dataset", "File"]
+QUERY_STRING = "the query string"
+
+
+# --- facet names --------------------------------------------------------------------------
+
+
+def bare_name(prop: str) -> str:
+    """``cmip6:source_id`` -> ``source_id``; a plain property keeps its name."""
+    return prop.split(":", 1)[1] if ":" in prop else prop
+
+
+class FacetVocabulary:
+    """Bare ESGF facet names and the item properties each stands for on this node.
+
+    A name is known if a project's schema has it or an item has it; it stands for the
+    properties items have (the search refuses to filter on others), which may be none yet.
+    """
+
+    def __init__(self, present: Iterable[str] = ()) -> None:
+        known = set(PLAIN_FACETS)
+        for names in PROJECT_PREFIXES.values():
+            known.update(names)
+        props: dict[str, list[str]] = {name: [] for name in known}
+        for prop in present:
+            # Also facets beyond the known schemas (another project, a newer schema).
+            if prop in PLAIN_FACETS or ":" in prop:
+                props.setdefault(bare_name(prop), []).append(prop)
+        self._props = {name: tuple(sorted(p)) for name, p in props.items()}
+
+    @property
+    def names(self) -> list[str]:
+        """Every known bare name."""
+        return sorted(self._props)
+
+    @property
+    def present(self) -> list[str]:
+        """The bare names some item has."""
+        return sorted(name for name, props in self._props.items() if props)
+
+    def properties(self, name: str, *, where: str = QUERY_STRING) -> tuple[str, ...]:
+        """The properties bare ``name`` stands for; InvalidInput if it is no facet."""
+        found = self._props.get(ALIASES.get(name, name))
+        if found is None:
+            # The words of ESGF's own answer, which esgf-pyclient picks the name out of.
+            prefix = f"Invalid HTTP query parameter={name}: " if where == QUERY_STRING else ""
+            raise InvalidInput(
+                f"{prefix}unknown facet {name!r} in {where}; facets are e.g. project, "
+                "source_id, experiment_id, variable_id, domain_id"
+            )
+        return found
+
+
+# --- constraints -> CQL2 JSON -------------------------------------------------------------
+
+
+def _in(prop: str, values: Sequence[Any]) -> dict[str, Any]:
+    if len(values) == 1:
+        return {"op": "=", "args": [{"property": prop}, values[0]]}
+    return {"op": "in", "args": [{"property": prop}, list(values)]}
+
+
+def _any(clauses: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return clauses[0] if len(clauses) == 1 else {"op": "or", "args": list(clauses)}
+
+
+def all_of(clauses: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"op": "and", "args": list(clauses)}
+
+
+@dataclass
+class Constraints:
+    """Facet values wanted and refused, by bare name, in the order they came."""
+
+    wanted: dict[str, list[str]] = field(default_factory=dict)
+    refused: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, name: str, values: Iterable[str], *, negated: bool) -> None:
+        target = (self.refused if negated else self.wanted).setdefault(name, [])
+        target.extend(v for v in values if v not in target)
+
+    def to_cql2(self, vocabulary: FacetVocabulary) -> list[dict[str, Any]] | None:
+        """The constraints as CQL2 JSON clauses to AND; None if nothing can match."""
+        clauses = []
+        for name, values in self.wanted.items():
+            props = _constraint_properties(name, vocabulary)
+            if not props:
+                # No item has this facet: wanting a value of it matches nothing.
+                return None
+            clauses.append(_any([_in(p, values) for p in props]))
+        for name, values in self.refused.items():
+            props = _constraint_properties(name, vocabulary)
+            if props:
+                clauses.append({"op": "not", "args": [_any([_in(p, values) for p in props])]})
+        return clauses
+
+    def solr(self) -> list[str]:
+        """The constraints as Solr filter queries, echoed in the response header."""
+        out = []
+        for negated, constraints in ((False, self.wanted), (True, self.refused)):
+            for name, values in constraints.items():
+                quoted = " || ".join(f'"{v}"' for v in values)
+                out.append(f"{'-' if negated else ''}{name}:({quoted})")
+        return out
+
+
+def _constraint_properties(name: str, vocabulary: FacetVocabulary) -> tuple[str, ...]:
+    if name in _IDS:
+        return ("id",)
+    if name in _MASTER_IDS:
+        return ("base_id",)
+    if name == "version":
+        return ("version",)
+    return vocabulary.properties(name)
+
+
+def _check_constraint(name: str, vocabulary: FacetVocabulary, *, where: str = QUERY_STRING) -> None:
+    """InvalidInput unless ``name`` is something a search can be constrained by."""
+    if name not in _IDS and name not in _MASTER_IDS and name != "version":
+        vocabulary.properties(name, where=where)
+
+
+def _record_values(name: str, values: Iterable[str]) -> list[str]:
+    """Constraint values as the item columns hold them."""
+    if name in _IDS:
+        # ESGF's ids are "<instance_id>|<data node>"; items are known by the instance id.
+        return [v.split("|", 1)[0] for v in values]
+    if name == "version":
+        return [v[1:] if v[:1] in ("v", "V") and v[1:].isdigit() else v for v in values]
+    return list(values)
+
+
+# --- parameters ---------------------------------------------------------------------------
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise InvalidInput(f"parameter {name!r} is true or false, not {value!r}")
+
+
+def _int(name: str, value: str, low: int, high: int) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise InvalidInput(f"parameter {name!r} is a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise InvalidInput(f"parameter {name!r} must be within {low}..{high}, not {number}")
+    return number
+
+
+def _instant(name: str, value: str) -> datetime:
+    text = value.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        text += "T00:00:00Z"
+    elif re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?", text):
+        # ESGF's examples leave the zone out; they mean UTC.
+        text += "Z"
+    parsed = parse_datetime(text)
+    if parsed is None:
+        raise InvalidInput(
+            f"parameter {name!r} is a date-time like 2000-01-01T00:00:00Z, not {value!r}"
+        )
+    return parsed
+
+
+def _bbox(value: str) -> tuple[float, float, float, float]:
+    parts = [p for p in re.split(r"[\s,]+", value.strip().strip("[]")) if p]
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) != 4:
+        raise InvalidInput(f"parameter 'bbox' is [west,south,east,north], not {value!r}")
+    west, south, east, north = numbers
+    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
+        raise InvalidInput(f"parameter 'bbox' is out of range: {value!r}")
+    return west, south, east, north
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _free_text(text: str, constraints: Constraints, vocabulary: FacetVocabulary) -> list[str]:
+    """Words of ``query``; Solr's ``name:value`` terms become constraints, ``*:*`` nothing."""
+    terms = []
+    for word in re.findall(r'"[^"]*"|\S+', text):
+        if word in ("*", "*:*", "AND", "OR", "&&", "||"):
+            continue
+        name, sep, value = word.partition(":")
+        if sep and value and name != "*":
+            _check_constraint(name, vocabulary, where="query")
+            constraints.add(name, _record_values(name, [value.strip('"')]), negated=False)
+            continue
+        term = word.strip('"')
+        if not words(term):
+            raise InvalidInput(f"parameter 'query': {term!r} has no word to search for")
+        terms.append(term)
+    return terms
+
+
+@dataclass
+class EsgQuery:
+    """One legacy search, parsed."""
+
+    type: SearchType = "Dataset"
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    facets: list[str] = field(default_factory=list)
+    fields: list[str] | None = None
+    constraints: Constraints = field(default_factory=Constraints)
+    flags: dict[str, bool] = field(default_factory=dict)
+    replica: bool | None = None
+    q: list[str] = field(default_factory=list)
+    interval: tuple[datetime | None, datetime | None] | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    query_text: str | None = None
+
+    def request(
+        self, vocabulary: FacetVocabulary, *, limit: int, offset: int
+    ) -> SearchRequest | None:
+        """The search to run; None when its constraints cannot match anything."""
+        clauses = self.constraints.to_cql2(vocabulary)
+        if clauses is None or self.replica is True:
+            # Replicas are alternates of the assets of one record here, never records.
+            return None
+        for name, value in self.flags.items():
+            clauses.append({"op": "=", "args": [{"property": name}, value]})
+        return SearchRequest(
+            bbox=self.bbox,
+            datetime=self.interval,
+            filter=all_of(clauses),
+            q=tuple(self.q),
+            limit=limit,
+            offset=offset,
+        )
+
+
+def parse_params(
+    params: Sequence[tuple[str, str]],
+    vocabulary: FacetVocabulary,
+    *,
+    max_limit: int = MAX_LIMIT,
+) -> EsgQuery:
+    """A legacy search from its query string's ``(name, value)`` pairs, in order.
+
+    A name ending in ``!`` is a negated constraint: ``variable_id!=tas`` arrives as
+    ``("variable_id!", "tas")``.
+    """
+    query = EsgQuery()
+    seen: set[str] = set()
+    free_text: list[str] = []
+    for raw_name, value in params:
+        negated = raw_name.endswith("!")
+        name = raw_name[:-1] if negated else raw_name
+        if not name:
+            raise InvalidInput(f"a parameter without a name: {raw_name!r}={value!r}")
+        if name in _SYSTEM:
+            if negated:
+                raise InvalidInput(f"parameter {name!r} cannot be negated with '!='")
+            if name not in ("facets", "fields", "shards") and name in seen:
+                raise InvalidInput(f"parameter {name!r} is given more than once")
+            seen.add(name)
+            _system(query, name, value, vocabulary, max_limit, free_text)
+            continue
+        values = _split(value)
+        if not values:
+            raise InvalidInput(f"constraint {raw_name!r} has no value")
+        _check_constraint(name, vocabulary)
+        query.constraints.add(name, _record_values(name, values), negated=negated)
+    if free_text:
+        query.query_text = " ".join(free_text)
+        query.q = _free_text(query.query_text, query.constraints, vocabulary)
+    if query.type == "File" and not query.constraints.wanted.get("dataset_id"):
+        raise InvalidInput(
+            "type=File lists the files of named datasets: give dataset_id=<id> (one or more)"
+        )
+    return query
+
+
+def _system(
+    query: EsgQuery,
+    name: str,
+    value: str,
+    vocabulary: FacetVocabulary,
+    max_limit: int,
+    free_text: list[str],
+) -> None:
+    if name == "type":
+        if value not in ("Dataset", "File"):
+            raise InvalidInput(f"parameter 'type' is Dataset or File on this node, not {value!r}")
+        query.type = "File" if value == "File" else "Dataset"
+    elif name == "format":
+        if value != SOLR_JSON:
+            raise InvalidInput(f"parameter 'format' is {SOLR_JSON} on this node, not {value!r}")
+    elif name == "limit":
+        query.limit = _int(name, value, 0, max_limit)
+    elif name == "offset":
+        query.offset = _int(name, value, 0, 2**31 - 1)
+    elif name == "facets":
+        for facet in _split(value):
+            if facet == "*":
+                query.facets.append("*")
+            else:
+                vocabulary.properties(facet, where="facets")
+                query.facets.append(facet)
+    elif name == "fields":
+        query.fields = [*(query.fields or []), *_split(value)]
+    elif name in ("latest", "retracted"):
+        query.flags[name] = _bool(name, value)
+    elif name == "replica":
+        query.replica = _bool(name, value)
+    elif name == "distrib":
+        _bool(name, value)
+    elif name == "query":
+        free_text.append(value)
+    elif name in ("start", "end"):
+        start, end = query.interval or (None, None)
+        instant = _instant(name, value)
+        query.interval = (instant, end) if name == "start" else (start, instant)
+        if query.interval[0] and query.interval[1] and query.interval[0] > query.interval[1]:
+            raise InvalidInput("parameter 'start' is after 'end'")
+    elif name in ("from", "to"):
+        raise InvalidInput(
+            f"parameter {name!r} (time of the last index update) is not searchable on this "
+            "node; use start/end for the data's time range"
+        )
+    elif name == "bbox":
+        query.bbox = _bbox(value)
+
+
+# --- documents ----------------------------------------------------------------------------
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _facet_fields(props: Mapping[str, Any], vocabulary: FacetVocabulary) -> dict[str, Any]:
+    out: dict[str, list[Any]] = {}
+    for prop, value in props.items():
+        if prop in PLAIN_FACETS or ":" in prop:
+            bare = bare_name(prop)
+            out.setdefault(bare, []).extend(v for v in _list(value) if v is not None)
+    if "variable_cf_standard_name" in out:
+        out["cf_standard_name"] = out["variable_cf_standard_name"]
+    return out
+
+
+def _data_assets(item: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    assets = item.get("assets")
+    if not isinstance(assets, dict):
+        return []
+    out = []
+    for key, asset in assets.items():
+        if not isinstance(asset, dict):
+            continue
+        roles = asset.get("roles")
+        if isinstance(roles, list) and roles and "data" not in roles:
+            continue
+        out.append((str(key), asset))
+    return out
+
+
+@dataclass(frozen=True)
+class DocContext:
+    """Where this node is: for ids, index_node and links."""
+
+    node_name: str
+    base_url: str
+
+
+def item_url(base_url: str, collection_id: str, item_id: str) -> str:
+    return f"{base_url}/stac/collections/{collection_id}/items/{item_id}"
+
+
+def dataset_doc(
+    item: Mapping[str, Any], ctx: DocContext, vocabulary: FacetVocabulary
+) -> dict[str, Any]:
+    """An item as ESGF's Solr index held a Dataset record."""
+    props = item.get("properties")
+    props = props if isinstance(props, dict) else {}
+    instance_id = str(item.get("id"))
+    collection = str(item.get("collection", ""))
+    data_node = str(props.get("data_node") or ctx.node_name)
+    files = _data_assets(item)
+    size = props.get("size")
+    if not isinstance(size, int):
+        size = sum(int(a.get("file:size") or 0) for _, a in files)
+    doc: dict[str, Any] = {
+        "id": f"{instance_id}|{data_node}",
+        "type": "Dataset",
+        "instance_id": instance_id,
+        "master_id": props.get("base_id") or instance_id.rsplit(".v", 1)[0],
+        "title": props.get("title") or instance_id,
+        "version": props.get("version"),
+        "latest": props.get("latest") is not False,
+        "retracted": props.get("retracted") is True,
+        "replica": props.get("replica") is True,
+        "data_node": data_node,
+        "index_node": ctx.node_name,
+        "number_of_files": len(files),
+        "number_of_aggregations": 0,
+        "size": size,
+        "access": _list(props.get("access") or ["HTTPServer"]),
+        "url": [f"{item_url(ctx.base_url, collection, instance_id)}|application/geo+json|STAC"],
+        "stac_collection": collection,
+    }
+    doc.update(_facet_fields(props, vocabulary))
+    for key, prop in (("datetime_start", "start_datetime"), ("datetime_stop", "end_datetime")):
+        if props.get(prop):
+            doc[key] = props[prop]
+    if props.get("updated"):
+        doc["_timestamp"] = doc["timestamp"] = props["updated"]
+    bbox = item.get("bbox")
+    if isinstance(bbox, list) and len(bbox) in (4, 6):
+        half = len(bbox) // 2
+        doc["west_degrees"], doc["south_degrees"] = bbox[0], bbox[1]
+        doc["east_degrees"], doc["north_degrees"] = bbox[half], bbox[half + 1]
+    doc["score"] = 1.0
+    return doc
+
+
+def checksum_of(value: Any) -> tuple[str, str] | None:
+    """``(hex digest, type)`` of a file:checksum, a multihash, or a bare hex digest."""
+    if not isinstance(value, str):
+        return None
+    text = value.lower()
+    if len(text) == 68 and text.startswith("1220"):
+        return text[4:], "SHA256"
+    if len(text) == 132 and text.startswith("1340"):
+        return text[4:], "SHA512"
+    if len(text) == 34 and text.startswith("d501"):
+        return text[4:], "MD5"
+    if len(text) == 64:
+        return text, "SHA256"
+    if len(text) == 32:
+        return text, "MD5"
+    return text, "multihash"
+
+
+def file_docs(
+    item: Mapping[str, Any], ctx: DocContext, vocabulary: FacetVocabulary
+) -> list[dict[str, Any]]:
+    """Each data asset of an item as ESGF's File record; replicas add download URLs."""
+    dataset = dataset_doc(item, ctx, vocabulary)
+    docs = []
+    for key, asset in _data_assets(item):
+        mime = str(asset.get("type") or "application/netcdf")
+        urls = [f"{asset.get('href')}|{mime}|HTTPServer"]
+        alternates = asset.get("alternate")
+        if isinstance(alternates, dict):
+            for alternate in alternates.values():
+                if isinstance(alternate, dict) and alternate.get("href"):
+                    urls.append(f"{alternate['href']}|{mime}|HTTPServer")
+        doc = {
+            k: v
+            for k, v in dataset.items()
+            if k not in ("number_of_files", "number_of_aggregations", "url", "access")
+        }
+        doc.update(
+            {
+                "id": f"{dataset['instance_id']}.{key}|{dataset['data_node']}",
+                "type": "File",
+                "dataset_id": dataset["id"],
+                "instance_id": f"{dataset['instance_id']}.{key}",
+                "master_id": f"{dataset['master_id']}.{key}",
+                "title": key,
+                "size": int(asset.get("file:size") or 0),
+                "url": urls,
+            }
+        )
+        checksum = checksum_of(asset.get("file:checksum"))
+        if checksum:
+            doc["checksum"], doc["checksum_type"] = [checksum[0]], [checksum[1]]
+        tracking = [v for k, v in asset.items() if k.endswith(":tracking_id")]
+        if tracking:
+            doc["tracking_id"] = tracking
+        docs.append(doc)
+    return docs
+
+
+def project(doc: dict[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
+    """Only the asked-for fields, as Solr's ``fl``; ``*`` keeps all."""
+    if not fields or "*" in fields:
+        return doc
+    return {k: doc[k] for k in fields if k in doc}
+
+
+def facet_counts(fields: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+    """Solr's facet_counts: each field's values and counts, flat, values sorted."""
+    return {
+        "facet_queries": {},
+        "facet_fields": {
+            name: [x for key in sorted(counts) for x in (key, counts[key])]
+            for name, counts in fields.items()
+        },
+        "facet_ranges": {},
+        "facet_intervals": {},
+        "facet_heatmaps": {},
+    }
+
+
+# --- the search ---------------------------------------------------------------------------
+
+
+def count_facets(
+    search: CatalogSearch,
+    request: SearchRequest | None,
+    names: Sequence[str],
+    vocabulary: FacetVocabulary,
+) -> dict[str, dict[str, int]]:
+    """``{bare name: {value: count}}`` over what ``request`` matches, summed over projects."""
+    # One property may serve two requested names (an alias and its facet).
+    wanted: dict[str, list[str]] = {}
+    if request is None:
+        return {n: {} for n in names}
+    for name in names:
+        for prop in vocabulary.properties(name, where="facets"):
+            wanted.setdefault(prop, []).append(name)
+    counts: dict[str, dict[str, int]] = {n: {} for n in names}
+    if not wanted:
+        return counts
+    for aggregation in search.aggregate(request, list(wanted)):
+        for name in wanted.get(aggregation.name, []):
+            merged = counts[name]
+            for bucket in aggregation.buckets:
+                merged[bucket.key] = merged.get(bucket.key, 0) + bucket.count
+    return counts
+
+
+class EsgSearch:
+    """Answers legacy searches from a node's :class:`CatalogSearch`."""
+
+    def __init__(self, search: CatalogSearch, *, node_name: str, max_limit: int = MAX_LIMIT):
+        self.search = search
+        self.node_name = node_name
+        self.max_limit = min(max_limit, MAX_LIMIT)
+
+    def vocabulary(self) -> FacetVocabulary:
+        """The facets as items have them now."""
+        return FacetVocabulary(self.search.aggregations())
+
+    def run(self, params: Sequence[tuple[str, str]], *, base_url: str) -> dict[str, Any]:
+        """The Solr JSON answer to a query string's ``(name, value)`` pairs."""
+        started = time.perf_counter()
+        vocabulary = self.vocabulary()
+        query = parse_params(params, vocabulary, max_limit=self.max_limit)
+        ctx = DocContext(self.node_name, base_url.rstrip("/"))
+        if query.type == "File":
+            found, docs, counts = self._files(query, vocabulary, ctx)
+        else:
+            found, docs, counts = self._datasets(query, vocabulary, ctx)
+        response: dict[str, Any] = {
+            "numFound": found,
+            "start": query.offset,
+            "docs": [project(d, query.fields) for d in docs],
+        }
+        if docs:
+            response["maxScore"] = 1.0
+        body: dict[str, Any] = {
+            "responseHeader": {
+                "status": 0,
+                "QTime": round((time.perf_counter() - started) * 1000),
+                "params": self._echo(query),
+            },
+            "response": response,
+        }
+        if query.facets:
+            body["facet_counts"] = facet_counts(counts)
+        else:
+            body["facet_counts"] = facet_counts({})
+        return body
+
+    def _facet_names(self, query: EsgQuery, vocabulary: FacetVocabulary) -> list[str]:
+        if "*" in query.facets:
+            return [*vocabulary.names, *ALIASES]
+        return list(dict.fromkeys(query.facets))
+
+    def _datasets(
+        self, query: EsgQuery, vocabulary: FacetVocabulary, ctx: DocContext
+    ) -> tuple[int, list[dict[str, Any]], dict[str, dict[str, int]]]:
+        names = self._facet_names(query, vocabulary)
+        # Solr's rows=0 still counts: ask for one and show none.
+        request = query.request(vocabulary, limit=max(query.limit, 1), offset=query.offset)
+        if request is None:
+            return 0, [], {n: {} for n in names}
+        page = self.search.search(request)
+        items = page.items if query.limit else []
+        docs = [dataset_doc(item, ctx, vocabulary) for item in items]
+        counts = count_facets(self.search, request, names, vocabulary) if names else {}
+        return page.matched, docs, counts
+
+    def _files(
+        self, query: EsgQuery, vocabulary: FacetVocabulary, ctx: DocContext
+    ) -> tuple[int, list[dict[str, Any]], dict[str, dict[str, int]]]:
+        datasets = query.constraints.wanted.get("dataset_id", [])
+        if len(datasets) > MAX_FILE_DATASETS:
+            raise InvalidInput(
+                f"a file search names at most {MAX_FILE_DATASETS} datasets, not {len(datasets)}"
+            )
+        names = self._facet_names(query, vocabulary)
+        request = query.request(vocabulary, limit=max(len(datasets), 1), offset=0)
+        if request is None:
+            return 0, [], {n: {} for n in names}
+        page = self.search.search(request)
+        files = [doc for item in page.items for doc in file_docs(item, ctx, vocabulary)]
+        counts: dict[str, dict[str, int]] = {n: {} for n in names}
+        for doc in files:
+            for name in names:
+                for value in _list(doc.get(ALIASES.get(name, name), [])):
+                    key = str(value)
+                    counts[name][key] = counts[name].get(key, 0) + 1
+        window = files[query.offset : query.offset + query.limit]
+        return len(files), window, counts
+
+    def _echo(self, query: EsgQuery) -> dict[str, Any]:
+        fq = [f"type:{query.type}", *query.constraints.solr()]
+        fq += [f"{k}:{str(v).lower()}" for k, v in query.flags.items()]
+        if query.replica is not None:
+            fq.append(f"replica:{str(query.replica).lower()}")
+        params: dict[str, Any] = {
+            "q": query.query_text or "*:*",
+            "fq": fq,
+            "start": str(query.offset),
+            "rows": str(query.limit),
+            "fl": ",".join(query.fields) if query.fields else "*,score",
+            "wt": "json",
+            "distrib": "false",
+            "facet": "true" if query.facets else "false",
+        }
+        if query.facets:
+            params.update(
+                {
+                    "facet.field": query.facets,
+                    "facet.limit": "-1",
+                    "facet.mincount": "1",
+                    "facet.sort": "lex",
+                }
+            )
+        return params
