@@ -99,6 +99,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
+    # 64 MiB page cache instead of 2 MiB: a large catalog's facet index stays in memory.
+    cur.execute("PRAGMA cache_size=-65536")
     cur.close()
 
 

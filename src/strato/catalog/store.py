@@ -4,6 +4,11 @@ An item is kept whole as JSON (what the STAC API returns), with the properties t
 searches filter and sort on copied into columns, and one ``catalog_facets`` row per
 facet value, so term filters and aggregations use an index instead of scanning JSON,
 which each of SQLite, PostgreSQL and MariaDB queries differently.
+
+The same table is the free-text index: each distinct word of an item's id, title,
+description, keywords and facet values is a row under the reserved name :data:`WORDS`
+(no facet can have it: facet names start with a project prefix). Written by the same
+code path as the facets, the words can never disagree with the item they index.
 """
 
 from __future__ import annotations
@@ -43,6 +48,16 @@ VERSION_LEN = 32
 
 FACET_PREFIXES = ("cmip6:", "cordex:")
 FACET_PLAIN = ("project",)
+# The facet name of free-text words; not a valid property name, so never a facet's.
+WORDS = "~words"
+# Bounds the rows one item with a long description adds to the index.
+MAX_WORDS = 500
+_WORD = re.compile(r"[^\W_]+")
+# Words that would match nearly every item: not indexed, and not searched for.
+STOPWORDS = frozenset(
+    {"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "is", "it"}
+    | {"of", "on", "or", "the", "to", "with"}
+)
 
 
 class CollectionRow(Base):
@@ -57,7 +72,9 @@ class ItemRow(Base):
     __tablename__ = "catalog_items"
     __table_args__ = (
         UniqueConstraint("collection_id", "id", name="uq_catalog_items_collection_id"),
-        Index("ix_catalog_items_collection_id_datetime", "collection_id", "datetime"),
+        # Default order (newest first), with and without a collection filter.
+        Index("ix_catalog_items_time_start", "time_start", "pk"),
+        Index("ix_catalog_items_collection_id_time_start", "collection_id", "time_start", "pk"),
         Index("ix_catalog_items_base_id", "base_id"),
         Index("ix_catalog_items_latest", "latest"),
     )
@@ -70,6 +87,10 @@ class ItemRow(Base):
     datetime: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     start_datetime: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     end_datetime: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The item's time extent whether it has one instant or a range, as pgstac keeps it:
+    # what searches mean by "datetime" when they filter and sort.
+    time_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    time_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Double, not Float: MariaDB's FLOAT is single precision.
     west: Mapped[float | None] = mapped_column(Double, nullable=True)
     south: Mapped[float | None] = mapped_column(Double, nullable=True)
@@ -85,8 +106,11 @@ class ItemRow(Base):
 class FacetRow(Base):
     __tablename__ = "catalog_facets"
     __table_args__ = (
+        # Term filters and aggregations over everything: the items of a value.
         Index("ix_catalog_facets_name_value", "name", "value", "item_pk"),
-        Index("ix_catalog_facets_item_pk", "item_pk"),
+        # Probes and aggregations over a few items: the values of an item; also what
+        # the foreign key and the applier's deletes by item_pk need.
+        Index("ix_catalog_facets_item_pk_name", "item_pk", "name", "value"),
     )
 
     # A surrogate key: the same (item, name, value) may legitimately repeat in a list.
@@ -179,6 +203,8 @@ def derive(row: ItemRow, content: dict[str, Any]) -> None:
     row.datetime = parse_datetime(props.get("datetime"))
     row.start_datetime = parse_datetime(props.get("start_datetime"))
     row.end_datetime = parse_datetime(props.get("end_datetime"))
+    row.time_start = row.datetime or row.start_datetime or row.end_datetime
+    row.time_end = row.datetime or row.end_datetime or row.start_datetime
     row.west, row.south, row.east, row.north = _bbox(content.get("bbox"))
     row.base_id = _short_str(props.get("base_id"), ITEM_ID_LEN)
     row.version = _short_str(props.get("version"), VERSION_LEN)
@@ -199,20 +225,69 @@ def _facet_text(value: Any) -> str | None:
     return None
 
 
-def facet_values(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """``(name, value)`` for each scalar of each facet property, one per list element."""
+def is_facet(name: str) -> bool:
+    """Whether property ``name`` is kept as facet rows."""
+    return len(name) <= FACET_NAME_LEN and (name in FACET_PLAIN or name.startswith(FACET_PREFIXES))
+
+
+def _searchable(word: str) -> bool:
+    # Single letters, short numbers (units, "01.00.32") and stopwords find everything.
+    if len(word) < 2 or len(word) > FACET_VALUE_LEN or word in STOPWORDS:
+        return False
+    return not (word.isdigit() and len(word) < 4)
+
+
+def words(text: str) -> list[str]:
+    """The words free-text search sees in ``text``: runs of letters and digits, lower case.
+
+    URLs have none: their parts repeat the item's id and would bloat the index.
+    """
+    if text.startswith(("http://", "https://")):
+        return []
+    return [w for w in _WORD.findall(text.lower()) if _searchable(w)]
+
+
+def _facets_only(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     props = content.get("properties")
     if not isinstance(props, Mapping):
         return
     for name, value in props.items():
-        if len(name) > FACET_NAME_LEN:
-            continue
-        if not (name in FACET_PLAIN or name.startswith(FACET_PREFIXES)):
+        if not is_facet(name):
             continue
         for element in value if isinstance(value, list) else [value]:
             text = _facet_text(element)
             if text is not None:
                 yield name, text
+
+
+def _texts(content: Mapping[str, Any]) -> Iterator[str]:
+    props = content.get("properties")
+    props = props if isinstance(props, Mapping) else {}
+    keywords = props.get("keywords")
+    for value in (
+        content.get("id"),
+        props.get("title"),
+        props.get("description"),
+        *(keywords if isinstance(keywords, list) else []),
+    ):
+        if isinstance(value, str):
+            yield value
+
+
+def facet_values(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """The ``catalog_facets`` rows of an item, as ``(name, value)``.
+
+    One per scalar of each facet property (one per list element), then one per distinct
+    word of its text and facet values under the name :data:`WORDS`.
+    """
+    found: set[str] = set()
+    for name, value in _facets_only(content):
+        found.update(words(value))
+        yield name, value
+    for text in _texts(content):
+        found.update(words(text))
+    for word in sorted(found)[:MAX_WORDS]:
+        yield WORDS, word
 
 
 def minimal_collection(collection_id: str) -> dict[str, Any]:
@@ -281,7 +356,11 @@ class ItemStore:
             rows = s.execute(
                 select(FacetRow.name, FacetRow.value)
                 .join(ItemRow, ItemRow.pk == FacetRow.item_pk)
-                .where(ItemRow.collection_id == collection_id, ItemRow.id == item_id)
+                .where(
+                    ItemRow.collection_id == collection_id,
+                    ItemRow.id == item_id,
+                    FacetRow.name != WORDS,
+                )
             )
             return sorted((name, value) for name, value in rows)
 

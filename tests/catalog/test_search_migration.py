@@ -1,0 +1,80 @@
+"""Migration 0004 on a catalog written at 0003: time extents and words filled in, and back."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import command
+
+from strato import db
+from strato.catalog.generator import generate_items
+from strato.catalog.search import CatalogSearch, SearchRequest
+from strato.catalog.store import WORDS, ItemStore, facet_values
+
+
+def test_0004_fills_in_an_existing_catalog_and_goes_back(database_url: str) -> None:
+    engine = db.create_engine(database_url)
+    db.upgrade(engine, "0003")
+    items = list(generate_items(3, seed=21))
+    items[0]["properties"]["description"] = "Written before the words were indexed"
+    # As 0003 made them; JSON said so, since MariaDB reflects it as text.
+    item_table = sa.table(
+        "catalog_items",
+        *(sa.column(n) for n in ("pk", "collection_id", "id", "latest", "retracted")),
+        sa.column("content", sa.JSON()),
+        *(sa.column(n, sa.DateTime()) for n in ("start_datetime", "end_datetime", "updated_at")),
+    )
+    facet_table = sa.table("catalog_facets", *(sa.column(n) for n in ("item_pk", "name", "value")))
+    now = datetime(2024, 1, 1)
+    with engine.begin() as conn:
+        for pk, item in enumerate(items, start=1):
+            props = item["properties"]
+            conn.execute(
+                item_table.insert(),
+                {
+                    "pk": pk,
+                    "collection_id": "CMIP6",
+                    "id": item["id"],
+                    "content": item,
+                    "start_datetime": datetime.fromisoformat(props["start_datetime"][:19]),
+                    "end_datetime": datetime.fromisoformat(props["end_datetime"][:19]),
+                    "latest": True,
+                    "retracted": False,
+                    "updated_at": now,
+                },
+            )
+            rows = [
+                {"item_pk": pk, "name": n, "value": v} for n, v in facet_values(item) if n != WORDS
+            ]
+            conn.execute(facet_table.insert(), rows)
+
+    db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    search = CatalogSearch(sessions)
+    # The time extent was copied from the start and end.
+    start = datetime.fromisoformat(items[1]["properties"]["start_datetime"]).astimezone(UTC)
+    found = search.search(SearchRequest(datetime=(start, start)))
+    assert items[1]["id"] in [i["id"] for i in found.items]
+    # Words were indexed from the content and the facet values already there.
+    [hit] = search.search(SearchRequest(q=["indexed"])).items
+    assert hit["id"] == items[0]["id"]
+    variable = items[2]["properties"]["cmip6:variable_id"]
+    assert items[2]["id"] in [i["id"] for i in search.search(SearchRequest(q=[variable])).items]
+    # The store sees the same facets as before.
+    expected = sorted((n, v) for n, v in facet_values(items[0]) if n != WORDS)
+    assert ItemStore(sessions).facets("CMIP6", items[0]["id"]) == expected
+
+    command.downgrade(db._alembic_config(engine), "0003")
+    with engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("catalog_items")}
+        words = conn.scalar(
+            sa.text("SELECT count(*) FROM catalog_facets WHERE name = :n"), {"n": WORDS}
+        )
+        content = conn.scalar(sa.text("SELECT content FROM catalog_items WHERE pk = 1"))
+    assert "time_start" not in columns
+    assert words == 0
+    assert (json.loads(content) if isinstance(content, str) else content)["id"] == items[0]["id"]
+    db.upgrade(engine)
+    engine.dispose()
