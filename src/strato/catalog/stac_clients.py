@@ -9,6 +9,7 @@ synchronous (stac-fastapi runs them in its thread pool); writes publish events.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -29,6 +30,7 @@ from strato.catalog import stac_transactions as tx
 from strato.catalog.events import Event, Requester
 from strato.catalog.publisher import EventPublisher
 from strato.catalog.search import CatalogSearch, SearchPage, SearchRequest, parse_cql2_text
+from strato.catalog.stac_fast import FastJSONResponse
 from strato.catalog.store import ItemStore
 from strato.settings import Settings
 
@@ -68,7 +70,7 @@ def _request(kwargs: Mapping[str, Any]) -> Request:
 
 
 def _geojson(body: dict[str, Any], status_code: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status_code, media_type=links.GEOJSON)
+    return FastJSONResponse(body, status_code=status_code, media_type=links.GEOJSON)
 
 
 @attr.s(kw_only=True)
@@ -329,15 +331,43 @@ class StratoFiltersClient(BaseFiltersClient):
 
 
 @attr.s(kw_only=True)
+class AggregationNames:
+    """The search's aggregation names, kept a while: reading them is a query of its own.
+
+    Read again when older than ``ttl`` seconds or when a name asked for is not among
+    them, so a facet that has just appeared is known at once.
+    """
+
+    search: CatalogSearch = attr.ib()
+    ttl: float = attr.ib(default=30.0)
+    _read: tuple[float, frozenset[str], list[str]] | None = attr.ib(default=None, init=False)
+
+    def known(self, wanted: Sequence[str] = ()) -> list[str]:
+        now = time.monotonic()
+        read = self._read
+        if (
+            read is None
+            or now - read[0] > self.ttl
+            or any(w not in read[1] for w in wanted if w != TOTAL_COUNT)
+        ):
+            names = self.search.aggregations()
+            # One tuple, swapped whole: the worker threads read it without a lock.
+            read = self._read = (now, frozenset(names), names)
+        return [TOTAL_COUNT, *read[2]]
+
+
+@attr.s(kw_only=True)
 class StratoAggregationClient(BaseAggregationClient):
     """Term counts of facets over the items a search matches (aggregation extension)."""
 
     store: ItemStore = attr.ib()
     search: CatalogSearch = attr.ib()
     urls: Urls = attr.ib()
+    names: AggregationNames = attr.ib()
 
-    def _names(self) -> list[str]:
-        return [TOTAL_COUNT, *self.search.aggregations()]
+    @names.default
+    def _names_of_search(self) -> AggregationNames:
+        return AggregationNames(search=self.search)
 
     def _links(self, request: Request) -> list[dict[str, Any]]:
         root = self.urls.root(request)
@@ -381,7 +411,7 @@ class StratoAggregationClient(BaseAggregationClient):
             self.store.get_collection(collection_id)
             search = _in_collection(search, collection_id)
         wanted = [w.strip() for w in wanted if w.strip()]
-        known = self._names()
+        known = self.names.known(wanted)
         unknown = [w for w in wanted if w not in known]
         if unknown:
             raise params.invalid(
@@ -407,7 +437,7 @@ class StratoAggregationClient(BaseAggregationClient):
                     ],
                 }
             )
-        return JSONResponse(
+        return FastJSONResponse(
             {"type": "AggregationCollection", "aggregations": result, "links": self._links(request)}
         )
 
