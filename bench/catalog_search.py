@@ -146,10 +146,18 @@ def run(name: str, url: str, queries: int, seed: int) -> dict[str, float]:
         search = CatalogSearch(ctx.sessions)
         pairs = _pairs(search, queries, seed)
         statements = [
-            search.explain_sql(SearchRequest(filter={"op": "and", "args": [
-                {"op": "=", "args": [{"property": "cmip6:variable_id"}, v]},
-                {"op": "=", "args": [{"property": "cmip6:experiment_id"}, e]},
-            ]}, limit=10))
+            search.explain_sql(
+                SearchRequest(
+                    filter={
+                        "op": "and",
+                        "args": [
+                            {"op": "=", "args": [{"property": "cmip6:variable_id"}, v]},
+                            {"op": "=", "args": [{"property": "cmip6:experiment_id"}, e]},
+                        ],
+                    },
+                    limit=10,
+                )
+            )
             for v, e in pairs
         ]
         # FACETS are this file's constants, inlined as explain_sql inlines its values.
@@ -158,9 +166,10 @@ def run(name: str, url: str, queries: int, seed: int) -> dict[str, float]:
             + ", ".join(f"'{f}'" for f in FACETS)
             + ") GROUP BY name, value"
         )
-        with _serving(create_app(settings, context=ctx)) as base, httpx.Client(
-            base_url=base, timeout=60
-        ) as client:
+        with (
+            _serving(create_app(settings, context=ctx)) as base,
+            httpx.Client(base_url=base, timeout=60) as client,
+        ):
 
             def api_search(v: str, e: str) -> Callable[[], None]:
                 def call() -> None:
@@ -238,24 +247,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         print("PostgreSQL not reachable on 127.0.0.1:5432: SQLite only", file=sys.stderr)
 
-    print(f"catalog search: {args.count} items, {args.queries} searches (two facet filters, "
-          f"limit 10), aggregate over {len(FACETS)} facets; times in ms")
-    print(f"{'database':11} {'what':10} {'API p50':>8} {'API p95':>8} {'SQL p50':>8} "
-          f"{'SQL p95':>8} {'API/SQL':>8}")
+    print(
+        f"catalog search: {args.count} items, {args.queries} searches (two facet filters, "
+        f"limit 10), aggregate over {len(FACETS)} facets; times in ms"
+    )
+    print(
+        f"{'database':11} {'what':10} {'API p50':>8} {'API p95':>8} {'SQL p50':>8} "
+        f"{'SQL p95':>8} {'API/SQL':>8}"
+    )
     verdicts = []
     for name, url in targets:
         _load(url, args.count, args.seed)
         r = run(name, url, args.queries, args.seed)
         ratio = r["search_p50"] / r["sql_p50"]
         agg_ratio = r["agg_p50"] / r["agg_sql_p50"]
-        print(f"{name:11} {'search':10} {r['search_p50']:8.1f} {r['search_p95']:8.1f} "
-              f"{r['sql_p50']:8.1f} {r['sql_p95']:8.1f} {ratio:8.2f}")
-        print(f"{'':11} {'aggregate':10} {r['agg_p50']:8.1f} {r['agg_p95']:8.1f} "
-              f"{r['agg_sql_p50']:8.1f} {r['agg_sql_p95']:8.1f} {agg_ratio:8.2f}")
+        print(
+            f"{name:11} {'search':10} {r['search_p50']:8.1f} {r['search_p95']:8.1f} "
+            f"{r['sql_p50']:8.1f} {r['sql_p95']:8.1f} {ratio:8.2f}"
+        )
+        print(
+            f"{'':11} {'aggregate':10} {r['agg_p50']:8.1f} {r['agg_p95']:8.1f} "
+            f"{r['agg_sql_p50']:8.1f} {r['agg_sql_p95']:8.1f} {agg_ratio:8.2f}"
+        )
         verdicts.append((name, r["search_p50"] <= 20.0, ratio <= 1.5))
     for name, fast, close in verdicts:
-        print(f"goal on {name}: search p50 <= 20 ms {'met' if fast else 'NOT met'}, "
-              f"API/SQL <= 1.5 {'met' if close else 'NOT met'}")
+        print(
+            f"goal on {name}: search p50 <= 20 ms {'met' if fast else 'NOT met'}, "
+            f"API/SQL <= 1.5 {'met' if close else 'NOT met'}"
+        )
 
 
 if __name__ == "__main__":

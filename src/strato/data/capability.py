@@ -72,7 +72,6 @@ class DataCapability:
 
         threading.Thread(target=make_demo, name="strato-demo", daemon=True).start()
 
-
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         yield
