@@ -21,22 +21,20 @@ The loaded SQLite database is kept in the temp directory for the next run.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
 import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from sqlalchemy import text
 
+from _serving import serving
 from strato.app import create_app
 from strato.catalog.apply import apply_events
 from strato.catalog.events import create_event
@@ -45,7 +43,6 @@ from strato.catalog.search import CatalogSearch, SearchRequest
 from strato.catalog.store import ItemStore
 from strato.context import Context
 from strato.db import create_engine, session_factory, upgrade
-from strato.server import bind
 from strato.settings import Settings
 
 FACETS = ("cmip6:variable_id", "cmip6:experiment_id", "cmip6:source_id", "cmip6:table_id")
@@ -85,21 +82,6 @@ def _load(url: str, count: int, seed: int) -> None:
     print(f"\r  loaded {count} items in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     _analyze(engine)
     engine.dispose()
-
-
-@contextlib.contextmanager
-def _serving(app: Any) -> Iterator[str]:
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _pairs(search: CatalogSearch, queries: int, seed: int) -> list[tuple[str, str]]:
@@ -167,7 +149,7 @@ def run(name: str, url: str, queries: int, seed: int) -> dict[str, float]:
             + ") GROUP BY name, value"
         )
         with (
-            _serving(create_app(settings, context=ctx)) as base,
+            serving(create_app(settings, context=ctx)) as base,
             httpx.Client(base_url=base, timeout=60) as client,
         ):
 

@@ -26,16 +26,15 @@ import secrets
 import socket
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 
+from _serving import serving
 from strato.bus import open_bus
 from strato.catalog import playground
 from strato.catalog.apply import apply_events
@@ -44,7 +43,6 @@ from strato.catalog.generator import generate_items
 from strato.catalog.publisher import EventPublisher
 from strato.catalog.store import ItemStore
 from strato.db import create_engine, session_factory, upgrade
-from strato.server import bind
 
 GOAL = 2000.0
 WHO = {"client_id": "bench", "iss": "https://bench.example", "sub": "bench"}
@@ -127,21 +125,6 @@ def _reference_server(store: ItemStore) -> FastAPI:
     return app
 
 
-@contextlib.contextmanager
-def _serving(app: FastAPI) -> Iterator[str]:
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 async def _reference_consume(bus_url: str, data_dir: Path, stac: str, count: int) -> None:
     from esgf_playground_utils.models.kafka import KafkaEvent
 
@@ -171,7 +154,7 @@ def run_reference(count: int, seed: int) -> float:
         upgrade(engine)
         store = ItemStore(session_factory(engine))
         bus_url = f"sqlite:///{where / 'bus.db'}"
-        with _serving(_reference_server(store)) as stac:
+        with serving(_reference_server(store)) as stac:
             t0 = time.perf_counter()
             asyncio.run(_publish(bus_url, where, events, "drs"))
             asyncio.run(_reference_consume(bus_url, where, stac, count))

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from strato.catalog.store import AppliedEventRow, RecordedOutcome
+from strato.catalog.store import AppliedEventRow, RecordedOutcome, recorded
 from strato.errors import InvalidInput
 
 MAX_ACTIVITY = 500
@@ -41,23 +41,9 @@ def recent_activity(
     with sessions() as s:
         rows = s.scalars(query.limit(limit)).all()
         counts = {str(outcome): int(n) for outcome, n in s.execute(totals)}
-        entries = [_recorded(r) for r in rows]
+        entries = [recorded(r) for r in rows]
     applied = counts.pop("applied", 0)
     return Activity(entries=entries, applied=applied, rejected=sum(counts.values()))
-
-
-def _recorded(row: AppliedEventRow) -> RecordedOutcome:
-    return RecordedOutcome(
-        event_id=row.event_id,
-        request_id=row.request_id,
-        collection_id=row.collection_id,
-        item_id=row.item_id,
-        outcome=row.outcome,
-        status=row.status,
-        title=row.title,
-        detail=row.detail,
-        applied_at=row.applied_at,
-    )
 
 
 def entry_json(entry: RecordedOutcome) -> dict[str, Any]:

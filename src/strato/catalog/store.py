@@ -151,7 +151,7 @@ class RecordedOutcome:
     applied_at: datetime
 
 
-def _recorded(row: AppliedEventRow) -> RecordedOutcome:
+def recorded(row: AppliedEventRow) -> RecordedOutcome:
     return RecordedOutcome(
         event_id=row.event_id,
         request_id=row.request_id,
@@ -379,7 +379,7 @@ class ItemStore:
     def outcome(self, event_id: str) -> RecordedOutcome | None:
         with self.sessions() as s:
             row = s.get(AppliedEventRow, event_id)
-            return None if row is None else _recorded(row)
+            return None if row is None else recorded(row)
 
     def outcomes_for_request(self, request_id: str) -> list[RecordedOutcome]:
         with self.sessions() as s:
@@ -388,4 +388,4 @@ class ItemStore:
                 .where(AppliedEventRow.request_id == request_id)
                 .order_by(AppliedEventRow.applied_at, AppliedEventRow.event_id)
             )
-            return [_recorded(r) for r in rows]
+            return [recorded(r) for r in rows]
