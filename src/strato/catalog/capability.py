@@ -68,7 +68,7 @@ class CatalogCapability:
             node.datalink = DatasetLink(data, store, settings.node_name, settings.base_url)
         app.state.catalog = node
         # Before the STAC API, whose /stac/collections/{id} routes would otherwise shadow it.
-        app.include_router(make_publications_router(store, settings))
+        app.include_router(make_publications_router(store, settings, auth))
         install_stac_api(
             app, store=store, search=search, publisher=node.publisher, auth=auth, settings=settings
         )

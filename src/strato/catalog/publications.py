@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import httpx
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
+from strato.auth import Scope
 from strato.catalog.store import EVENT_ID_LEN, ItemStore, RecordedOutcome
+from strato.http.security import Authenticator
 from strato.settings import Settings
 
 NodeStatus = Literal["pending", "applied", "rejected", "partial", "unreachable"]
@@ -87,8 +89,12 @@ async def _ask_peer(
         return {"node": name, "url": url, "status": "unreachable", "detail": str(exc)[:300]}
 
 
-def make_publications_router(store: ItemStore, settings: Settings) -> APIRouter:
-    router = APIRouter(prefix="/stac", tags=["STAC"])
+def make_publications_router(
+    store: ItemStore, settings: Settings, auth: Authenticator
+) -> APIRouter:
+    router = APIRouter(
+        prefix="/stac", tags=["STAC"], dependencies=[Depends(auth.require(Scope.READ))]
+    )
 
     @router.get("/publications/{request_id}", summary="Outcome of a publication on each node")
     async def publication(

@@ -184,10 +184,23 @@ def install_stac_api(
     settings: Settings,
 ) -> None:
     """Add the STAC API under /stac to strato's app."""
-    holder = APIRouter()
+    reads, writes = APIRouter(), APIRouter()
     for route in build_stac_routes(
         store=store, search=search, publisher=publisher, auth=auth, settings=settings
     ):
         route.tags = []
-        holder.routes.append(route)
-    app.include_router(holder, tags=[TAG])
+        (writes if _is_write(route) else reads).routes.append(route)
+    # A private catalog asks readers for the read scope. Only then: a dependency takes the
+    # GET routes off their fast path (see stac_fast), and an open one needs none.
+    guard = [] if settings.auth.anonymous_read else [Depends(auth.require(Scope.READ))]
+    app.include_router(reads, tags=[TAG], dependencies=guard)
+    app.include_router(writes, tags=[TAG])
+
+
+def _is_write(route: APIRoute) -> bool:
+    """The transactions: they carry the publish scope of their own."""
+    items = f"{PREFIX}/collections/{{collection_id}}/items"
+    methods = route.methods or set()
+    if route.path == items:
+        return "POST" in methods
+    return route.path == f"{items}/{{item_id}}" and bool(methods & {"PUT", "PATCH", "DELETE"})
