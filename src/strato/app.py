@@ -66,17 +66,6 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     nav: list[NavLink] = [link for cap in capabilities for link in cap.nav()]
 
     install_error_handlers(app)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "HEAD", "OPTIONS"],
-            allow_headers=["*"],
-            expose_headers=["ETag", "Content-Length", "X-Request-ID"],
-        )
-    # Added last so it wraps everything, CORS included.
-    app.add_middleware(RequestContextMiddleware, metrics=metrics, access=settings.log.access)
-
     app.mount(
         "/static/apidocs",
         # Swagger UI and ReDoc served from a package, since users' machines may be offline.
@@ -90,4 +79,16 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.state.nav = nav
     for cap in capabilities:
         cap.install(app, ctx, auth)
+    # After the capabilities: middleware added later wraps what was added before, so
+    # these two wrap whatever middleware a capability installs as well.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "Content-Length", "X-Request-ID"],
+        )
+    # Added last so it wraps everything, CORS included.
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, access=settings.log.access)
     return app

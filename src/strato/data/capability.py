@@ -35,6 +35,7 @@ class DataCapability:
 
     def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
         from strato.data.compute import configure_dask
+        from strato.data.fast_chunks import RawChunkFastPath
         from strato.data.pages import make_pages_router
         from strato.data.routes import make_router
         from strato.data.service import DataService
@@ -46,6 +47,14 @@ class DataCapability:
             make_pages_router(service, auth, ctx.settings, app.state.templates, app.state.nav)
         )
         app.include_router(make_router(service, auth, ctx.settings))
+        # Inside the request-context middleware (create_app adds it after the
+        # capabilities), so fast answers carry request ids and count in the metrics.
+        app.add_middleware(
+            RawChunkFastPath,
+            service=service,
+            cache_control=ctx.settings.data.cache_control,
+            anonymous_read=ctx.settings.auth.anonymous_read,
+        )
 
     def register_cli(self, app: typer.Typer) -> None:
         from strato.data.cli import register

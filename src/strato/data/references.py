@@ -672,6 +672,10 @@ class RawStore:
         except KeyError:
             raise self._missing(key) from None
 
+    def entry(self, key: str) -> bytes | ByteRange | None:
+        """What :meth:`resolve` returns, or None for a key the store does not hold."""
+        return self._entries.get(key)
+
     def read(self, key: str) -> bytes:
         target = self.resolve(key)
         if isinstance(target, bytes):

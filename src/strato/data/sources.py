@@ -111,6 +111,11 @@ class OpenedDataset:
                 )
             return self._raw_store
 
+    @property
+    def raw_store_if_built(self) -> RawStore | None:
+        """The raw store if a request has built it already; None instead of building it."""
+        return self._raw_store
+
     def _references(self) -> dict[str, Any]:
         if self.kind == "references":
             return load_references(self.files[0])
@@ -224,6 +229,15 @@ class DatasetCache:
         self._broken: dict[str, tuple[str, str]] = {}  # id -> (fingerprint, reason)
         self._lock = threading.Lock()
         self._opening: dict[str, threading.Lock] = {}
+
+    def peek(self, dataset_id: str) -> OpenedDataset | None:
+        """The dataset if it is open and was checked against its files lately; never opens
+        or checks anything, so it is safe on the event loop."""
+        with self._lock:
+            opened = self._open.get(dataset_id)
+        if opened is None or time.monotonic() - opened.checked_at >= RECHECK_SECONDS:
+            return None
+        return opened
 
     def get(self, dataset_id: str) -> OpenedDataset:
         with self._lock:

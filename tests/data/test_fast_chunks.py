@@ -1,0 +1,129 @@
+"""Raw chunks answered before FastAPI: the same answer as the application's, and only
+in the plain case."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from strato.context import Context
+from strato.data.fast_chunks import RawChunkFastPath
+from strato.data.service import DataService
+from strato.settings import DataSettings, LogSettings, Settings
+from tests.data.test_http import Node, make_node
+
+CHUNK = "/datasets/one/kerchunk/tas/0.0.0"
+COMPARED = ("content-type", "content-length", "etag", "last-modified", "cache-control")
+
+
+@pytest.fixture
+def node(tmp_path: Path, serve: Callable[[Any], str]) -> Iterator[Node]:
+    yield from make_node(tmp_path, serve)
+
+
+def test_a_raw_chunk_is_the_same_whichever_path_answers(node: Node, netcdf_file: Path) -> None:
+    assert node.register("one", [str(netcdf_file)]).status_code == 201
+    node.http.get("/datasets/one/kerchunk/.zmetadata").raise_for_status()
+    # A validator that matches nothing makes the application answer in full.
+    by_app = node.http.get(CHUNK, headers={"If-None-Match": '"no-such-tag"'})
+    fast = node.http.get(CHUNK, headers={"Origin": "https://viewer.example"})
+    assert by_app.status_code == fast.status_code == 200
+    assert fast.content == by_app.content
+    assert len(fast.content) > 0
+    for name in COMPARED:
+        assert fast.headers[name] == by_app.headers[name], name
+    # Still inside the request context and CORS.
+    assert len(fast.headers["x-request-id"]) == 32
+    assert fast.headers["access-control-allow-origin"] == "https://viewer.example"
+    again = node.http.get(CHUNK, headers={"If-None-Match": fast.headers["etag"]})
+    assert again.status_code == 304
+    metrics = node.http.get("/metrics").text
+    assert 'route="/datasets/{dataset_id}/kerchunk/{key:path}"' in metrics
+
+
+class _Served:
+    """What the middleware got to: itself (the status it sent) or the application."""
+
+    def __init__(self, service: DataService, anonymous_read: bool = True) -> None:
+        self.reached_app: list[str] = []
+        self.fast = RawChunkFastPath(
+            self._app,
+            service=service,
+            cache_control="public, max-age=300",
+            anonymous_read=anonymous_read,
+        )
+
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.reached_app.append(scope["path"])
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def get(self, path: str, method: str = "GET", **headers: str) -> int:
+        async def call() -> int:
+            transport = httpx.ASGITransport(app=self.fast)
+            async with httpx.AsyncClient(transport=transport, base_url="http://node") as c:
+                return (await c.request(method, path, headers=headers)).status_code
+
+        return asyncio.run(call())
+
+
+@pytest.fixture
+def service(tmp_path: Path, netcdf_file: Path) -> Iterator[DataService]:
+    settings = Settings(
+        data_dir=tmp_path / "state",
+        log=LogSettings(access=False),
+        data=DataSettings(allowed_roots=[tmp_path]),
+    )
+    ctx = Context.open(settings)
+    ctx.migrate()
+    service = DataService(ctx.sessions, settings)
+    service.register("one", [str(netcdf_file)])
+    yield service
+    ctx.close()
+
+
+def test_only_a_plain_read_of_an_open_dataset_skips_the_application(
+    service: DataService,
+) -> None:
+    served = _Served(service)
+    service.cache.forget("one")
+    assert served.get(CHUNK) == 299  # not open: the application opens it
+    service.cache.get("one").raw_store  # noqa: B018 (built on first use)
+    assert served.get(CHUNK) == 200
+    assert served.reached_app == [CHUNK]
+    for path, method, headers in [
+        ("/datasets/one/kerchunk/.zmetadata", "GET", {}),
+        ("/datasets/one/kerchunk/tas/.zarray", "GET", {}),
+        ("/datasets/one/kerchunk/tas/9.9.9", "GET", {}),
+        ("/datasets/nope/kerchunk/tas/0.0.0", "GET", {}),
+        ("/datasets/one/zarr/tas/0.0.0", "GET", {}),
+        (CHUNK, "HEAD", {}),
+        (CHUNK, "GET", {"Authorization": "Bearer something"}),
+        (CHUNK, "GET", {"If-None-Match": '"x"'}),
+    ]:
+        served.reached_app.clear()
+        assert served.get(path, method, **headers) == 299, (path, method, headers)
+        assert served.reached_app == [path]
+    private = _Served(service, anonymous_read=False)
+    assert private.get(CHUNK) == 299
+
+
+def test_a_dataset_due_for_its_check_or_a_shrunk_file_goes_to_the_application(
+    service: DataService, netcdf_file: Path
+) -> None:
+    served = _Served(service)
+    service.cache.get("one").raw_store  # noqa: B018
+    assert served.get(CHUNK) == 200
+    time.sleep(1.1)  # the files are due for their check: the application does it
+    assert served.get(CHUNK) == 299
+    service.cache.get("one")
+    assert served.get(CHUNK) == 200
+    netcdf_file.write_bytes(netcdf_file.read_bytes()[:100])
+    assert served.get(CHUNK) == 299
