@@ -15,8 +15,8 @@ with zlib level 4 + shuffle in chunks of one time step -- is served by
 How. The same client code reads each endpoint: ``xr.open_dataset(url,
 engine="zarr", zarr_format=F, chunks=None)`` then ``ds["tas"].values`` (the
 whole variable), timed from the open to the last byte. Every endpoint is warmed
-up once on a small slice, then the endpoints are read round-robin (each round
-starting one endpoint further on), ROUNDS times each, and the median is reported
+up once on a small slice, then the endpoints are read in rounds (in an order
+shuffled each round, with a fixed seed), ROUNDS times each, and the median is reported
 as MB/s of uncompressed variable bytes (1 MB = 10**6 bytes). Every read is compared
 with the values read locally from the NetCDF file (NaN-aware); any difference fails
 the run. The ratios strato / xpublish are printed with their goals (3x for /zarr,
@@ -49,6 +49,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -622,10 +623,11 @@ def measure_tas(
             out.fail(f"{ep.label}: {type(exc).__name__}: {exc}")
 
     for rnd in range(1, ROUNDS + 1):
-        # A read runs slower or faster after some than after others (the memory the
-        # last one freed), so each round starts one endpoint further on.
-        shift = (rnd - 1) % max(1, len(usable))
-        for ep in usable[shift:] + usable[:shift]:
+        # A read runs slower or faster depending on the one before it (by up to a
+        # second here), so the order is shuffled each round, the same way every run.
+        order = list(usable)
+        random.Random(rnd).shuffle(order)
+        for ep in order:
             with sampler.window() as w:
                 try:
                     elapsed, got = read_whole(ep, VAR)
