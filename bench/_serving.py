@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -27,3 +32,59 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def nginx_exe() -> str | None:
+    """nginx, if installed: a server of static files to measure ceilings with."""
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+    )
+
+
+def nginx_config(root: Path, port: int, rundir: Path) -> Path:
+    """A config serving ``root`` on 127.0.0.1:``port``, in the foreground, files in ``rundir``."""
+    conf = rundir / "nginx.conf"
+    user = "user root;" if os.geteuid() == 0 else ""  # its workers must read our files
+    conf.write_text(
+        f"daemon off; {user} worker_processes 1; pid {rundir}/nginx.pid;\n"
+        f"error_log {rundir}/nginx-error.log;\n"
+        "events { worker_connections 1024; }\n"
+        "http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;\n"
+        "  default_type application/json;\n"
+        f"  server {{ listen 127.0.0.1:{port}; root {root}; autoindex on; }} }}\n"
+    )
+    return conf
+
+
+@contextlib.contextmanager
+def nginx_serving(root: Path, rundir: Path, probe: str) -> Iterator[str | None]:
+    """nginx serving ``root`` while the block runs; yields its base URL, or None without
+    nginx. ``probe`` is a path that answers once it is up."""
+    exe = nginx_exe()
+    if exe is None:
+        yield None
+        return
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()
+    conf = nginx_config(root, port, rundir)
+    proc = subprocess.Popen(
+        [exe, "-c", str(conf), "-e", str(rundir / "nginx-error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + probe, timeout=5):  # noqa: S310 (loopback)
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("nginx did not start") from None
+                time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)

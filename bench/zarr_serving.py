@@ -72,6 +72,8 @@ import numpy as np
 import psutil  # type: ignore[import-untyped]
 import xarray as xr
 
+from _serving import nginx_config, nginx_exe
+
 ROUNDS = 5
 MB = 1e6
 ZARR_GOAL = 3.0
@@ -564,21 +566,11 @@ def mirror_store(base: str, dest: Path) -> None:
 
 def start_nginx(root: Path, rundir: Path) -> Server | None:
     """nginx serving ``root`` as static files: the fastest a server of those bytes can be."""
-    exe = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
-    )
+    exe = nginx_exe()
     if exe is None:
         return None
     port = free_port()
-    conf = rundir / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(
-        f"daemon off; {user} worker_processes 1; pid {rundir}/nginx.pid;\n"
-        f"error_log {rundir}/nginx-error.log;\n"
-        "events { worker_connections 1024; }\n"
-        "http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;\n"
-        f"  server {{ listen 127.0.0.1:{port}; root {root}; autoindex on; }} }}\n"
-    )
+    conf = nginx_config(root, port, rundir)
     argv = [exe, "-c", str(conf), "-e", str(rundir / "nginx-error.log")]
     server = spawn(
         "nginx", argv, dict(os.environ), rundir / "nginx.log", f"http://127.0.0.1:{port}"

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from strato import jsonio
 from strato.errors import InvalidInput
 
 NAMING = {
@@ -87,10 +88,21 @@ def create_engine(url: str) -> Engine:
             from pathlib import Path
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa_create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = sa_create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            json_serializer=jsonio.dumps,
+            json_deserializer=jsonio.loads,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa_create_engine(url, pool_pre_ping=True, pool_recycle=1800)
+    return sa_create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        json_serializer=jsonio.dumps,
+        json_deserializer=jsonio.loads,
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -115,6 +115,9 @@ class _Batch:
         self.written: dict[int, ItemRow] = {}
         # Items that had facet rows before this batch and were rewritten since.
         self.stale: set[int] = set()
+        # Items this batch creates: kept out of the session and inserted in one go at
+        # the end, in their final state (the ORM would insert them one statement each).
+        self.created: list[ItemRow] = []
         self.recorded: list[dict[str, Any]] = []
         self._preload(events)
 
@@ -249,7 +252,7 @@ class _Batch:
         if new_collection:
             self.s.add(CollectionRow(id=cid, content=minimal_collection(cid)))
         derive(row, content)
-        if existing is None:
+        if existing is None and self.isolated:
             self.s.add(row)
         if event.kind != "patch":
             self._settle_latest(row)
@@ -259,6 +262,8 @@ class _Batch:
             if new_collection:
                 self.collections.add(cid)
             self.items[key] = row
+            if existing is None and not self.isolated:
+                self.created.append(row)
             self.written[id(row)] = row
             if row.pk is not None:
                 self.stale.add(row.pk)
@@ -285,6 +290,7 @@ class _Batch:
 
     def run(self, events: Sequence[Event]) -> list[Outcome]:
         outcomes = [self.apply(event) for event in events]
+        self._insert_created()
         self.s.flush()
         for pks in _chunks(self.stale):
             self.s.execute(delete(FacetRow).where(FacetRow.item_pk.in_(pks)))
@@ -297,6 +303,23 @@ class _Batch:
         self._insert_rows(_table(FacetRow.__tablename__), facets)
         self._insert_rows(_table(AppliedEventRow.__tablename__), self.recorded)
         return outcomes
+
+    def _insert_created(self) -> None:
+        if not self.created:
+            return
+        table = _table(ItemRow.__tablename__)
+        names = [c.key for c in table.columns if c.key != "pk"]
+        conn = self.s.connection()
+        conn.execute(insert(table), [{n: getattr(r, n) for n in names} for r in self.created])
+        # Their keys, for their facet rows: one lookup instead of RETURNING, which not
+        # every driver gives back in order for a many-row insert.
+        wanted = {(r.collection_id, r.id): r for r in self.created}
+        for ids in _chunks(item_id for _, item_id in wanted):
+            found = select(ItemRow.pk, ItemRow.collection_id, ItemRow.id).where(ItemRow.id.in_(ids))
+            for pk, cid, iid in conn.execute(found):
+                row = wanted.get((cid, iid))
+                if row is not None:
+                    row.pk = pk
 
     def _insert_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
         if not rows:

@@ -47,7 +47,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from strato import __version__
+from strato import __version__, jsonio
 from strato.errors import InvalidInput
 
 SCHEMA_VERSION = "1.0.0"
@@ -434,14 +434,9 @@ def validate_event(obj: Any) -> Event:
         raise _invalid(exc) from None
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _decode(raw: bytes | bytearray | memoryview | str) -> Any:
     try:
-        text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8")
-        return json.loads(text, parse_constant=_no_constants)
+        return jsonio.loads(raw)
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"event is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:

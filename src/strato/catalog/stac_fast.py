@@ -13,7 +13,6 @@ how to read) goes to FastAPI's own handler, so errors answer exactly as before.
 from __future__ import annotations
 
 import inspect
-import json
 import re
 import types
 import typing
@@ -27,11 +26,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-# The bytes Starlette's JSONResponse makes; no cycle check, as the documents come
-# straight from JSON (and a cycle would still fail, with RecursionError).
-_ENCODE = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
-).encode
+from strato import jsonio
 
 _INTEGER = re.compile(r"-?[0-9]{1,15}")
 
@@ -39,10 +34,10 @@ Kind = Literal["text", "integer", "other"]
 
 
 class FastJSONResponse(JSONResponse):
-    """A JSONResponse with the same body, made a little faster."""
+    """A JSONResponse with the same body (compact UTF-8), made several times faster."""
 
     def render(self, content: Any) -> bytes:
-        return _ENCODE(content).encode("utf-8")
+        return jsonio.dump_bytes(content)
 
 
 def _kind(annotation: Any) -> Kind:
