@@ -42,6 +42,7 @@ Status = Literal["applied", "duplicate", "rejected"]
 
 # IN lists are cut to this size: far below every engine's limit on bound parameters.
 _CHUNK = 500
+_FACET_COLUMNS = ["item_pk", "name", "value"]
 _K = TypeVar("_K", str, int)
 
 
@@ -295,13 +296,14 @@ class _Batch:
         for pks in _chunks(self.stale):
             self.s.execute(delete(FacetRow).where(FacetRow.item_pk.in_(pks)))
         facets = [
-            {"item_pk": row.pk, "name": name, "value": value}
+            (row.pk, name, value)
             for row in self.written.values()
             for name, value in facet_values(row.content)
         ]
-        # Straight to the tables: the ORM's bulk path costs more than the inserts themselves.
-        self._insert_rows(_table(FacetRow.__tablename__), facets)
-        self._insert_rows(_table(AppliedEventRow.__tablename__), self.recorded)
+        self._insert_rows(_table(FacetRow.__tablename__), _FACET_COLUMNS, facets)
+        recorded = _table(AppliedEventRow.__tablename__)
+        names = list(self.recorded[0]) if self.recorded else []
+        self._insert_rows(recorded, names, [tuple(r.values()) for r in self.recorded])
         return outcomes
 
     def _insert_created(self) -> None:
@@ -321,36 +323,48 @@ class _Batch:
                 if row is not None:
                     row.pk = pk
 
-    def _insert_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
+    def _insert_rows(self, table: Table, names: list[str], rows: list[tuple[Any, ...]]) -> None:
+        """Many rows straight to the driver, in this same transaction: an item has tens
+        of facet rows, and SQLAlchemy's handling of each row's parameters costs about as
+        much as the database's insert of it."""
         if not rows:
             return
         conn = self.s.connection()
-        if conn.dialect.driver != "psycopg":
-            # SQLite runs executemany in-process and PyMySQL rewrites it into multi-row
-            # INSERTs already.
-            conn.execute(insert(table), rows)
-            return
-        # psycopg's executemany sends a statement per row, and an item has tens of facets:
-        # COPY streams them all in one go, in this same transaction.
-        names = list(rows[0])
         # What the column types do to a value on its way in (UTC datetimes made naive).
         binds = [table.c[name].type.bind_processor(conn.dialect) for name in names]
-        columns = ", ".join(f'"{name}"' for name in names)
-        statement = f'COPY "{table.name}" ({columns}) FROM STDIN'
+        values: list[Any] = rows
+        if any(bind is not None for bind in binds):
+            values = [
+                [v if bind is None else bind(v) for v, bind in zip(row, binds, strict=True)]
+                for row in rows
+            ]
+        copy = conn.dialect.driver == "psycopg"
+        if copy:
+            # psycopg's executemany sends a statement per row: COPY streams them.
+            columns = ", ".join(f'"{name}"' for name in names)
+            statement = f'COPY "{table.name}" ({columns}) FROM STDIN'
+        else:
+            # SQLite runs executemany in-process; PyMySQL makes it multi-row INSERTs.
+            quote = conn.dialect.identifier_preparer.quote
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            statement = (
+                f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "  # noqa: S608
+                f"VALUES ({', '.join(mark for _ in names)})"
+            )
         driver_error = conn.dialect.loaded_dbapi.Error
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            with cursor.copy(statement) as copy:
-                for row in rows:
-                    copy.write_row(
-                        [
-                            row[name] if bind is None else bind(row[name])
-                            for name, bind in zip(names, binds, strict=True)
-                        ]
-                    )
+            if copy:
+                with cursor.copy(statement) as stream:
+                    for row in values:
+                        stream.write_row(row)
+            else:
+                cursor.executemany(statement, values)
         except driver_error as exc:
             # Raised as SQLAlchemy would, so callers see IntegrityError and the like.
             raise DBAPIError.instance(statement, None, exc, driver_error) from exc
+        finally:
+            cursor.close()
 
 
 def apply_events(

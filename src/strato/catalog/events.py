@@ -62,10 +62,11 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class _Checked(_Open):
+class _Checked(BaseModel):
     # Items and patches are checked but kept as sent, so nothing may be coerced on the
-    # way: "1.5" is not a number here.
-    model_config = ConfigDict(extra="allow", strict=True)
+    # way: "1.5" is not a number here. The checking models are thrown away, so members
+    # they do not name are not copied into them.
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 # --- the envelope -----------------------------------------------------------------------
