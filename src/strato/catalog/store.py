@@ -14,6 +14,7 @@ code path as the facets, the words can never disagree with the item they index.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -247,6 +248,12 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if _searchable(w)]
 
 
+@functools.lru_cache(maxsize=8192)
+def _value_words(value: str) -> tuple[str, ...]:
+    # Facet values repeat from item to item (experiments, models, variables), unlike ids.
+    return tuple(words(value))
+
+
 def _facets_only(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     props = content.get("properties")
     if not isinstance(props, Mapping):
@@ -282,7 +289,7 @@ def facet_values(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """
     found: set[str] = set()
     for name, value in _facets_only(content):
-        found.update(words(value))
+        found.update(_value_words(value))
         yield name, value
     for text in _texts(content):
         found.update(words(text))
