@@ -51,6 +51,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -501,20 +502,26 @@ class Endpoint:
     url: str
     zarr_format: int
     times: list[float] = field(default_factory=list)
+    # The client's kernel time per read: page faults of the arrays it allocates, which
+    # vary from read to read on some machines by as much as the serving does.
+    kernel: list[float] = field(default_factory=list)
     peak_rss: int = 0
 
     def open(self, chunks: Any = None) -> xr.Dataset:
         return xr.open_dataset(self.url, engine="zarr", zarr_format=self.zarr_format, chunks=chunks)
 
 
-def read_whole(ep: Endpoint, var: str) -> tuple[float, xr.DataArray]:
+def read_whole(ep: Endpoint, var: str) -> tuple[float, float, xr.DataArray]:
+    """Seconds to read ``var`` whole, the client's kernel seconds meanwhile, the values."""
+    sys0 = resource.getrusage(resource.RUSAGE_SELF).ru_stime
     t0 = time.perf_counter()
     ds = ep.open()
     values = ds[var].values
     elapsed = time.perf_counter() - t0
+    kernel = resource.getrusage(resource.RUSAGE_SELF).ru_stime - sys0
     da = xr.DataArray(values, dims=ds[var].dims, coords=ds[var].coords)
     ds.close()
-    return elapsed, da
+    return elapsed, kernel, da
 
 
 def same(reference: xr.DataArray, got: xr.DataArray) -> str | None:
@@ -622,7 +629,7 @@ def measure_tas(
         for ep in order:
             with sampler.window() as w:
                 try:
-                    elapsed, got = read_whole(ep, VAR)
+                    elapsed, kernel, got = read_whole(ep, VAR)
                 except Exception as exc:
                     log(f"FAILED {ep.label}: read: {type(exc).__name__}: {exc}")
                     out.fail(f"{ep.label}: {type(exc).__name__}: {exc}")
@@ -631,8 +638,10 @@ def measure_tas(
             problem = same(reference, got)
             del got
             ep.times.append(elapsed)
+            ep.kernel.append(kernel)
             log(
                 f"round {rnd} {ep.label:22} {elapsed:6.2f} s {mbps(nbytes, elapsed):7.1f} MB/s  "
+                f"client kernel {kernel:4.2f} s  "
                 f"values {'identical' if problem is None else 'DIFFER: ' + problem}"
             )
             if problem is not None:
@@ -703,7 +712,8 @@ def report(
         medians[ep.label] = mbps(nbytes, med)
         print(
             f"{ep.label:22} {medians[ep.label]:7.1f} MB/s  (median {med:.2f} s; runs "
-            f"{', '.join(f'{t:.2f}' for t in ep.times)} s; server peak RSS "
+            f"{', '.join(f'{t:.2f}' for t in ep.times)} s; client kernel "
+            f"{', '.join(f'{k:.2f}' for k in ep.kernel)} s; server peak RSS "
             f"{ep.peak_rss / MB:.0f} MB)"
         )
     for name, peak in sampler.peaks.items():
