@@ -139,6 +139,11 @@ class CatalogSettings(Section):
         default_factory=dict,
         description="Other nodes of the federation, name -> base URL, asked for publications.",
     )
+    peer_token: SecretStr | None = Field(
+        None,
+        description="Bearer token (read scope on the peers) this node shows its peers when "
+        "it asks them about publications; needed when they are private.",
+    )
     max_limit: int = Field(10_000, ge=1, description="Largest page a search may ask for.")
     dataset_sync_interval: float = Field(
         5.0,

@@ -8,8 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from strato.app import create_app
+from strato.auth import Scope
 from strato.catalog.apply import apply_events
 from strato.catalog.events import create_event
 from strato.catalog.generator import generate_items
@@ -101,3 +103,35 @@ def test_an_unreachable_peer_is_said_so(nodes: dict[str, Any]) -> None:
 def test_a_malformed_request_id_is_refused(nodes: dict[str, Any]) -> None:
     r = httpx.get(nodes["east"]["url"] + "/stac/publications/" + "x" * 65)
     assert_problem(r, 422, "request_id")
+
+
+def test_a_private_peer_answers_when_given_this_nodes_token(
+    tmp_path: Path, serve: Callable[[Any], str], nodes: dict[str, Any]
+) -> None:
+    settings = Settings(data_dir=tmp_path / "north", node_name="north")
+    settings.data.demo = False
+    settings.catalog.consume = False
+    settings.auth.anonymous_read = False
+    ctx = Context.open(settings)
+    ctx.migrate()
+    try:
+        ctx.identities.create_user("east-node", password="a-long-password", scopes=[Scope.READ])
+        token = ctx.identities.create_token("east-node", [Scope.READ]).secret
+        north = {"settings": settings, "ctx": ctx, "url": serve(create_app(settings, context=ctx))}
+        item = next(generate_items(1, seed=7))
+        _publish(north, [item], "req-p")
+        east = nodes["east"]["settings"].catalog
+        east.peers = {"north": north["url"]}
+        url = nodes["east"]["url"] + "/stac/publications/req-p"
+
+        refused = httpx.get(url).json()["nodes"][1]
+        assert refused["status"] == "unreachable"
+        assert "401" in refused["detail"]
+        assert "STRATO_CATALOG_PEER_TOKEN" in refused["detail"]
+
+        east.peer_token = SecretStr(token)
+        answered = httpx.get(url).json()["nodes"][1]
+        got = (answered["node"], answered["status"], answered["applied"])
+        assert got == ("north", "applied", 1)
+    finally:
+        ctx.close()

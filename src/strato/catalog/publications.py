@@ -80,6 +80,15 @@ async def _ask_peer(
     target = f"{url.rstrip('/')}/stac/publications/{request_id}"
     try:
         response = await client.get(target, params={"local": "true"})
+        if response.status_code in (401, 403):
+            # Said plainly: the fix is on this node (catalog.peer_token), not the peer.
+            return {
+                "node": name,
+                "url": url,
+                "status": "unreachable",
+                "detail": f"the peer answered {response.status_code}: it is private; give "
+                "this node a token with the read scope there (STRATO_CATALOG_PEER_TOKEN)",
+            }
         response.raise_for_status()
         nodes = response.json().get("nodes") or []
         report = dict(nodes[0])
@@ -115,7 +124,9 @@ def make_publications_router(
         nodes = [node_report(settings.node_name, settings.base_url, outcomes)]
         peers = {} if local else settings.catalog.peers
         if peers:
-            async with httpx.AsyncClient(timeout=_PEER_TIMEOUT) as client:
+            token = settings.catalog.peer_token
+            headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+            async with httpx.AsyncClient(timeout=_PEER_TIMEOUT, headers=headers) as client:
                 nodes += await asyncio.gather(
                     *(_ask_peer(client, name, url, request_id) for name, url in peers.items())
                 )
