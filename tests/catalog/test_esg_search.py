@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -357,11 +359,39 @@ def test_free_text_time_and_all_facets(node: Node) -> None:
         ("start=yesterday", "'start' is a date-time"),
         ("start=2000-01-01&end=1990-01-01", "'start' is after 'end'"),
         ("bbox=1,2,3", "'bbox' is [west,south,east,north]"),
-        ("from=2020-01-01T00:00:00Z", "'from'"),
+        ("from=yesterday", "'from' is a date-time"),
+        ("from=2021-01-01&to=2020-01-01", "'from' is after 'to'"),
     ],
 )
 def test_bad_parameters_are_400_problems_naming_them(node: Node, query: str, says: str) -> None:
     assert_problem(node.get(query), 400, says)
+
+
+def test_from_and_to_find_what_the_node_indexed_in_a_time_range(node: Node) -> None:
+    # Index times are whole seconds: what was indexed before the cut is a second older.
+    time.sleep(1.1)
+    cut = datetime.now(UTC).replace(microsecond=0)
+    newer = list(generate_items(3, seed=99))
+    outcomes = apply_events(node.store, [create_event("CMIP6", it, requester=WHO) for it in newer])
+    assert {o.status for o in outcomes} == {"applied"}
+    stamp = cut.isoformat().replace("+00:00", "Z")
+
+    # As ESGF's search API documents them (esgf-pyclient's from_timestamp is start, the
+    # data's time range).
+    body = node.ok(f"project=CMIP6&from={stamp}&limit=10")
+    assert body["response"]["numFound"] == 3
+    docs = body["response"]["docs"]
+    assert {d["instance_id"] for d in docs} == {it["id"] for it in newer}
+    assert all(d["_timestamp"] >= stamp for d in docs)
+    # timestamp stays the dataset's own (the publisher's "updated").
+    updated = {it["id"]: it["properties"]["updated"] for it in newer}
+    assert all(d["timestamp"] == updated[d["instance_id"]] for d in docs)
+
+    before = (cut - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+    old = node.ok(f"to={before}&limit=0")["response"]["numFound"]
+    assert old == len(node.items)
+    later = (cut + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    assert node.ok(f"from={stamp}&to={later}&limit=0")["response"]["numFound"] == 3
 
 
 def test_pyesgf_sees_a_bad_parameter_as_an_error(node: Node) -> None:

@@ -341,6 +341,8 @@ class EsgQuery:
     replica: bool | None = None
     q: list[str] = field(default_factory=list)
     interval: tuple[datetime | None, datetime | None] | None = None
+    # from/to: when this node last wrote the record (Solr's _timestamp).
+    indexed: tuple[datetime | None, datetime | None] | None = None
     bbox: tuple[float, float, float, float] | None = None
     query_text: str | None = None
 
@@ -357,6 +359,7 @@ class EsgQuery:
         return SearchRequest(
             bbox=self.bbox,
             datetime=self.interval,
+            indexed=self.indexed,
             filter=all_of(clauses),
             q=tuple(self.q),
             limit=limit,
@@ -449,10 +452,11 @@ def _system(
         if query.interval[0] and query.interval[1] and query.interval[0] > query.interval[1]:
             raise InvalidInput("parameter 'start' is after 'end'")
     elif name in ("from", "to"):
-        raise InvalidInput(
-            f"parameter {name!r} (time of the last index update) is not searchable on this "
-            "node; use start/end for the data's time range"
-        )
+        start, end = query.indexed or (None, None)
+        instant = _instant(name, value)
+        query.indexed = (instant, end) if name == "from" else (start, instant)
+        if query.indexed[0] and query.indexed[1] and query.indexed[0] > query.indexed[1]:
+            raise InvalidInput("parameter 'from' is after 'to'")
     elif name == "bbox":
         query.bbox = _bbox(value)
 
@@ -503,9 +507,13 @@ def item_url(base_url: str, collection_id: str, item_id: str) -> str:
 
 
 def dataset_doc(
-    item: Mapping[str, Any], ctx: DocContext, vocabulary: FacetVocabulary
+    item: Mapping[str, Any],
+    ctx: DocContext,
+    vocabulary: FacetVocabulary,
+    indexed: datetime | None = None,
 ) -> dict[str, Any]:
-    """An item as ESGF's Solr index held a Dataset record."""
+    """An item as ESGF's Solr index held a Dataset record; ``indexed`` is when this node
+    last wrote it (``_timestamp``, what from/to search)."""
     props = item.get("properties")
     props = props if isinstance(props, dict) else {}
     instance_id = str(item.get("id"))
@@ -539,7 +547,9 @@ def dataset_doc(
         if props.get(prop):
             doc[key] = props[prop]
     if props.get("updated"):
-        doc["_timestamp"] = doc["timestamp"] = props["updated"]
+        doc["timestamp"] = props["updated"]
+    if indexed is not None:
+        doc["_timestamp"] = indexed.isoformat().replace("+00:00", "Z")
     bbox = item.get("bbox")
     if isinstance(bbox, list) and len(bbox) in (4, 6):
         half = len(bbox) // 2
@@ -568,10 +578,13 @@ def checksum_of(value: Any) -> tuple[str, str] | None:
 
 
 def file_docs(
-    item: Mapping[str, Any], ctx: DocContext, vocabulary: FacetVocabulary
+    item: Mapping[str, Any],
+    ctx: DocContext,
+    vocabulary: FacetVocabulary,
+    indexed: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Each data asset of an item as ESGF's File record; replicas add download URLs."""
-    dataset = dataset_doc(item, ctx, vocabulary)
+    dataset = dataset_doc(item, ctx, vocabulary, indexed)
     docs = []
     for key, asset in _data_assets(item):
         mime = str(asset.get("type") or "application/netcdf")
@@ -715,7 +728,10 @@ class EsgSearch:
             return 0, [], {n: {} for n in names}
         page = self.search.search(request)
         items = page.items if query.limit else []
-        docs = [dataset_doc(item, ctx, vocabulary) for item in items]
+        docs = [
+            dataset_doc(item, ctx, vocabulary, when)
+            for item, when in zip(items, page.indexed, strict=False)
+        ]
         counts = count_facets(self.search, request, names, vocabulary) if names else {}
         return page.matched, docs, counts
 
@@ -732,7 +748,11 @@ class EsgSearch:
         if request is None:
             return 0, [], {n: {} for n in names}
         page = self.search.search(request)
-        files = [doc for item in page.items for doc in file_docs(item, ctx, vocabulary)]
+        files = [
+            doc
+            for item, when in zip(page.items, page.indexed, strict=False)
+            for doc in file_docs(item, ctx, vocabulary, when)
+        ]
         counts: dict[str, dict[str, int]] = {n: {} for n in names}
         for doc in files:
             for name in names:

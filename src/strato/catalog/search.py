@@ -11,6 +11,7 @@ Filters are built in :mod:`strato.catalog.filters`, orders and tokens in
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ class SearchRequest:
     token: str | None = None
     # For the legacy Solr-style search, which pages by offset instead of by token.
     offset: int = 0
+    # When this node last wrote the item (Solr's _timestamp), a closed or half-open interval.
+    indexed: tuple[dt.datetime | None, dt.datetime | None] | None = None
 
 
 @dataclass
@@ -68,6 +71,8 @@ class SearchPage:
     matched: int
     next_token: str | None = None
     prev_token: str | None = None
+    # When this node last wrote each item, in the order of ``items``.
+    indexed: list[datetime] = field(default_factory=list)
 
 
 @dataclass
@@ -144,6 +149,7 @@ class CatalogSearch:
             matched=matched,
             next_token=next_token,
             prev_token=prev_token,
+            indexed=[row.updated_at for row in rows],
         )
 
     def explain_sql(self, request: SearchRequest) -> str:
@@ -184,6 +190,15 @@ class CatalogSearch:
                 if t is not None and t.tzinfo is None:
                     raise InvalidInput("datetime: give times with a time zone (or Z)")
             parts.append(Where.of(time_condition(start, end)))
+        if request.indexed is not None:
+            start, end = request.indexed
+            for t in (start, end):
+                if t is not None and t.tzinfo is None:
+                    raise InvalidInput("indexed: give times with a time zone (or Z)")
+            if start is not None:
+                parts.append(Where.of(ItemRow.updated_at >= start))
+            if end is not None:
+                parts.append(Where.of(ItemRow.updated_at <= end))
         if request.query:
             parts.append(self.compiler.query(request.query))
         if request.q:
@@ -230,6 +245,7 @@ class CatalogSearch:
         return (
             select(
                 ItemRow.content,
+                ItemRow.updated_at,
                 *keys,
                 matching.count.scalar_subquery().label("matched"),
             )
