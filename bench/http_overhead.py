@@ -8,35 +8,23 @@ Prints requests/s for each and the ratio strato/bare (1.0 = no overhead).
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
+from _serving import serving
 from strato.app import create_app
 from strato.context import Context
-from strato.server import bind
 from strato.settings import LogSettings, Settings
 
 REQUESTS = 3000
 ROUNDS = 3
-
-
-def start(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
 
 
 def rate(url: str) -> float:
@@ -64,14 +52,15 @@ def main() -> None:
         )
         ctx = Context.open(settings)
         ctx.migrate()
-        servers = {"bare FastAPI": start(bare), "strato": start(create_app(settings, context=ctx))}
-        results: dict[str, list[float]] = {name: [] for name in servers}
-        for _ in range(ROUNDS):
-            for name, (url, _, _) in servers.items():
-                results[name].append(rate(url))
-        for _, server, thread in servers.values():
-            server.should_exit = True
-            thread.join()
+        with contextlib.ExitStack() as stack:
+            servers = {
+                "bare FastAPI": stack.enter_context(serving(bare)),
+                "strato": stack.enter_context(serving(create_app(settings, context=ctx))),
+            }
+            results: dict[str, list[float]] = {name: [] for name in servers}
+            for _ in range(ROUNDS):
+                for name, url in servers.items():
+                    results[name].append(rate(url))
         ctx.close()
     medians = {name: statistics.median(r) for name, r in results.items()}
     for name, value in medians.items():

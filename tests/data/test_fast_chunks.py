@@ -18,6 +18,7 @@ from strato.data.fast_chunks import RawChunkFastPath
 from strato.data.service import DataService
 from strato.settings import DataSettings, LogSettings, Settings
 from tests.data.test_http import Node, make_node
+from tests.helpers import assert_problem
 
 CHUNK = "/datasets/one/kerchunk/tas/0.0.0"
 COMPARED = ("content-type", "content-length", "etag", "last-modified", "cache-control")
@@ -46,6 +47,25 @@ def test_a_raw_chunk_is_the_same_whichever_path_answers(node: Node, netcdf_file:
     assert again.status_code == 304
     metrics = node.http.get("/metrics").text
     assert 'route="/datasets/{dataset_id}/kerchunk/{key:path}"' in metrics
+
+
+def test_what_the_fast_path_leaves_alone_is_answered_as_before(
+    node: Node, netcdf_file: Path
+) -> None:
+    assert node.register("one", [str(netcdf_file)]).status_code == 201
+    assert node.http.get(CHUNK).status_code == 200
+    bad_token = node.http.get(CHUNK, headers={"Authorization": "Bearer not-a-token"})
+    assert bad_token.status_code == 401
+    assert node.http.get(CHUNK, headers=node.auth).status_code == 200
+    assert_problem(node.http.get("/datasets/one/kerchunk/tas/99.0.0"), 404, "tas/99.0.0")
+    head = node.http.head(CHUNK)
+    assert head.status_code == 200
+    assert head.content == b""
+    # The file shrinks under an open dataset: a problem saying so, never short bytes.
+    netcdf_file.write_bytes(netcdf_file.read_bytes()[:100])
+    shrunk = node.http.get(CHUNK)
+    assert shrunk.status_code in (404, 503), shrunk.text
+    assert shrunk.headers["content-type"] == "application/problem+json"
 
 
 class _Served:

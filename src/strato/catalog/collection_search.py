@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from strato.catalog.extents import Envelope, check_bbox
-from strato.catalog.store import CollectionRow, parse_datetime, words
+from strato.catalog.store import CollectionRow, parse_datetime, searchable_texts, words
 from strato.errors import InvalidInput
 
 
@@ -57,15 +57,8 @@ def search_collections(
 
 def _collection_words(content: Mapping[str, Any]) -> set[str]:
     found: set[str] = set()
-    keywords = content.get("keywords")
-    for text in (
-        content.get("id"),
-        content.get("title"),
-        content.get("description"),
-        *(keywords if isinstance(keywords, list) else []),
-    ):
-        if isinstance(text, str):
-            found.update(words(text))
+    for text in searchable_texts(content.get("id"), content):
+        found.update(words(text))
     return found
 
 

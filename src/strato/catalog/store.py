@@ -267,14 +267,14 @@ def _facets_only(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 yield name, text
 
 
-def _texts(content: Mapping[str, Any]) -> Iterator[str]:
-    props = content.get("properties")
-    props = props if isinstance(props, Mapping) else {}
-    keywords = props.get("keywords")
+def searchable_texts(doc_id: Any, fields: Mapping[str, Any]) -> Iterator[str]:
+    """What free text searches in a document: its id, then the title, description and
+    keywords of ``fields`` (an item's properties, a collection itself)."""
+    keywords = fields.get("keywords")
     for value in (
-        content.get("id"),
-        props.get("title"),
-        props.get("description"),
+        doc_id,
+        fields.get("title"),
+        fields.get("description"),
         *(keywords if isinstance(keywords, list) else []),
     ):
         if isinstance(value, str):
@@ -291,7 +291,8 @@ def facet_values(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     for name, value in _facets_only(content):
         found.update(_value_words(value))
         yield name, value
-    for text in _texts(content):
+    props = content.get("properties")
+    for text in searchable_texts(content.get("id"), props if isinstance(props, Mapping) else {}):
         found.update(words(text))
     for word in sorted(found)[:MAX_WORDS]:
         yield WORDS, word
