@@ -18,8 +18,7 @@ whole variable), timed from the open to the last byte. Every endpoint is warmed
 up once on a small slice, then the endpoints are read in rounds (in an order
 shuffled each round, with a fixed seed), five times each (``--rounds``), and the median
 is reported as MB/s of uncompressed variable bytes (1 MB = 10**6 bytes). The client's
-kernel time per read is printed too: on some machines it varies from read to read by
-as much as a second, whatever serves the chunks. Every read is compared
+kernel time per read is printed too. Every read is compared
 with the values read locally from the NetCDF file (NaN-aware); any difference fails
 the run. The ratios strato / xpublish are printed with their goals (3x for /zarr,
 5x for /kerchunk); a missed goal prints ``GOAL MISSED`` but does not fail the run.
@@ -28,6 +27,15 @@ The ceiling. When nginx is installed, a copy of strato's /kerchunk store (the sa
 metadata and raw chunk bytes, as files) is served by nginx with sendfile and read
 the same way: the fastest any server of those bytes can be with this client on this
 machine, printed as its ratio to xpublish and strato's share of it.
+
+The client's memory. Each read fills two 757 MB arrays. By default the client's
+allocator (glibc) keeps what it frees, so one read's arrays reuse the pages of the
+last (``--client-allocator default`` leaves glibc as it is). Why: on a virtual machine
+whose host takes back the memory a guest frees (virtio-balloon free page reporting,
+as on this one), every page a read faults in again costs a host fault, and which reads
+pay it depends on timing: the same read from the same server took 0.4 s or 2 s of
+kernel time, for xpublish up to 3.4 s, whatever served the chunks. Keeping the pages
+takes that out of every endpoint's figure alike; the client code does not change.
 
 Memory. While reading, each server's resident set size (its process and all
 children) is sampled every 0.1 s and the peak printed. Then a second file whose
@@ -49,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import random
@@ -756,8 +765,26 @@ def report(
 # --------------------------------------------------------------------------- main
 
 
+def keep_freed_memory() -> bool:
+    """Make this process's allocator keep what it frees, rather than give it back to the
+    system: see "The client's memory" above. False where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL(None)
+        # glibc's M_ARENA_MAX = 1: every thread allocates from the main heap (the heaps
+        # of other arenas are mapped and given back on their own); M_MMAP_MAX = 0: large
+        # blocks from that heap, not mmap; M_TRIM_THRESHOLD at its largest: the heap is
+        # not given back.
+        settings = ((-8, 1), (-4, 0), (-1, 2**31 - 1))
+        return all(libc.mallopt(param, value) for param, value in settings)
+    except (OSError, AttributeError):
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     sizes = QUICK if args.quick else FULL
+    kept = args.client_allocator == "keep" and keep_freed_memory()
+    if args.client_allocator == "keep":
+        log(f"client allocator keeps freed memory: {'yes' if kept else 'no (not glibc)'}")
     workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "strato-bench-zarr").resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     log(f"strato vs xpublish Zarr serving{' (--quick)' if args.quick else ''}; workdir {workdir}")
@@ -772,6 +799,10 @@ def run(args: argparse.Namespace) -> int:
         log(f"note: big variable is {big_nbytes / 2**30:.1f} GiB, not above 4 GiB (--quick)")
     with xr.open_dataset(tas_path) as local:
         reference = local[VAR].load()
+    if kept:
+        # The heap grown once to what a read fills, so the first measured read does not
+        # pay for faulting it in.
+        np.ones(2 * nbytes + (64 << 20), dtype=np.uint8)
 
     out = Outcome()
     rundir = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
@@ -826,6 +857,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(rundir, ignore_errors=True)
 
     report(endpoints, reference, nbytes, tas_path.stat().st_size, sampler, out)
+    print(f"client allocator: {args.client_allocator}")
     return 1 if out.failures else 0
 
 
@@ -838,6 +870,12 @@ def main() -> None:
         type=int,
         default=ROUNDS,
         help=f"reads of each endpoint (default {ROUNDS}); more average out the noise",
+    )
+    parser.add_argument(
+        "--client-allocator",
+        choices=("keep", "default"),
+        default="keep",
+        help="keep: the client reuses the memory it frees (default); default: glibc as is",
     )
     parser.add_argument("--serve-xpublish", metavar="NC", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
