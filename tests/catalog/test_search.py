@@ -26,7 +26,7 @@ from strato.catalog.apply import apply_events
 from strato.catalog.events import create_event
 from strato.catalog.generator import collection_for, generate_items
 from strato.catalog.search import CatalogSearch, SearchRequest
-from strato.catalog.store import WORDS, ItemStore, facet_values, parse_datetime
+from strato.catalog.store import WORDS, ItemStore, facet_values, item_words, parse_datetime
 from strato.db import create_engine, session_factory, upgrade
 from strato.errors import InvalidInput, NotFound
 
@@ -437,7 +437,7 @@ def test_query_extension(catalog: Catalog) -> None:
 
 
 def _words_of(item: dict[str, Any]) -> set[str]:
-    return {v for n, v in facet_values(item) if n == WORDS}
+    return item_words(item)
 
 
 def test_free_text(catalog: Catalog) -> None:

@@ -1,4 +1,4 @@
-"""Migration 0004 on a catalog written at 0003: time extents and words filled in, and back."""
+"""Migrations of the catalog's search tables on catalogs written before them, and back."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ import sqlalchemy as sa
 from alembic import command
 
 from strato import db
+from strato.catalog.apply import apply_events
+from strato.catalog.events import create_event
 from strato.catalog.generator import generate_items
 from strato.catalog.search import CatalogSearch, SearchRequest
-from strato.catalog.store import WORDS, ItemStore, facet_values
+from strato.catalog.store import WORDS, ItemStore, facet_values, item_words
+
+WHO = {"client_id": "test", "iss": "https://test.example", "sub": "test"}
 
 
 def test_0004_fills_in_an_existing_catalog_and_goes_back(database_url: str) -> None:
@@ -76,5 +80,71 @@ def test_0004_fills_in_an_existing_catalog_and_goes_back(database_url: str) -> N
     assert "time_start" not in columns
     assert words == 0
     assert (json.loads(content) if isinstance(content, str) else content)["id"] == items[0]["id"]
+    db.upgrade(engine)
+    engine.dispose()
+
+
+def test_0005_keeps_facet_words_once_per_value_and_goes_back(database_url: str) -> None:
+    engine = db.create_engine(database_url)
+    db.upgrade(engine, "0004")
+    old, new = generate_items(2, seed=22)
+    old["properties"]["cmip6:experiment"] = "an Oldvalue experiment"
+    new["properties"]["cmip6:experiment"] = "a Newvalue experiment"
+    facet_table = sa.table("catalog_facets", *(sa.column(n) for n in ("item_pk", "name", "value")))
+    # As 0004 wrote an item: a word row for every word, its facet values' too.
+    with engine.begin() as conn:
+        pk = 1
+        conn.execute(
+            sa.table(
+                "catalog_items",
+                *(sa.column(n) for n in ("pk", "collection_id", "id", "latest", "retracted")),
+                sa.column("content", sa.JSON()),
+                sa.column("updated_at", sa.DateTime()),
+            ).insert(),
+            {
+                "pk": pk,
+                "collection_id": "CMIP6",
+                "id": old["id"],
+                "content": old,
+                "latest": True,
+                "retracted": False,
+                "updated_at": datetime(2024, 1, 1),
+            },
+        )
+        rows = [(n, v) for n, v in facet_values(old) if n != WORDS]
+        rows += [(WORDS, w) for w in sorted(item_words(old))]
+        conn.execute(facet_table.insert(), [{"item_pk": pk, "name": n, "value": v} for n, v in rows])
+
+    db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    store, search = ItemStore(sessions), CatalogSearch(sessions)
+    apply_events(store, [create_event("CMIP6", new, requester=WHO)])
+
+    def word_rows(item_id: str) -> set[str]:
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text(
+                    "SELECT f.value FROM catalog_facets f JOIN catalog_items i ON i.pk = f.item_pk"
+                    " WHERE i.id = :id AND f.name = :n"
+                ),
+                {"id": item_id, "n": WORDS},
+            )
+            return {value for (value,) in found}
+
+    # The new item has word rows only for what its facet values do not say ...
+    assert "newvalue" in item_words(new)
+    assert word_rows(new["id"]) == {f"v{new['properties']['version']}"}
+    # ... and free text finds both, by a facet value's word or their own.
+    assert [i["id"] for i in search.search(SearchRequest(q=["newvalue"])).items] == [new["id"]]
+    assert [i["id"] for i in search.search(SearchRequest(q=["oldvalue"])).items] == [old["id"]]
+    both = search.search(SearchRequest(q=["experiment"])).items
+    assert {i["id"] for i in both} == {old["id"], new["id"]}
+
+    # Back at 0004, the new item has the word rows 0004 would have written.
+    command.downgrade(db._alembic_config(engine), "0004")
+    assert word_rows(new["id"]) == item_words(new)
+    assert word_rows(old["id"]) == item_words(old)
+    with engine.connect() as conn:
+        assert "catalog_value_words" not in sa.inspect(conn).get_table_names()
     db.upgrade(engine)
     engine.dispose()

@@ -247,7 +247,7 @@ def test_one_savepoint_per_event_path_gives_the_same_outcomes(
     ]
     events.append(events[0])
     with store.sessions.begin() as session:
-        outcomes = _Batch(session, events, isolated=True).run(events)
+        outcomes = _Batch(session, events, store.worded, isolated=True).run(events)
     assert [(o.status, o.http_status) for o in outcomes] == [
         ("applied", 201),
         ("rejected", 400),

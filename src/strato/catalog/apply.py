@@ -13,11 +13,12 @@ event is the writes, not a round of lookups.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Connection, Table, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,14 +27,17 @@ from strato.catalog.store import (
     COLLECTION_ID_LEN,
     EVENT_ID_LEN,
     ITEM_ID_LEN,
+    WORDS,
     AppliedEventRow,
     CollectionRow,
     FacetRow,
     ItemRow,
     ItemStore,
+    ValueWordRow,
     derive,
     facet_values,
     minimal_collection,
+    value_words,
 )
 from strato.db import Base, utcnow
 from strato.errors import InvalidInput
@@ -105,9 +109,20 @@ def _too_long(event: Event) -> str:
 
 
 class _Batch:
-    def __init__(self, session: Session, events: Sequence[Event], *, isolated: bool) -> None:
+    def __init__(
+        self,
+        session: Session,
+        events: Sequence[Event],
+        worded: Set[tuple[str, str]],
+        *,
+        isolated: bool,
+    ) -> None:
         self.s = session
         self.isolated = isolated
+        # Facet values whose words are known to be in catalog_value_words, and those
+        # this batch added (known to the store once the batch is committed).
+        self.worded = worded
+        self.newly_worded: set[tuple[str, str]] = set()
         self.known: dict[str, Outcome] = {}
         self.items: dict[tuple[str, str], ItemRow] = {}
         self.latest: dict[str, list[ItemRow]] = {}
@@ -301,10 +316,18 @@ class _Batch:
             for name, value in facet_values(row.content)
         ]
         self._insert_rows(_table(FacetRow.__tablename__), _FACET_COLUMNS, facets)
+        self._add_value_words({(name, value) for _, name, value in facets if name != WORDS})
         recorded = _table(AppliedEventRow.__tablename__)
         names = list(self.recorded[0]) if self.recorded else []
         self._insert_rows(recorded, names, [tuple(r.values()) for r in self.recorded])
         return outcomes
+
+    def _add_value_words(self, values: set[tuple[str, str]]) -> None:
+        new = values - self.worded
+        rows = [{"word": w, "name": n, "value": v} for n, v in new for w in value_words(v)]
+        if rows:
+            _insert_new(self.s.connection(), _table(ValueWordRow.__tablename__), rows)
+        self.newly_worded = new
 
     def _insert_created(self) -> None:
         if not self.created:
@@ -385,14 +408,29 @@ def apply_events(
         try:
             # The fast way: every event's checks in Python, then one flush of the batch.
             with session.begin_nested():
-                outcomes = _Batch(session, events, isolated=False).run(events)
+                batch = _Batch(session, events, store.worded, isolated=False)
+                outcomes = batch.run(events)
         except IntegrityError:
             # Another writer got to one of these items between our reads and our writes:
             # again, one savepoint per event, so only the events that clash are rejected.
-            outcomes = _Batch(session, events, isolated=True).run(events)
+            batch = _Batch(session, events, store.worded, isolated=True)
+            outcomes = batch.run(events)
         if before_commit is not None:
             before_commit(outcomes)
-        return outcomes
+    store.note_worded(batch.newly_worded)
+    return outcomes
+
+
+def _insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows``, leaving out those whose primary key is already there."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
+    elif dialect == "postgresql":
+        conn.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
+    else:
+        # MariaDB and MySQL; the values fit their columns, so IGNORE hides nothing else.
+        conn.execute(insert(table).prefix_with("IGNORE"), rows)
 
 
 def record_failures(store: ItemStore, failures: Sequence[tuple[Event, Outcome]]) -> int:

@@ -44,7 +44,7 @@ from strato.catalog.extents import (
     show,
     timestamp,
 )
-from strato.catalog.store import WORDS, ItemRow, parse_datetime, words
+from strato.catalog.store import ItemRow, parse_datetime, words
 from strato.catalog.where import Leaf, SqlBuilder, ValueTest, Where, any_of, negation
 from strato.errors import InvalidInput
 
@@ -446,7 +446,7 @@ class FilterCompiler:
         """Items matching any of ``terms``; a term of several words needs them all.
 
         Words are matched whole and without regard to case, in the item's id, title,
-        description, keywords and facet values, through the word rows of ``catalog_facets``.
+        description, keywords and facet values (see :class:`~strato.catalog.where.WordIndex`).
         """
         single: set[str] = set()
         phrases: list[Where] = []
@@ -459,9 +459,9 @@ class FilterCompiler:
             if len(found) == 1:
                 single.add(found[0])
             else:
-                phrases.append(Where(sets=[(_words_leaf([w]),) for w in found]))
+                phrases.append(Where(sets=[self.sql.words.facet_set([w]) for w in found]))
         if single:
-            phrases.insert(0, Where(sets=[(_words_leaf(sorted(single)),)]))
+            phrases.insert(0, Where(sets=[self.sql.words.facet_set(sorted(single))]))
         if len(phrases) == 1:
             return phrases[0]
         return any_of(phrases, self.sql) if phrases else Where()
@@ -484,14 +484,6 @@ def _query_node(name: str, op: str, value: Any, prop: dict[str, str]) -> dict[st
         f"query: unknown operator {op!r} for {name!r}; use one of "
         f"{', '.join([*_QUERY_OPS, 'in', 'startsWith', 'endsWith', 'contains'])}"
     )
-
-
-# --- free text ---
-
-
-def _words_leaf(found: Sequence[str]) -> Leaf:
-    values = tuple(found)
-    return Leaf(WORDS, lambda value: value.in_(values), values)
 
 
 # --- LIKE ---

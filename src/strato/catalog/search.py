@@ -29,7 +29,7 @@ from strato.catalog.facets import KnownFacets, facet_names
 from strato.catalog.filters import FIELDS, FilterCompiler
 from strato.catalog.queryables import queryables as queryables_of
 from strato.catalog.store import FacetRow, ItemRow
-from strato.catalog.where import SetSizes, SqlBuilder, Where
+from strato.catalog.where import SetSizes, SqlBuilder, Where, WordIndex
 from strato.errors import InvalidInput
 
 Direction = Literal["asc", "desc"]
@@ -106,7 +106,7 @@ class CatalogSearch:
         self.facets = KnownFacets(sessions)
         bind = sessions.kw.get("bind")
         self.dialect: str = bind.dialect.name if bind is not None else "sqlite"
-        self.sql = SqlBuilder(SetSizes(sessions))
+        self.sql = SqlBuilder(SetSizes(sessions), WordIndex(sessions))
         self.compiler = FilterCompiler(
             self.facets.__contains__, self._some_queryables, self.dialect, self.sql
         )

@@ -5,10 +5,14 @@ searches filter and sort on copied into columns, and one ``catalog_facets`` row 
 facet value, so term filters and aggregations use an index instead of scanning JSON,
 which each of SQLite, PostgreSQL and MariaDB queries differently.
 
-The same table is the free-text index: each distinct word of an item's id, title,
-description, keywords and facet values is a row under the reserved name :data:`WORDS`
-(no facet can have it: facet names start with a project prefix). Written by the same
-code path as the facets, the words can never disagree with the item they index.
+The same table is the free-text index. The words of facet values are kept once per
+distinct value, in ``catalog_value_words``: a word finds the items that have a facet
+value containing it through their facet rows. The other words of an item's id, title,
+description and keywords are rows under the reserved name :data:`WORDS` (no facet can
+have it: facet names start with a project prefix). For ESGF items nearly every word is
+a facet value's, so an item has about half the index rows it would have with a row per
+word. Written by the same code path as the facets, the words can never disagree with
+the item they index.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -119,6 +123,16 @@ class FacetRow(Base):
     item_pk: Mapped[int] = mapped_column(ForeignKey("catalog_items.pk", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(FACET_NAME_LEN))
     value: Mapped[str] = mapped_column(String(FACET_VALUE_LEN))
+
+
+class ValueWordRow(Base):
+    """A word of a facet value: free text finds the items with that value by it."""
+
+    __tablename__ = "catalog_value_words"
+
+    word: Mapped[str] = mapped_column(String(FACET_VALUE_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(FACET_NAME_LEN), primary_key=True)
+    value: Mapped[str] = mapped_column(String(FACET_VALUE_LEN), primary_key=True)
 
 
 class AppliedEventRow(Base):
@@ -249,7 +263,8 @@ def words(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=8192)
-def _value_words(value: str) -> tuple[str, ...]:
+def value_words(value: str) -> tuple[str, ...]:
+    """The words of a facet value (kept in ``catalog_value_words``)."""
     # Facet values repeat from item to item (experiments, models, variables), unlike ids.
     return tuple(words(value))
 
@@ -281,21 +296,35 @@ def searchable_texts(doc_id: Any, fields: Mapping[str, Any]) -> Iterator[str]:
             yield value
 
 
+def _text_words(content: Mapping[str, Any]) -> set[str]:
+    props = content.get("properties")
+    found: set[str] = set()
+    for text in searchable_texts(content.get("id"), props if isinstance(props, Mapping) else {}):
+        found.update(words(text))
+    return found
+
+
 def facet_values(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """The ``catalog_facets`` rows of an item, as ``(name, value)``.
 
-    One per scalar of each facet property (one per list element), then one per distinct
-    word of its text and facet values under the name :data:`WORDS`.
+    One per scalar of each facet property (one per list element), then one under the
+    name :data:`WORDS` per distinct word of its id, title, description and keywords
+    that none of its facet values has (those are found through ``catalog_value_words``).
     """
-    found: set[str] = set()
+    covered: set[str] = set()
     for name, value in _facets_only(content):
-        found.update(_value_words(value))
+        covered.update(value_words(value))
         yield name, value
-    props = content.get("properties")
-    for text in searchable_texts(content.get("id"), props if isinstance(props, Mapping) else {}):
-        found.update(words(text))
-    for word in sorted(found)[:MAX_WORDS]:
+    for word in sorted(_text_words(content) - covered)[:MAX_WORDS]:
         yield WORDS, word
+
+
+def item_words(content: Mapping[str, Any]) -> set[str]:
+    """Every word free text finds ``content`` by: its text's and its facet values'."""
+    found = _text_words(content)
+    for _, value in _facets_only(content):
+        found.update(value_words(value))
+    return found
 
 
 def minimal_collection(collection_id: str) -> dict[str, Any]:
@@ -317,9 +346,21 @@ def minimal_collection(collection_id: str) -> dict[str, Any]:
 # --- the store ----------------------------------------------------------------------------
 
 
+# Bounds the memory of which facet values have their words stored: forgetting costs
+# only an insert that finds them there.
+_WORDED_MAX = 100_000
+
+
 class ItemStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
+        # Facet values whose words are in catalog_value_words: committed there.
+        self.worded: set[tuple[str, str]] = set()
+
+    def note_worded(self, values: Iterable[tuple[str, str]]) -> None:
+        if len(self.worded) > _WORDED_MAX:
+            self.worded.clear()
+        self.worded.update(values)
 
     def get_item(self, collection_id: str, item_id: str) -> dict[str, Any]:
         with self.sessions() as s:

@@ -42,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from strato.catalog.store import FacetRow, ItemRow
+from strato.catalog.store import WORDS, FacetRow, ItemRow, ValueWordRow
 
 Condition = ColumnElement[bool]
 # The facets table as a bare table clause: aliasing it per leaf costs a fraction of
@@ -168,11 +168,41 @@ class SetSizes:
         return float(sum(known.values()))
 
 
+class WordIndex:
+    """The items free text finds by a word: those with it in their word rows, and those
+    with a facet value that has it (``catalog_value_words``, read at each search: a new
+    value is found as soon as its item is)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def facet_set(self, words: Sequence[str]) -> FacetSet:
+        """The items with any of ``words``."""
+        wanted = tuple(words)
+        values: dict[str, set[str]] = {}
+        with self.sessions() as s:
+            found = select(ValueWordRow.name, ValueWordRow.value).where(
+                ValueWordRow.word.in_(wanted)
+            )
+            for name, value in s.execute(found):
+                values.setdefault(name, set()).add(value)
+        leaves = [Leaf(WORDS, _in(wanted), wanted)]
+        for name, found_values in sorted(values.items()):
+            ordered = tuple(sorted(found_values))
+            leaves.append(Leaf(name, _in(ordered), ordered))
+        return tuple(leaves)
+
+
+def _in(values: tuple[str, ...]) -> ValueTest:
+    return lambda column: column.in_(values)
+
+
 class SqlBuilder:
     """Turns a :class:`Where` into SQL on ``catalog_items``, the smallest set driving."""
 
-    def __init__(self, sizes: SetSizes) -> None:
+    def __init__(self, sizes: SetSizes, words: WordIndex) -> None:
         self.sizes = sizes
+        self.words = words
 
     def _size(self, facet_set: FacetSet) -> float:
         return sum(self.sizes.size(leaf) for leaf in facet_set)
