@@ -113,7 +113,9 @@ def test_0005_keeps_facet_words_once_per_value_and_goes_back(database_url: str) 
         )
         rows = [(n, v) for n, v in facet_values(old) if n != WORDS]
         rows += [(WORDS, w) for w in sorted(item_words(old))]
-        conn.execute(facet_table.insert(), [{"item_pk": pk, "name": n, "value": v} for n, v in rows])
+        conn.execute(
+            facet_table.insert(), [{"item_pk": pk, "name": n, "value": v} for n, v in rows]
+        )
 
     db.upgrade(engine)
     sessions = db.session_factory(engine)

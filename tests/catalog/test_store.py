@@ -92,6 +92,25 @@ def test_redelivery_is_a_duplicate_and_changes_nothing(
     assert store.outcome("unknown") is None
 
 
+def test_a_batch_whose_report_fails_leaves_nothing_behind(
+    store: ItemStore, items: list[dict[str, Any]]
+) -> None:
+    # The consumer reports rejections in before_commit: when that fails, the batch must
+    # be as if never applied, so its re-delivery is applied and reported again.
+    events = [create_event("CMIP6", item, requester=WHO) for item in items[:3]]
+
+    def report_fails(outcomes: list[Any]) -> None:
+        assert [o.status for o in outcomes] == ["applied"] * 3
+        raise RuntimeError("the error topic is down")
+
+    with pytest.raises(RuntimeError, match="error topic"):
+        apply_events(store, events, before_commit=report_fails)
+    assert store.count() == 0
+    assert store.outcome(events[0].metadata.event_id) is None
+    assert [o.status for o in apply_events(store, events)] == ["applied"] * 3
+    assert store.count() == 3
+
+
 def test_second_create_of_same_id_conflicts(store: ItemStore, items: list[dict[str, Any]]) -> None:
     apply_events(store, [create_event("CMIP6", items[0], requester=WHO)])
     changed = copy.deepcopy(items[0])

@@ -39,7 +39,7 @@ from strato.catalog.store import (
     minimal_collection,
     value_words,
 )
-from strato.db import Base, utcnow
+from strato.db import Base, begin_write, utcnow
 from strato.errors import InvalidInput
 
 Status = Literal["applied", "duplicate", "rejected"]
@@ -405,6 +405,7 @@ def apply_events(
     if not events:
         return []
     with store.sessions.begin() as session:
+        begin_write(session)
         try:
             # The fast way: every event's checks in Python, then one flush of the batch.
             with session.begin_nested():
