@@ -333,9 +333,10 @@ class _Batch:
         if not self.created:
             return
         table = _table(ItemRow.__tablename__)
+        # derive() set every column but the key, so no default is left to fill in.
         names = [c.key for c in table.columns if c.key != "pk"]
+        self._insert_rows(table, names, [tuple(getattr(r, n) for n in names) for r in self.created])
         conn = self.s.connection()
-        conn.execute(insert(table), [{n: getattr(r, n) for n in names} for r in self.created])
         # Their keys, for their facet rows: one lookup instead of RETURNING, which not
         # every driver gives back in order for a many-row insert.
         wanted = {(r.collection_id, r.id): r for r in self.created}
@@ -354,7 +355,10 @@ class _Batch:
             return
         conn = self.s.connection()
         # What the column types do to a value on its way in (UTC datetimes made naive).
-        binds = [table.c[name].type.bind_processor(conn.dialect) for name in names]
+        binds = [
+            table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+            for name in names
+        ]
         values: list[Any] = rows
         if any(bind is not None for bind in binds):
             values = [
