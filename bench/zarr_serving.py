@@ -33,8 +33,8 @@ allocator (glibc) keeps what it frees, so one read's arrays reuse the pages of t
 last (``--client-allocator default`` leaves glibc as it is). Why: on a virtual machine
 whose host takes back the memory a guest frees (virtio-balloon free page reporting,
 as on this one), every page a read faults in again costs a host fault, and which reads
-pay it depends on timing: the same read from the same server took 0.4 s or 2 s of
-kernel time, for xpublish up to 3.4 s, whatever served the chunks. Keeping the pages
+pay it depends on timing: the same read from the same server took 0.2 s or 3.9 s of
+kernel time, for xpublish up to 3.7 s, whatever served the chunks. Keeping the pages
 takes that out of every endpoint's figure alike; the client code does not change.
 
 Memory. While reading, each server's resident set size (its process and all

@@ -126,7 +126,9 @@ def begin_write(session: Session) -> None:
     taken before one became the transaction itself and its RELEASE a commit: work meant
     to wait for the session's commit was committed early. BEGIN IMMEDIATE also takes the
     write lock up front, so the transaction's reads cannot go stale before its writes.
-    Elsewhere the session's transaction already began with its connection.
+    Elsewhere the session's transaction already began with its connection. Only for
+    writers: an engine-wide BEGIN would also start every read early, and a deferred
+    transaction that reads, then writes after another writer's commit, fails at once.
     """
     conn = session.connection()
     if conn.dialect.name == "sqlite" and not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
