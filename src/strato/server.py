@@ -11,6 +11,7 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 
+from strato import heap
 from strato.errors import Unavailable
 
 
@@ -30,4 +31,5 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(app: FastAPI, sock: socket.socket) -> None:
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    heap.settle()
     uvicorn.Server(config).run(sockets=[sock])

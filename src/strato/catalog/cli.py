@@ -72,6 +72,7 @@ def consumer(
     ] = True,
 ) -> None:
     """Consume this node's events into its catalog until SIGINT or SIGTERM."""
+    from strato import heap
     from strato.bus import open_bus
     from strato.catalog.consumer import consumer_from_settings
     from strato.catalog.store import ItemStore
@@ -101,6 +102,7 @@ def consumer(
             f"batches of up to {worker.batch_size}"
         )
         sys.stdout.flush()
+        heap.settle()
         started = time.monotonic()
         asyncio.run(_consume(worker, bus))
         typer.echo(_summary(worker, time.monotonic() - started))
