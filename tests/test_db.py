@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select, update
+from sqlalchemy import Column, DateTime, MetaData, Table, insert, inspect, select, update
+from sqlalchemy.exc import StatementError
 
 from strato import db
 from strato.auth import ApiToken, IdentityStore, Scope
@@ -95,3 +97,32 @@ def test_disabled_user_loses_access(store: IdentityStore) -> None:
         store.authenticate_token(issued.secret)
     with pytest.raises(Unauthorized, match="disabled"):
         store.authenticate_basic("frank", "long enough")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2020, 1, 2, 3, 4, 5, 678, tzinfo=UTC),
+        datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2020, 1, 2, 4, 4, 5, tzinfo=timezone(timedelta(hours=1))),
+    ],
+)
+def test_utc_datetimes_are_stored_on_sqlite_as_sqlalchemy_stores_datetimes(
+    tmp_path: Path, moment: datetime
+) -> None:
+    # strato's own SQLite bind for UTC columns must write the very text SQLAlchemy's
+    # DateTime writes: rows written before and after it are compared and sorted together.
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'times.db'}")
+    times = Table(
+        "times", MetaData(), Column("ours", db.UTCDateTime()), Column("plain", DateTime())
+    )
+    times.create(engine)
+    naive = moment.astimezone(UTC).replace(tzinfo=None)
+    with engine.begin() as conn:
+        conn.execute(insert(times), [{"ours": moment, "plain": naive}])
+        ours, plain = conn.exec_driver_sql("SELECT ours, plain FROM times").one()
+        assert ours == plain
+        assert conn.execute(select(times.c.ours)).scalar_one() == moment
+    with pytest.raises(StatementError, match="naive datetime"), engine.begin() as conn:
+        conn.execute(insert(times), [{"ours": naive}])

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, Table, delete, insert, select
+from sqlalchemy import Connection, Table, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -335,8 +335,18 @@ class _Batch:
         table = _table(ItemRow.__tablename__)
         # derive() set every column but the key, so no default is left to fill in.
         names = [c.key for c in table.columns if c.key != "pk"]
-        self._insert_rows(table, names, [tuple(getattr(r, n) for n in names) for r in self.created])
         conn = self.s.connection()
+        if conn.dialect.name == "sqlite":
+            # begin_write took SQLite's write lock, so no one else takes a key before our
+            # commit: the keys SQLite would give (the largest so far, plus one) are ours
+            # to give, which spares reading them back.
+            first = (conn.scalar(select(func.max(ItemRow.pk))) or 0) + 1
+            for pk, row in enumerate(self.created, start=first):
+                row.pk = pk
+            names.insert(0, "pk")
+        self._insert_rows(table, names, [tuple(getattr(r, n) for n in names) for r in self.created])
+        if names[0] == "pk":
+            return
         # Their keys, for their facet rows: one lookup instead of RETURNING, which not
         # every driver gives back in order for a many-row insert.
         wanted = {(r.collection_id, r.id): r for r in self.created}
