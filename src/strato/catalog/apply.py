@@ -341,8 +341,8 @@ class _Batch:
             # commit: the keys SQLite would give (the largest so far, plus one) are ours
             # to give, which spares reading them back.
             first = (conn.scalar(select(func.max(ItemRow.pk))) or 0) + 1
-            for pk, row in enumerate(self.created, start=first):
-                row.pk = pk
+            for pk, item in enumerate(self.created, start=first):
+                item.pk = pk
             names.insert(0, "pk")
         self._insert_rows(table, names, [tuple(getattr(r, n) for n in names) for r in self.created])
         if names[0] == "pk":
