@@ -562,3 +562,77 @@ def test_explain_sql_is_the_query_search_runs(catalog: Catalog) -> None:
         i["id"] for i in page.items
     ]
     assert rows[0][-1] == page.matched == catalog.search.count(request)
+
+
+# --- statements compiled once per shape ---
+
+
+def _statement_ids(catalog: Catalog, request: SearchRequest) -> list[str]:
+    """The page as SQLAlchemy runs the statement built for ``request`` alone."""
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(catalog.search.page_statement(request)).all()
+    return [row.content["id"] for row in rows[: request.limit]]
+
+
+def _facet_filter(**equal: str | list[str]) -> dict[str, Any]:
+    args = [
+        {"op": "in", "args": [{"property": name}, value]}
+        if isinstance(value, list)
+        else {"op": "=", "args": [{"property": name}, value]}
+        for name, value in equal.items()
+    ]
+    return {"op": "and", "args": args} if len(args) > 1 else args[0]
+
+
+def test_a_shape_compiled_once_serves_other_values_as_its_own_statement_would(
+    catalog: Catalog,
+) -> None:
+    def values(name: str) -> list[str]:
+        found = {prop(i, name) for i in catalog.items.values()}
+        return sorted(v for v in found if isinstance(v, str))
+
+    experiments, variables = values("cmip6:experiment_id"), values("cmip6:variable_id")
+    assert len(experiments) > 2
+    assert len(variables) > 2
+    # Each shape, and how many statements it may take: one per order of its sets (the
+    # smallest drives, and which is smallest depends on the values).
+    shapes: list[tuple[Callable[[str, str], SearchRequest], int]] = [
+        (
+            lambda e, v: SearchRequest(filter=_facet_filter(**{"cmip6:experiment_id": e}), limit=5),
+            1,
+        ),
+        (
+            lambda e, v: SearchRequest(
+                filter=_facet_filter(**{"cmip6:experiment_id": e, "cmip6:variable_id": v}),
+                limit=3,
+            ),
+            2,
+        ),
+        (
+            lambda e, v: SearchRequest(
+                filter=_facet_filter(**{"cmip6:variable_id": [v, variables[0]]}),
+                sortby=[("id", "asc")],
+                limit=4,
+                offset=1,
+            ),
+            1,
+        ),
+        (
+            lambda e, v: SearchRequest(
+                filter={"op": "not", "args": [_facet_filter(**{"cmip6:experiment_id": e})]},
+                limit=6,
+            ),
+            1,
+        ),
+    ]
+    cache = catalog.search.statements
+    for make, orders in shapes:
+        before = len(cache._entries)
+        pairs = list(zip(experiments, reversed(variables), strict=False))
+        for e, v in pairs:
+            request = make(e, v)
+            page = catalog.search.search(request)
+            assert [item["id"] for item in page.items] == _statement_ids(catalog, request)
+            assert page.matched == catalog.search.count(request)
+        # Every value of one shape ran a statement compiled for an earlier one.
+        assert 1 <= len(cache._entries) - before <= orders < len(pairs)

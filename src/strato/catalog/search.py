@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 import cql2
 from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from strato.catalog import paging
@@ -28,6 +29,7 @@ from strato.catalog.extents import bbox_condition, time_condition
 from strato.catalog.facets import KnownFacets, facet_names
 from strato.catalog.filters import FIELDS, FilterCompiler
 from strato.catalog.queryables import queryables as queryables_of
+from strato.catalog.statements import StatementCache
 from strato.catalog.store import FacetRow, ItemRow
 from strato.catalog.where import SetSizes, SqlBuilder, Where, WordIndex
 from strato.errors import InvalidInput
@@ -107,6 +109,9 @@ class CatalogSearch:
         bind = sessions.kw.get("bind")
         self.dialect: str = bind.dialect.name if bind is not None else "sqlite"
         self.sql = SqlBuilder(SetSizes(sessions), WordIndex(sessions))
+        self.statements = StatementCache(
+            bind.dialect if bind is not None else sqlite.dialect(), self.sql.order_sets
+        )
         self.compiler = FilterCompiler(
             self.facets.__contains__, self._some_queryables, self.dialect, self.sql
         )
@@ -117,7 +122,14 @@ class CatalogSearch:
         """The page of items ``request`` asks for; bad input raises InvalidInput naming it."""
         plan = self._plan(request)
         with self.sessions() as s:
-            rows = list(s.execute(self._page(plan)).all())
+            conn = s.connection()
+            if plan.after is None and StatementCache.eligible(plan.where):
+                shaped_by = (tuple(map(tuple, request.sortby)), plan.limit, plan.offset)
+                rows = self.statements.rows(
+                    conn, plan.where, shaped_by, lambda w: self._page(replace(plan, where=w))
+                )
+            else:
+                rows = list(conn.execute(self._page(plan)).all())
             if rows:
                 matched = int(rows[0].matched)
             elif plan.after is not None or plan.offset:

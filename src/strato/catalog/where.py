@@ -207,11 +207,15 @@ class SqlBuilder:
     def _size(self, facet_set: FacetSet) -> float:
         return sum(self.sizes.size(leaf) for leaf in facet_set)
 
+    def order_sets(self, sets: Sequence[FacetSet]) -> list[FacetSet]:
+        """``sets`` in the order the SQL takes them: the smallest, which drives, first."""
+        return sorted(sets, key=self._size)
+
     def item_pks(self, where: Where) -> Select[Any] | None:
         """The pks of the items in every set and in no excluded one; None without sets."""
         if not where.sets:
             return None
-        ordered = sorted(where.sets, key=self._size)
+        ordered = self.order_sets(where.sets)
         driver, probes = ordered[0], ordered[1:]
         selects = []
         for leaf in driver:
