@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -88,3 +89,37 @@ def nginx_serving(root: Path, rundir: Path, probe: str) -> Iterator[str | None]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextlib.contextmanager
+def strato_serving(settings: dict[str, str], rundir: Path) -> Iterator[str]:
+    """``strato api`` in a process of its own, as deployed, configured by ``settings``
+    (``STRATO_*`` variables, on top of none from the caller); yields its base URL."""
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
+    env.update(settings)
+    log = rundir / "strato-api.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "strato", "api", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=5):  # noqa: S310 (loopback)
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"strato api did not start:\n{log.read_text()[-2000:]}")
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -1,8 +1,8 @@
 """Catalog search: a node with 100,000 items, through the STAC API and directly in SQL.
 
 Loads N generated CMIP6 items into a node's database (SQLite and, when one answers on
-127.0.0.1:5432, PostgreSQL), serves the node with uvicorn on loopback, and times with
-one httpx client:
+127.0.0.1:5432, PostgreSQL), serves the node with ``strato api`` in a process of its own
+on loopback, as it is deployed, and times with one httpx client:
 
 - item searches with two facet filters (CQL2 text, as pystac-client sends it) and
   limit 10, varying the values from query to query;
@@ -38,8 +38,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from _serving import nginx_serving, serving
-from strato.app import create_app
+from _serving import nginx_serving, strato_serving
 from strato.catalog.apply import apply_events
 from strato.catalog.events import create_event
 from strato.catalog.generator import generate_items
@@ -152,8 +151,16 @@ def run(name: str, url: str, queries: int, seed: int) -> dict[str, float]:
             + ", ".join(f"'{f}'" for f in FACETS)
             + ") GROUP BY name, value"
         )
+        server = {
+            "STRATO_DATA_DIR": str(Path(tmp) / "server"),
+            "STRATO_DATABASE_URL": url,
+            "STRATO_DATA_DEMO": "false",
+            "STRATO_CATALOG_DATASET_SYNC_INTERVAL": "0",
+            "STRATO_LOG_ACCESS": "false",
+            "STRATO_AUTH_ANONYMOUS_READ": "true",
+        }
         with (
-            serving(create_app(settings, context=ctx)) as base,
+            strato_serving(server, Path(tmp)) as base,
             httpx.Client(base_url=base, timeout=60) as client,
         ):
 
