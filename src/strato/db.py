@@ -120,6 +120,10 @@ def create_engine(url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    # 16 KiB pages instead of 4 (for a database this creates; an existing one keeps its
+    # own): a catalog item's JSON, about 6 KB, fits in its row's page instead of running
+    # over into a chain of overflow pages, and index trees are shallower.
+    cur.execute("PRAGMA page_size=16384")
     # WAL lets the web server read while a worker writes; NORMAL is durable under WAL.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
