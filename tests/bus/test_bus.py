@@ -18,7 +18,7 @@ from strato.bus.base import Bus, Message, Subscription
 from strato.bus.embedded import EmbeddedBus
 from strato.bus.factory import open_bus
 from strato.bus.kafka import KafkaBus
-from strato.bus.nats import NatsBus
+from strato.bus.nats import NatsBus, subject_filter
 from strato.errors import InvalidInput
 
 DEADLINE = 30.0
@@ -200,6 +200,56 @@ async def test_pattern_subscription_includes_new_topics(
         assert set(numbers(got)) == {0, 1, 2}
         assert {m.topic for m in got} == {*historical, f"{ns}.CMIP6.historical.NEW-MODEL"}
         assert all(m.json()["topic"] == m.topic for m in got if "topic" in m.json())
+
+
+@pytest.mark.asyncio
+async def test_a_pattern_of_whole_words_takes_exactly_its_topics(
+    bus_url: str, backend: str, data_dir: Path, ns: str
+) -> None:
+    # The playground's Secondary filter: NATS filters such a pattern on the server.
+    pattern = rf"{ns}\.[^.]+\.historical\.[^.]+"
+    taken = [f"{ns}.CMIP6.historical.MIROC6", f"{ns}.CORDEX.historical.EUR-11"]
+    left = [
+        f"{ns}.CMIP6.historical.MIROC6.extra",
+        f"{ns}.historical.MIROC6",
+        f"{ns}.CMIP6.historicalNat.MIROC6",
+        f"{ns}.CMIP6.ssp585.MIROC6",
+    ]
+    async with open_bus(bus_url, data_dir) as bus:
+        sub = await bus.subscribe(f"{ns}-words", pattern=pattern)
+        await bus.publish_many([(t, "k", {"n": 10 + i}) for i, t in enumerate(left)])
+        await bus.publish_many([(t, "k", {"n": i}) for i, t in enumerate(taken)])
+        got = await collect(sub, {0, 1})
+        got += await quiet(sub, 0.5)
+        assert sorted(numbers(got)) == [0, 1]
+        assert {m.topic for m in got} == set(taken)
+        if backend == "nats":
+            assert isinstance(bus, NatsBus)
+            filters = {
+                c.config.filter_subject
+                for c in await bus._jetstream().consumers_info(bus.stream)
+                if c.name.startswith(f"{ns}-words")
+            }
+            assert filters == {f"{bus.prefix}.{ns}.*.historical.*"}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "wildcard"),
+    [
+        (r"[^.]+\.historical\.[^.]+", "*.historical.*"),
+        (r"CMIP6\..*", "CMIP6.>"),
+        (r"CMIP6\.historical\.MIROC6", "CMIP6.historical.MIROC6"),
+        (r"x\.[^.]+\..+", "x.*.>"),
+        # Not sayable with wildcards: "*" is a whole word, ">" only the end.
+        (r".*\.historical\..*", None),
+        (r"CMIP6\.hist.*", None),
+        (r"CMIP6|CORDEX", None),
+        (r".*", None),
+        (r"CMIP6\.", None),
+    ],
+)
+def test_nats_subject_filter_of_a_pattern(pattern: str, wildcard: str | None) -> None:
+    assert subject_filter(pattern) == wildcard
 
 
 @pytest.mark.asyncio

@@ -376,6 +376,10 @@ def test_settings_give_topics_group_and_limits(tmp_path: Path) -> None:
     assert everything.match("esgf.events")
     assert not everything.match(ERRORS)
     assert everything.match(ERRORS + ".more")
+    # A pattern that cannot take the error topic goes to the bus as given, so a server
+    # that filters subjects (NATS) can filter it.
+    historical = r"[^.]+\.historical\.[^.]+"
+    assert subscription_pattern(historical, ERRORS) == historical
 
     with pytest.raises(InvalidInput, match="not a regular expression"):
         consumer_from_settings(settings, store, bus, topics="(")

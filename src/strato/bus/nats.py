@@ -5,9 +5,11 @@ One stream (``STRATO`` unless told otherwise) holds the subjects ``<prefix>.>``;
 header.
 
 A consumer group is a durable pull consumer. A subscription to one topic filters on
-its subject on the server; a pattern, or several topics, read ``<prefix>.>`` and
-filter here, acknowledging what does not match at once. The durable's name is derived
-from the group and that filter, so a group keeps its position per filter.
+its subject on the server, and so does a pattern that subject wildcards say exactly
+(``[^.]+\\.historical\\.[^.]+`` is ``*.historical.*``, see :func:`subject_filter`);
+other patterns, or several topics, read ``<prefix>.>`` and filter here, acknowledging
+what does not match at once. The durable's name is derived from the group and that
+filter, so a group keeps its position per filter.
 
 Ordering: JetStream orders a stream by its sequence number and delivers a consumer's
 messages in that order, so one member of a group sees every subject, and so every key,
@@ -196,9 +198,15 @@ class NatsBus(Bus):
     ) -> NatsSubscription:
         names, compiled = validate_subscription(topics, pattern)
         validate_group(group)
+        narrowed = subject_filter(pattern) if pattern is not None else None
+        wanted: re.Pattern[str] | frozenset[str] | None
         if len(names) == 1:
             filter_subject = self.subject(names[0])
             wanted = None
+        elif narrowed is not None:
+            # The server sends only what the pattern takes; the check here stays, cheap.
+            filter_subject = f"{self.prefix}.{narrowed}"
+            wanted = compiled
         else:
             # One server-side filter per consumer on NATS before 2.10: filter here.
             filter_subject = f"{self.prefix}.>"
@@ -221,6 +229,33 @@ class NatsBus(Bus):
         subscription = NatsSubscription(self, pull, wanted)
         self._subscriptions.add(subscription)
         return subscription
+
+
+# Parts of a topic pattern that a NATS subject filter says exactly, on topic names
+# (dot-separated words of letters, digits, "-" and "_"): a word, any one word, the rest.
+_WORD = re.compile(r"[A-Za-z0-9_-]+")
+_ANY_WORD = "[^.]+"
+_THE_REST = (".+", ".*")
+
+
+def subject_filter(pattern: str) -> str | None:
+    """The subject filter (below the prefix) that takes exactly the topics ``pattern``
+    matches, or None when wildcards cannot say it.
+
+    ``[^.]+\\.historical\\.[^.]+`` is ``*.historical.*``; ``CMIP6\\..*`` is ``CMIP6.>``.
+    """
+    parts = pattern.split(r"\.")
+    out = []
+    for i, part in enumerate(parts):
+        if part == _ANY_WORD:
+            out.append("*")
+        elif part in _THE_REST and 0 < i == len(parts) - 1:
+            out.append(">")
+        elif _WORD.fullmatch(part):
+            out.append(part)
+        else:
+            return None
+    return ".".join(out)
 
 
 class NatsSubscription(Subscription):

@@ -74,7 +74,9 @@ def default_topics(strategy: str) -> str:
 
 def subscription_pattern(topics: str, error_topic: str) -> str:
     """``topics`` without the error topic: a node never consumes error reports as events."""
-    compile_pattern(topics)
+    if compile_pattern(topics).match(error_topic) is None:
+        # Left as given, so a backend can hand it to its server (NATS subject filters).
+        return topics
     return rf"(?!{re.escape(error_topic)}\Z)(?:{topics})"
 
 
