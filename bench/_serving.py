@@ -117,7 +117,8 @@ def strato_serving(settings: dict[str, str], rundir: Path) -> Iterator[str]:
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"strato api did not start:\n{log.read_text()[-2000:]}")
+                    tail = log.read_text()[-2000:]
+                    raise RuntimeError(f"strato api did not start:\n{tail}") from None
                 time.sleep(0.1)
         yield base
     finally:
