@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,35 @@ def nginx_config(root: Path, port: int, rundir: Path) -> Path:
     return conf
 
 
+def _free_port() -> int:
+    sock = bind("127.0.0.1", 0)
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@contextlib.contextmanager
+def _process_serving(
+    proc: subprocess.Popen[bytes], base: str, probe: str, timeout: float, failed: Callable[[], str]
+) -> Iterator[str]:
+    """``base`` once ``probe`` answers there, until the block ends and ``proc`` is stopped;
+    ``failed()`` says why when it exits or does not answer within ``timeout`` s."""
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(base + probe, timeout=5):  # noqa: S310 (loopback)
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(failed()) from None
+                time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 @contextlib.contextmanager
 def nginx_serving(root: Path, rundir: Path, probe: str) -> Iterator[str | None]:
     """nginx serving ``root`` while the block runs; yields its base URL, or None without
@@ -65,39 +94,24 @@ def nginx_serving(root: Path, rundir: Path, probe: str) -> Iterator[str | None]:
     if exe is None:
         yield None
         return
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()
+    port = _free_port()
     conf = nginx_config(root, port, rundir)
     proc = subprocess.Popen(
         [exe, "-c", str(conf), "-e", str(rundir / "nginx-error.log")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + probe, timeout=5):  # noqa: S310 (loopback)
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not start") from None
-                time.sleep(0.05)
+    with _process_serving(
+        proc, f"http://127.0.0.1:{port}", probe, 30, lambda: "nginx did not start"
+    ) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @contextlib.contextmanager
 def strato_serving(settings: dict[str, str], rundir: Path) -> Iterator[str]:
     """``strato api`` in a process of its own, as deployed, configured by ``settings``
     (``STRATO_*`` variables, on top of none from the caller); yields its base URL."""
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()
+    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
     env.update(settings)
     log = rundir / "strato-api.log"
@@ -108,19 +122,11 @@ def strato_serving(settings: dict[str, str], rundir: Path) -> Iterator[str]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=5):  # noqa: S310 (loopback)
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = log.read_text()[-2000:]
-                    raise RuntimeError(f"strato api did not start:\n{tail}") from None
-                time.sleep(0.1)
+    with _process_serving(
+        proc,
+        f"http://127.0.0.1:{port}",
+        "/readyz",
+        60,
+        lambda: f"strato api did not start:\n{log.read_text()[-2000:]}",
+    ) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(30)
