@@ -58,7 +58,8 @@ class Leaf:
     """The items with a row ``name`` whose value passes ``test``.
 
     ``values`` are the values an equality or ``in`` test accepts (what sizes are known
-    for); None for any other test.
+    for, and what :mod:`strato.catalog.statements` binds in a compiled statement in
+    place of ``test``); None for any other test.
     """
 
     name: str
