@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -11,9 +12,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, Engine, MetaData, event, text
+from sqlalchemy import Connection, DateTime, Engine, MetaData, event, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -150,6 +152,22 @@ def begin_write(session: Session) -> None:
     conn = session.connection()
     if conn.dialect.name == "sqlite" and not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextlib.contextmanager
+def driver_cursor(conn: Connection, statement: str) -> Iterator[Any]:
+    """A DB-API cursor on ``conn``'s connection, in its transaction, for work where
+    SQLAlchemy's per-statement handling costs as much as the database's; driver errors
+    come out as SQLAlchemy raises them (IntegrityError, OperationalError and the like),
+    naming ``statement``."""
+    driver_error = conn.dialect.loaded_dbapi.Error
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    except driver_error as exc:
+        raise DBAPIError.instance(statement, None, exc, driver_error) from exc
+    finally:
+        cursor.close()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

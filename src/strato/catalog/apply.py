@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Table, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from strato.catalog.events import Event, apply_patch
@@ -39,7 +39,7 @@ from strato.catalog.store import (
     minimal_collection,
     value_words,
 )
-from strato.db import Base, begin_write, utcnow
+from strato.db import Base, begin_write, driver_cursor, utcnow
 from strato.errors import InvalidInput
 
 Status = Literal["applied", "duplicate", "rejected"]
@@ -345,7 +345,7 @@ class _Batch:
                 item.pk = pk
             names.insert(0, "pk")
         self._insert_rows(table, names, [tuple(getattr(r, n) for n in names) for r in self.created])
-        if names[0] == "pk":
+        if conn.dialect.name == "sqlite":
             return
         # Their keys, for their facet rows: one lookup instead of RETURNING, which not
         # every driver gives back in order for a many-row insert.
@@ -388,20 +388,13 @@ class _Batch:
                 f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "  # noqa: S608
                 f"VALUES ({', '.join(mark for _ in names)})"
             )
-        driver_error = conn.dialect.loaded_dbapi.Error
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
+        with driver_cursor(conn, statement) as cursor:
             if copy:
                 with cursor.copy(statement) as stream:
                     for row in values:
                         stream.write_row(row)
             else:
                 cursor.executemany(statement, values)
-        except driver_error as exc:
-            # Raised as SQLAlchemy would, so callers see IntegrityError and the like.
-            raise DBAPIError.instance(statement, None, exc, driver_error) from exc
-        finally:
-            cursor.close()
 
 
 def apply_events(

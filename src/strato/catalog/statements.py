@@ -26,9 +26,9 @@ from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Select, bindparam
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
 
 from strato.catalog.where import FacetSet, Leaf, ValueTest, Where
+from strato.db import driver_cursor
 
 # Distinct shapes kept; each is one compiled statement of a few kilobytes.
 MAX_SHAPES = 512
@@ -39,25 +39,28 @@ class _Compiled:
     sql: str
     # Parameter names in the order of the SQL's placeholders; None for named ones.
     order: tuple[str, ...] | None
-    # The values of the parameters that are not facet values (names, limit, offset).
+    # The parameters that are not facet values (names, limit, offset), already bound.
     fixed: dict[str, Any]
     binders: dict[str, Callable[[Any], Any]]
     processors: list[Callable[[Any], Any] | None]
     row: Callable[..., Any]
 
 
-def _template(facet_set: FacetSet, tag: str, values: dict[str, Any]) -> FacetSet:
-    """``facet_set`` with a named parameter in place of each value; records the values."""
-    leaves = []
+def _named(facet_set: FacetSet, tag: str) -> list[list[tuple[str, Any]]]:
+    """Each leaf's values under the parameter names a template gives them."""
+    named = []
     for i, leaf in enumerate(facet_set):
         assert leaf.values is not None
-        names = [f"{tag}_{i}_{k}" for k in range(len(leaf.values))]
-        values.update(zip(names, leaf.values, strict=True))
-        params: list[BindParameter[Any]] = [
-            bindparam(n, v) for n, v in zip(names, leaf.values, strict=True)
-        ]
-        leaves.append(Leaf(leaf.name, _test(params), leaf.values))
-    return tuple(leaves)
+        named.append([(f"{tag}_{i}_{k}", v) for k, v in enumerate(leaf.values)])
+    return named
+
+
+def _template(facet_set: FacetSet, tag: str) -> FacetSet:
+    """``facet_set`` with a named parameter in place of each value."""
+    return tuple(
+        Leaf(leaf.name, _test([bindparam(n, v) for n, v in named]), leaf.values)
+        for leaf, named in zip(facet_set, _named(facet_set, tag), strict=True)
+    )
 
 
 def _test(params: list[BindParameter[Any]]) -> ValueTest:
@@ -102,23 +105,28 @@ class StatementCache:
             tuple(_shape(s) for s in where.excluded),
             extra,
         )
-        values: dict[str, Any] = {}
-        template = Where(
-            sets=[_template(s, f"s{j}", values) for j, s in enumerate(ordered)],
-            excluded=[_template(s, f"x{j}", values) for j, s in enumerate(where.excluded)],
-        )
+        sets = [(f"s{j}", x) for j, x in enumerate(ordered)]
+        excluded = [(f"x{j}", x) for j, x in enumerate(where.excluded)]
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
         if entry is None:
-            entry = self._compile(build(template))
+            # Built only for a new shape: the template holds this search's values too.
+            statement = build(
+                Where(
+                    sets=[_template(x, tag) for tag, x in sets],
+                    excluded=[_template(x, tag) for tag, x in excluded],
+                )
+            )
+            entry = self._compile(statement)
             if entry is None:
-                return list(conn.execute(build(template), values).all())
+                return list(conn.execute(statement).all())
             with self._lock:
                 self._entries[key] = entry
                 if len(self._entries) > MAX_SHAPES:
                     self._entries.popitem(last=False)
+        values = {n: v for tag, x in (*sets, *excluded) for leaf in _named(x, tag) for n, v in leaf}
         return self._run(conn, entry, values)
 
     def _compile(self, statement: Select[Any]) -> _Compiled | None:
@@ -129,14 +137,18 @@ class StatementCache:
             return None  # rendered anew per execution: not a fixed text
         binders: dict[str, Callable[[Any], Any]] = {}
         for name, bind in compiled.binds.items():
-            binder = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if binder is not None:
-                binders[name] = binder
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                binders[name] = processor
+        # Values of the parameters every search of the shape shares, bound once here.
+        fixed = dict(compiled.construct_params())
+        for name, binder in binders.items():
+            fixed[name] = binder(fixed[name])
         columns = list(statement.selected_columns)
         return _Compiled(
             sql=sql,
             order=tuple(compiled.positiontup or ()) if compiled.positional else None,
-            fixed=dict(compiled.construct_params()),
+            fixed=fixed,
             binders=binders,
             processors=[
                 c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
@@ -146,22 +158,16 @@ class StatementCache:
 
     @staticmethod
     def _run(conn: Connection, entry: _Compiled, values: dict[str, Any]) -> list[Any]:
-        params = {**entry.fixed, **values}
-        for name, binder in entry.binders.items():
-            params[name] = binder(params[name])
+        params = dict(entry.fixed)
+        for name, value in values.items():
+            binder = entry.binders.get(name)
+            params[name] = value if binder is None else binder(value)
         args: Sequence[Any] | dict[str, Any] = (
             params if entry.order is None else tuple(params[n] for n in entry.order)
         )
-        driver_error = conn.dialect.loaded_dbapi.Error
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
+        with driver_cursor(conn, entry.sql) as cursor:
             cursor.execute(entry.sql, args)
             fetched = cursor.fetchall()
-        except driver_error as exc:
-            # Raised as SQLAlchemy would, so callers see OperationalError and the like.
-            raise DBAPIError.instance(entry.sql, args, exc, driver_error) from exc
-        finally:
-            cursor.close()
         processors = list(enumerate(entry.processors))
         rows = []
         for raw in fetched:
