@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from strato.catalog.apply import _Batch, apply_events
 from strato.catalog.events import (
@@ -346,3 +346,37 @@ def test_throughput_of_generated_creates(store: ItemStore, database_url: str) ->
         f"\napplied {total} creates on {engine} in {elapsed:.2f} s: {total / elapsed:.0f} items/s"
     )
     assert store.count("CMIP6") == total
+
+
+def test_a_batch_reads_items_by_index_not_by_scanning_them(tmp_path: Any) -> None:
+    """Each batch looks up the items and dataset versions it touches: through indexes,
+    or ingest would slow down as the catalog grows (SQLite, whose plans need no
+    statistics and so do not change with the data)."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'plans.db'}")
+    upgrade(engine)
+    store = ItemStore(session_factory(engine))
+    items = list(generate_items(30, seed=5))
+    apply_events(store, [create_event("CMIP6", it, requester=WHO) for it in items[:20]])
+    reads: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "catalog_items" in statement:
+            reads.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    batch = [create_event("CMIP6", it, requester=WHO) for it in items[20:]]
+    batch += [create_event("CMIP6", _version(items[0], "20990101"), requester=WHO)]
+    batch += [retraction_event("CMIP6", items[1]["id"], requester=WHO)]
+    outcomes = apply_events(store, batch)
+    event.remove(engine, "before_cursor_execute", seen)
+    assert {o.status for o in outcomes} == {"applied"}
+    assert store.item_flags("CMIP6", items[0]["id"]) == (False, False)
+    assert len(reads) >= 2  # the items by id, the datasets' latest versions
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        for statement, params in reads:
+            plan = [row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
+            # A scan, or the index of ``latest``, which nearly every row is in.
+            bad = [p for p in plan if p.startswith("SCAN catalog_items") or "_latest" in p]
+            assert not bad, (statement, plan)
+    engine.dispose()

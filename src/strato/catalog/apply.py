@@ -146,20 +146,27 @@ class _Batch:
                 self.known[row.event_id] = Outcome(
                     row.event_id, row.request_id, status, row.status, row.title, row.detail
                 )
-        wanted = {(e.collection_id, e.item_id) for e in events}
-        for ids in _chunks(item_id for _, item_id in wanted):
-            for item in s.scalars(select(ItemRow).where(ItemRow.id.in_(ids))):
-                if (item.collection_id, item.id) in wanted:
-                    self.items[(item.collection_id, item.id)] = item
+        # By collection and id, the unique key's order: ids alone have no index, and
+        # would read the whole table once a batch.
+        wanted: dict[str, set[str]] = {}
+        for e in events:
+            wanted.setdefault(e.collection_id, set()).add(e.item_id)
+        for cid, item_ids in wanted.items():
+            for ids in _chunks(item_ids):
+                mine = select(ItemRow).where(ItemRow.collection_id == cid, ItemRow.id.in_(ids))
+                for item in s.scalars(mine):
+                    self.items[(cid, item.id)] = item
         base_ids: set[str] = set()
         for e in events:
             props = (e.item or {}).get("properties")
             if isinstance(props, dict) and isinstance(props.get("base_id"), str):
                 base_ids.add(props["base_id"])
         for ids in _chunks(base_ids):
-            latest = select(ItemRow).where(ItemRow.base_id.in_(ids), ItemRow.latest.is_(True))
-            for item in s.scalars(latest):
-                if item.base_id is not None:
+            # ``latest`` is checked here, not in SQL: a planner without statistics takes
+            # its index, which nearly every row is in, over the dataset's.
+            versions = select(ItemRow).where(ItemRow.base_id.in_(ids))
+            for item in s.scalars(versions):
+                if item.latest and item.base_id is not None:
                     self.latest.setdefault(item.base_id, []).append(item)
         for ids in _chunks(e.collection_id for e in events):
             self.collections.update(

@@ -48,6 +48,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from strato import __version__, jsonio
+from strato.catalog import rfc3339
 from strato.errors import InvalidInput
 
 SCHEMA_VERSION = "1.0.0"
@@ -103,16 +104,12 @@ class Metadata(_Open):
 
 # --- what a STAC item must look like to be carried ----------------------------------------
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
 
 def _parse_rfc3339(value: str) -> datetime:
-    if not _RFC3339.match(value):
+    parsed = rfc3339.parse(value)
+    if parsed is None:
         raise ValueError(value)
-    text = value.upper()
-    # fromisoformat takes at most six fractional digits; RFC 3339 allows any number.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-    return datetime.fromisoformat(text)
+    return parsed
 
 
 def _check_rfc3339(value: str) -> str:

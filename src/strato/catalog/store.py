@@ -22,7 +22,7 @@ import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from strato.catalog import rfc3339
 from strato.db import Base, UTCDateTime, utcnow
 from strato.errors import InvalidInput, NotFound
 
@@ -182,19 +183,10 @@ def recorded(row: AppliedEventRow) -> RecordedOutcome:
 
 # --- derived columns ----------------------------------------------------------------------
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
 
 def parse_datetime(value: Any) -> datetime | None:
     """An RFC 3339 string as an aware UTC datetime; None for anything else."""
-    if not isinstance(value, str) or not _RFC3339.match(value):
-        return None
-    # fromisoformat takes at most six fractional digits; RFC 3339 allows any number.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", value.upper())
-    try:
-        return datetime.fromisoformat(text).astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
+    return rfc3339.parse_utc(value) if isinstance(value, str) else None
 
 
 def _bbox(value: Any) -> tuple[float | None, float | None, float | None, float | None]:
@@ -240,6 +232,7 @@ def _facet_text(value: Any) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def is_facet(name: str) -> bool:
     """Whether property ``name`` is kept as facet rows."""
     return len(name) <= FACET_NAME_LEN and (name in FACET_PLAIN or name.startswith(FACET_PREFIXES))
@@ -275,6 +268,10 @@ def _facets_only(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         return
     for name, value in props.items():
         if not is_facet(name):
+            continue
+        if type(value) is str:  # the common case, without the general checks
+            if len(value) <= FACET_VALUE_LEN:
+                yield name, value
             continue
         for element in value if isinstance(value, list) else [value]:
             text = _facet_text(element)
