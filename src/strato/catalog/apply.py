@@ -356,13 +356,16 @@ class _Batch:
             return
         # Their keys, for their facet rows: one lookup instead of RETURNING, which not
         # every driver gives back in order for a many-row insert.
-        wanted = {(r.collection_id, r.id): r for r in self.created}
-        for ids in _chunks(item_id for _, item_id in wanted):
-            found = select(ItemRow.pk, ItemRow.collection_id, ItemRow.id).where(ItemRow.id.in_(ids))
-            for pk, cid, iid in conn.execute(found):
-                row = wanted.get((cid, iid))
-                if row is not None:
-                    row.pk = pk
+        created: dict[str, dict[str, ItemRow]] = {}
+        for r in self.created:
+            created.setdefault(r.collection_id, {})[r.id] = r
+        for cid, rows in created.items():
+            for ids in _chunks(rows):
+                found = select(ItemRow.pk, ItemRow.id).where(
+                    ItemRow.collection_id == cid, ItemRow.id.in_(ids)
+                )
+                for pk, iid in conn.execute(found):
+                    rows[iid].pk = pk
 
     def _insert_rows(self, table: Table, names: list[str], rows: list[tuple[Any, ...]]) -> None:
         """Many rows straight to the driver, in this same transaction: an item has tens
