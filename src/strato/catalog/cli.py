@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from strato import heap
+
 if TYPE_CHECKING:
     from strato.bus import Bus
     from strato.catalog.consumer import Consumer
@@ -72,7 +74,6 @@ def consumer(
     ] = True,
 ) -> None:
     """Consume this node's events into its catalog until SIGINT or SIGTERM."""
-    from strato import heap
     from strato.bus import open_bus
     from strato.catalog.consumer import consumer_from_settings
     from strato.catalog.store import ItemStore
@@ -195,6 +196,9 @@ def generate(
         _print_items(items, count, delay=delay)
         return
     settings = state(ctx).settings()
+    # Thousands of events go through this process's heap: as in the services, start-up
+    # objects are left out of the garbage collector's passes.
+    heap.settle()
     published = asyncio.run(_publish(settings, items, count, collection_id, delay=delay))
     typer.echo(published)
 
