@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,6 +198,28 @@ def test_collections_and_ids(catalog: Catalog) -> None:
     assert catalog.ids(SearchRequest(collections=["nope"])) == []
     # Everything, default order: each page of the default size.
     assert len(catalog.ids(SearchRequest())) == len(catalog.items)
+
+
+@pytest.mark.parametrize("collections", [[], ["CORDEX"], ["CMIP6", "CORDEX"]])
+def test_ids_are_looked_up_not_searched_for(tmp_path: Path, collections: list[str]) -> None:
+    """A search by ids reads those items through the (collection, id) index; scanning
+    every item, or a whole collection in time order, took 50-250 ms on 100,000 items.
+    On SQLite, whose plans need no statistics and so do not change with the data."""
+    opened = open_catalog(f"sqlite:///{tmp_path / 'plans.db'}")
+    catalog = next(opened)
+    some = sorted(catalog.items)[:3]
+    request = SearchRequest(ids=some, collections=collections)
+    catalog.expect(
+        request,
+        lambda i: i["id"] in some and (not collections or i["collection"] in collections),
+    )
+    with catalog.engine.connect() as conn:
+        sql = catalog.search.explain_sql(request)
+        plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+    opened.close()
+    reads = [p for p in plan if "catalog_items" in p and "INTEGER PRIMARY KEY" not in p]
+    assert reads, plan
+    assert all("(collection_id=? AND id=?)" in p for p in reads), plan
 
 
 def _lon_hit(w: float, e: float, west: float, east: float) -> bool:

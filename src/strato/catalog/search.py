@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import cql2
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,7 +30,7 @@ from strato.catalog.facets import KnownFacets, facet_names
 from strato.catalog.filters import FIELDS, FilterCompiler
 from strato.catalog.queryables import queryables as queryables_of
 from strato.catalog.statements import StatementCache
-from strato.catalog.store import FacetRow, ItemRow
+from strato.catalog.store import CollectionRow, FacetRow, ItemRow
 from strato.catalog.where import SetSizes, SqlBuilder, Where, WordIndex
 from strato.errors import InvalidInput
 
@@ -190,10 +190,18 @@ class CatalogSearch:
     def where(self, request: SearchRequest) -> Where:
         """What ``request`` asks for, checked; InvalidInput names what is wrong."""
         parts: list[Where] = []
-        if request.collections:
-            parts.append(Where.of(ItemRow.collection_id.in_(list(request.collections))))
         if request.ids:
-            parts.append(Where.of(ItemRow.id.in_(list(request.ids))))
+            # Ids are indexed under their collection: each (collection, id) pair is one
+            # lookup. Without collections, all of them: every item's collection has a
+            # row (the applier makes one) and none is ever removed. Given as a subquery
+            # either way, so no planner prefers reading a whole collection in time order.
+            collections = select(CollectionRow.id)
+            if request.collections:
+                collections = collections.where(CollectionRow.id.in_(list(request.collections)))
+            ids = ItemRow.id.in_(list(request.ids))
+            parts.append(Where.of(and_(ItemRow.collection_id.in_(collections), ids)))
+        elif request.collections:
+            parts.append(Where.of(ItemRow.collection_id.in_(list(request.collections))))
         if request.bbox is not None:
             parts.append(Where.of(bbox_condition(request.bbox)))
         if request.datetime is not None:
