@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -126,3 +127,20 @@ def test_utc_datetimes_are_stored_on_sqlite_as_sqlalchemy_stores_datetimes(
         assert conn.execute(select(times.c.ours)).scalar_one() == moment
     with pytest.raises(StatementError, match="naive datetime"), engine.begin() as conn:
         conn.execute(insert(times), [{"ours": naive}])
+
+
+def test_sqlite_checkpoints_after_the_same_amount_of_log_whatever_its_page_size(
+    tmp_path: Path,
+) -> None:
+    old = tmp_path / "old.db"
+    made = sqlite3.connect(old)  # made before strato, with SQLite's 4 KiB pages
+    made.execute("PRAGMA page_size=4096")
+    made.execute("CREATE TABLE t (x)")
+    made.close()
+    for path, page_size in ((tmp_path / "new.db", 16384), (old, 4096)):
+        engine = db.create_engine(f"sqlite:///{path}")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA page_size").scalar() == page_size
+            pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+            assert pages * page_size == db.WAL_CHECKPOINT_BYTES
+        engine.dispose()
