@@ -52,3 +52,12 @@ def test_a_time_that_has_no_utc_equivalent_is_none_in_utc() -> None:
     # Valid as written, but one hour before year 1 in UTC.
     assert rfc3339.parse("0001-01-01T00:00:00+01:00") is not None
     assert rfc3339.parse_utc("0001-01-01T00:00:00+01:00") is None
+
+
+def test_long_texts_are_read_but_not_kept() -> None:
+    long_fraction = "2015-01-16T12:00:00." + "1" * 100 + "Z"
+    assert rfc3339.parse_utc(long_fraction) == datetime(2015, 1, 16, 12, 0, 0, 111111, tzinfo=UTC)
+    before = rfc3339._read_utc_kept.cache_info().currsize
+    for n in range(50):
+        assert rfc3339.parse_utc("x" * (1000 + n)) is None
+    assert rfc3339._read_utc_kept.cache_info().currsize == before

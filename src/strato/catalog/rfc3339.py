@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
+# Longer texts (nanoseconds and beyond, or not a time at all) are read but not kept, so
+# what users send cannot fill the cache with large keys.
+_KEPT_LENGTH = 40
+_KEPT = 4096
 
 
-@functools.lru_cache(maxsize=4096)
-def parse(value: str) -> datetime | None:
-    """``value`` as an aware datetime at its own offset; None unless it is an RFC 3339
-    date-time with a time zone that Python can hold."""
+def _read(value: str) -> datetime | None:
     if not _RFC3339.match(value):
         return None
     text = value.upper()
@@ -32,13 +33,26 @@ def parse(value: str) -> datetime | None:
         return None
 
 
-@functools.lru_cache(maxsize=4096)
-def parse_utc(value: str) -> datetime | None:
-    """:func:`parse`, in UTC."""
-    parsed = parse(value)
+def _read_utc(value: str) -> datetime | None:
+    parsed = _read(value)
     if parsed is None:
         return None
     try:
         return parsed.astimezone(UTC)
     except OverflowError:  # year 1 or 9999 moved past the calendar's end
         return None
+
+
+_read_kept = functools.lru_cache(maxsize=_KEPT)(_read)
+_read_utc_kept = functools.lru_cache(maxsize=_KEPT)(_read_utc)
+
+
+def parse(value: str) -> datetime | None:
+    """``value`` as an aware datetime at its own offset; None unless it is an RFC 3339
+    date-time with a time zone that Python can hold."""
+    return _read_kept(value) if len(value) <= _KEPT_LENGTH else _read(value)
+
+
+def parse_utc(value: str) -> datetime | None:
+    """:func:`parse`, in UTC."""
+    return _read_utc_kept(value) if len(value) <= _KEPT_LENGTH else _read_utc(value)
