@@ -232,10 +232,16 @@ def _facet_text(value: Any) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
 def is_facet(name: str) -> bool:
     """Whether property ``name`` is kept as facet rows."""
-    return len(name) <= FACET_NAME_LEN and (name in FACET_PLAIN or name.startswith(FACET_PREFIXES))
+    # Checked before the cache, so names of any length sent in items are never kept.
+    return len(name) <= FACET_NAME_LEN and _facet_name(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _facet_name(name: str) -> bool:
+    # The same few names on every item of a project: looked up, not matched again.
+    return name in FACET_PLAIN or name.startswith(FACET_PREFIXES)
 
 
 def _searchable(word: str) -> bool:
