@@ -129,3 +129,20 @@ def test_unreachable_database_is_reported(tmp_path: Path) -> None:
     assert r.returncode == 6
     assert "database not reachable" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_config_show_masks_bus_and_query_passwords(tmp_path: Path) -> None:
+    r = run(
+        ["config", "show"],
+        tmp_path,
+        env={
+            "STRATO_DATABASE_URL": "postgresql://app@db.internal/strato?password=hunter22",
+            "STRATO_BUS_URL": "nats://user:buspass99@127.0.0.1:4222",
+        },
+    )
+    assert r.returncode == 0, r.stderr
+    assert "hunter22" not in r.stdout
+    assert "buspass99" not in r.stdout
+    shown = json.loads(r.stdout)
+    assert shown["database_url"] == "postgresql://app@db.internal/strato?password=***"
+    assert shown["bus"]["url"] == "nats://user:***@127.0.0.1:4222"

@@ -15,6 +15,7 @@ import typer
 from strato import __version__
 from strato.capabilities import load_capabilities
 from strato.errors import Conflict, Forbidden, InvalidInput, NotFound, StratoError, Unavailable
+from strato.redact import mask_secrets
 from strato.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -306,7 +307,7 @@ def main() -> None:
     try:
         app()
     except StratoError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
+        typer.echo(f"error: {mask_secrets(exc.detail)}", err=True)
         code = next((v for k, v in EXIT_CODES.items() if isinstance(exc, k)), 1)
         raise SystemExit(code) from None
     except pydantic.ValidationError as exc:
@@ -316,5 +317,5 @@ def main() -> None:
         typer.echo(f"error: invalid configuration: {problems}", err=True)
         raise SystemExit(2) from None
     except sqlalchemy.exc.OperationalError as exc:
-        typer.echo(f"error: database not reachable: {exc.orig}", err=True)
+        typer.echo(f"error: database not reachable: {mask_secrets(str(exc.orig))}", err=True)
         raise SystemExit(6) from None

@@ -1,4 +1,8 @@
-"""Logging: human-readable by default, JSON lines on request; every line has a request id."""
+"""Logging: human-readable by default, JSON lines on request; every line has a request id.
+
+Every line is masked (:func:`strato.redact.mask_secrets`) as it is written: a URL with a
+password may reach a message from anywhere, a driver's exception included.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from strato.redact import mask_secrets
 from strato.settings import LogSettings
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
@@ -36,11 +41,24 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
 
 
+class MaskingFormatter(logging.Formatter):
+    """Masks credentials in what another formatter wrote, tracebacks included."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(self.inner.format(record))
+
+
 def configure_logging(settings: LogSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(
-        JsonFormatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT)
+        MaskingFormatter(
+            JsonFormatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT)
+        )
     )
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -20,7 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-from sqlalchemy.engine import make_url
+
+from strato.redact import mask_tree, mask_url
 
 CONFIG_ENV = "STRATO_CONFIG"
 DEFAULT_CONFIG_FILE = "strato.toml"
@@ -145,6 +146,31 @@ class CatalogSettings(Section):
         "it asks them about publications; needed when they are private.",
     )
     max_limit: int = Field(10_000, ge=1, description="Largest page a search may ask for.")
+    # Filter limits: CQL2 text nested deeper than a few hundred levels crashes the native
+    # parser's process, and filters of thousands of arguments make SQL that takes
+    # minutes; beyond these a filter answers 400 naming the limit.
+    filter_max_length: int = Field(
+        65_536, ge=1, description="Most characters of a filter (CQL2 text or JSON text)."
+    )
+    filter_max_depth: int = Field(
+        64,
+        ge=2,
+        le=128,
+        description="Most nesting levels of a filter: JSON objects and arrays; in CQL2 text "
+        "parentheses and operators.",
+    )
+    filter_max_nodes: int = Field(
+        2_000,
+        ge=10,
+        le=4_000,
+        description="Most operators and values in a filter (JSON values; in text operators).",
+    )
+    filter_max_args: int = Field(
+        1_000, ge=2, description="Most arguments of one filter operator or values of one list."
+    )
+    filter_max_literal: int = Field(
+        1_024, ge=1, description="Most characters of one string in a filter (a LIKE pattern)."
+    )
     dataset_sync_interval: float = Field(
         5.0,
         ge=0,
@@ -224,10 +250,10 @@ class Settings(BaseSettings):
     def public_dump(self) -> dict[str, Any]:
         """The effective configuration with secrets masked, for display."""
         data = self.model_dump(mode="json")
-        data["database_url"] = make_url(self.database_url_value).render_as_string(
-            hide_password=True
-        )
-        return data
+        data["database_url"] = mask_url(self.database_url_value)
+        # Every other URL (bus, peers, scheduler) may carry credentials as well.
+        masked: dict[str, Any] = mask_tree(data)
+        return masked
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 from strato.bus.base import Bus
 from strato.errors import InvalidInput
+from strato.redact import mask_url
 
 FORMS = (
     "nothing (an embedded SQLite log bus.db in the data directory), "
@@ -93,8 +94,4 @@ def _options(query: str, allowed: Mapping[str, Callable[[str], Any]], url: str) 
 
 
 def _shown(url: str) -> str:
-    # Never echo a password from user:password@host.
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        rest = "***@" + rest.split("@", 1)[1]
-    return repr(f"{scheme}{sep}{rest}")
+    return repr(mask_url(url))

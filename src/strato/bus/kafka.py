@@ -39,6 +39,7 @@ from strato.bus.names import (
     validate_topic,
 )
 from strato.errors import InvalidInput, Unavailable
+from strato.redact import mask_secrets, mask_url
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,10 @@ class KafkaBus(Bus):
         except KafkaError as exc:
             await producer.stop()
             await admin.close()
-            raise Unavailable(f"cannot connect to Kafka at {self.bootstrap}: {exc}") from None
+            shown = mask_url(f"kafka://{self.bootstrap}")
+            raise Unavailable(
+                f"cannot connect to Kafka at {shown}: {mask_secrets(str(exc))}"
+            ) from None
         self._producer, self._admin = producer, admin
 
     async def close(self) -> None:

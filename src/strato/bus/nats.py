@@ -48,6 +48,7 @@ from strato.bus.names import (
     validate_topic,
 )
 from strato.errors import InvalidInput, Unavailable
+from strato.redact import mask_secrets, mask_url
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,10 @@ class NatsBus(Bus):
                 reconnect_time_wait=1,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            raise Unavailable(f"cannot connect to NATS at {', '.join(servers)}: {exc}") from None
+            shown = ", ".join(mask_url(s) for s in servers)
+            raise Unavailable(
+                f"cannot connect to NATS at {shown}: {mask_secrets(str(exc))}"
+            ) from None
         self._js = self._nc.jetstream()
         try:
             await self._ensure_stream()

@@ -138,8 +138,9 @@ def _bus_shown(settings: Settings) -> str:
     url = settings.bus.url
     if url is None or not url.strip():
         return f"embedded {settings.data_dir / 'bus.db'}"
-    # Never print a password from user:password@host.
-    return re.sub(r"://[^/@]*@", "://***@", url.strip())
+    from strato.redact import mask_url
+
+    return mask_url(url.strip())
 
 
 # --- strato generate ----------------------------------------------------------------------

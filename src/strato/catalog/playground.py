@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from strato.errors import Conflict, InvalidInput, NotFound, Unavailable
+from strato.redact import mask_secrets
 
 STATE_FILE = "playground.json"
 STRATEGY = "drs"
@@ -156,6 +157,8 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            # What a node printed before its logging was set up is not masked yet.
+            tail = mask_secrets(tail)
             raise Unavailable(f"node at {url} exited with {process.returncode}:\n{tail}")
         try:
             if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:

@@ -61,12 +61,13 @@ def up(
 ) -> None:
     """Start the bus and the three nodes, each in its own process, and print their URLs."""
     from strato.catalog import playground
+    from strato.redact import mask_url
 
     where = _directory(ctx, directory)
     started = playground.up(where, bus_url=bus, ports=_ports(ports), database_url=database_url)
     lines = [
         f"playground in {started.directory}",
-        f"  bus: {started.bus_url} (topics <mip_era>.<experiment_id>.<source_id>)",
+        f"  bus: {mask_url(started.bus_url)} (topics <mip_era>.<experiment_id>.<source_id>)",
     ]
     for node in started.nodes:
         what = "historical experiment only" if node.topics else "all events"
