@@ -135,3 +135,43 @@ def test_a_private_peer_answers_when_given_this_nodes_token(
         assert got == ("north", "applied", 1)
     finally:
         ctx.close()
+
+
+def test_a_node_whose_topics_exclude_the_items_is_not_subscribed(
+    nodes: dict[str, Any],
+) -> None:
+    # As in the playground: topics by DRS, west consumes only the historical experiment.
+    for node in nodes.values():
+        node["settings"].catalog.topic_strategy = "drs"
+    nodes["west"]["settings"].catalog.topics = r"[^.]+\.historical\.[^.]+"
+    items = list(generate_items(40, seed=8))
+    scenario = [it for it in items if it["properties"]["cmip6:experiment_id"] != "historical"]
+    historical = [it for it in items if it["properties"]["cmip6:experiment_id"] == "historical"]
+    assert scenario
+    assert historical
+
+    _publish(nodes["east"], scenario[:2], "req-s")
+    body = httpx.get(nodes["east"]["url"] + "/stac/publications/req-s").json()
+    assert [(n["node"], n["status"]) for n in body["nodes"]] == [
+        ("east", "applied"),
+        ("west", "not-subscribed"),
+    ]
+    # West will never apply them: the publication is complete.
+    assert body["status"] == "applied"
+    # Asked on west, which has seen nothing of it, the answer is the same.
+    nodes["west"]["settings"].catalog.peers = {"east": nodes["east"]["url"]}
+    body = httpx.get(nodes["west"]["url"] + "/stac/publications/req-s").json()
+    assert [(n["node"], n["status"]) for n in body["nodes"]] == [
+        ("west", "not-subscribed"),
+        ("east", "applied"),
+    ]
+    assert body["status"] == "applied"
+
+    # An item west does consume is pending there until it applies it.
+    _publish(nodes["east"], [historical[0], scenario[2]], "req-h")
+    body = httpx.get(nodes["east"]["url"] + "/stac/publications/req-h").json()
+    assert [(n["node"], n["status"]) for n in body["nodes"]] == [
+        ("east", "applied"),
+        ("west", "pending"),
+    ]
+    assert body["status"] == "pending"

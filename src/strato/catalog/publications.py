@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, Depends, Path, Query
 
 from strato.auth import Scope
+from strato.bus.names import compile_pattern
+from strato.catalog.consumer import DEFAULT_TOPICS
+from strato.catalog.events import topic_for
 from strato.catalog.store import EVENT_ID_LEN, ItemStore, RecordedOutcome
+from strato.errors import InvalidInput
 from strato.http.security import Authenticator
 from strato.settings import Settings
 
-NodeStatus = Literal["pending", "applied", "rejected", "partial", "unreachable"]
+NodeStatus = Literal["pending", "applied", "rejected", "partial", "unreachable", "not-subscribed"]
+# States that say nothing about the outcome: the node cannot be asked, or will never see
+# the events (its topics exclude them).
+_SILENT = ("unreachable", "not-subscribed")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]+$")
 _PEER_TIMEOUT = 3.0
@@ -62,11 +69,50 @@ def node_report(name: str, url: str, outcomes: Sequence[RecordedOutcome]) -> dic
     }
 
 
+def subscription(settings: Settings) -> dict[str, str]:
+    """What this node's consumer reads: its topic strategy and the pattern of its topics."""
+    catalog = settings.catalog
+    topics = catalog.topics or DEFAULT_TOPICS.get(catalog.topic_strategy, ".*")
+    return {"strategy": catalog.topic_strategy, "topics": topics}
+
+
+def _never_applies(report: Mapping[str, Any], items: set[str]) -> bool:
+    """Whether a node that has seen nothing of a request never will: the topic of each of
+    its items (known from the nodes that applied them) is outside the node's topics."""
+    given = report.get("subscription")
+    if not items or not isinstance(given, Mapping):
+        return False
+    try:
+        pattern = compile_pattern(str(given.get("topics")))
+        strategy = given.get("strategy")
+        if strategy not in ("single", "drs"):
+            return False
+        # Routed by id, as patches are: the id's DRS, the topic its creation went to.
+        topics = {topic_for({"id": item_id}, strategy).topic for item_id in items}
+    except InvalidInput:
+        return False  # an id without DRS: its topic cannot be known from here
+    return not any(pattern.match(topic) for topic in topics)
+
+
+def settle(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nodes that have seen nothing and whose topics exclude every item of the request
+    reported as not-subscribed, so the request does not stay pending for them."""
+    items = {e["item_id"] for n in nodes for e in n.get("events") or [] if "item_id" in e}
+    return [
+        {**n, "status": "not-subscribed"}
+        if n.get("status") == "pending" and _never_applies(n, items)
+        else n
+        for n in nodes
+    ]
+
+
 def overall(nodes: Sequence[dict[str, Any]]) -> NodeStatus:
-    """Pending while any reachable node has not seen the events; then what they made of them."""
-    states = {n["status"] for n in nodes if n["status"] != "unreachable"}
+    """Pending while any reachable node that consumes the events has not seen them; then
+    what the nodes made of them."""
+    states = {n["status"] for n in nodes if n["status"] not in _SILENT}
     if not states:
-        return "unreachable"
+        subscribed = all(n["status"] != "not-subscribed" for n in nodes)
+        return "unreachable" if subscribed else "not-subscribed"
     if "pending" in states:
         return "pending"
     if len(states) == 1:
@@ -121,7 +167,8 @@ def make_publications_router(
         ] = False,
     ) -> dict[str, Any]:
         outcomes = await asyncio.to_thread(store.outcomes_for_request, request_id)
-        nodes = [node_report(settings.node_name, settings.base_url, outcomes)]
+        own = node_report(settings.node_name, settings.base_url, outcomes)
+        nodes = [{**own, "subscription": subscription(settings)}]
         peers = {} if local else settings.catalog.peers
         if peers:
             token = settings.catalog.peer_token
@@ -130,6 +177,7 @@ def make_publications_router(
                 nodes += await asyncio.gather(
                     *(_ask_peer(client, name, url, request_id) for name, url in peers.items())
                 )
+        nodes = settle(nodes)
         return {"request_id": request_id, "status": overall(nodes), "nodes": nodes}
 
     return router
