@@ -16,6 +16,7 @@ from strato import __version__
 from strato.capabilities import NavLink, load_capabilities
 from strato.context import Context
 from strato.http.core_routes import make_core_router
+from strato.http.faults import StorageFaultMiddleware
 from strato.http.identity_routes import make_identity_router
 from strato.http.metrics import Metrics
 from strato.http.middleware import RequestContextMiddleware
@@ -53,7 +54,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app = FastAPI(
         title="strato",
         version=__version__,
-        summary="Datasets, catalogs, operations, pipelines and streaming for science data centres",
+        summary="Datasets served as Zarr and a federated STAC catalog for science data centres",
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
@@ -79,6 +80,11 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.state.nav = nav
     for cap in capabilities:
         cap.install(app, ctx, auth)
+    # Read by /readyz with the core's own checks.
+    app.state.readiness = [check for cap in capabilities for check in cap.readiness(app, ctx)]
+    # Around the routes and the capabilities' middleware: a database or data directory
+    # that cannot serve answers 503 wherever it is met.
+    app.add_middleware(StorageFaultMiddleware)
     # After the capabilities: middleware added later wraps what was added before, so
     # these two wrap whatever middleware a capability installs as well.
     if settings.cors_origins:

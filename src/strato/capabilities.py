@@ -6,6 +6,7 @@ and a link on the landing page, through one object listed in ``CAPABILITIES``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import import_module
@@ -26,6 +27,15 @@ class NavLink:
     description: str
 
 
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """One thing a node needs to serve, probed by ``/readyz``: ``probe`` returns None
+    when it is there, else what is wrong in one line (no secrets: the probe is public)."""
+
+    name: str
+    probe: Callable[[], Awaitable[str | None]]
+
+
 class Capability(Protocol):
     name: str
 
@@ -41,6 +51,11 @@ class Capability(Protocol):
 
     def lifespan(self, app: FastAPI) -> AbstractAsyncContextManager[None]:
         """What runs while the web app serves (connections, background tasks), and its end."""
+        ...
+
+    def readiness(self, app: FastAPI, ctx: Context) -> list[ReadinessCheck]:
+        """What this capability needs beyond the core's checks (database reachable,
+        migrated and writable, data directory writable), e.g. its bus connection."""
         ...
 
 

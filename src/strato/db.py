@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
+import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -14,13 +18,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, DateTime, Engine, MetaData, event, text
 from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from strato import jsonio
-from strato.errors import InvalidInput
+from strato.errors import InvalidInput, Unavailable
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -175,6 +180,110 @@ def driver_cursor(conn: Connection, statement: str) -> Iterator[Any]:
         raise DBAPIError.instance(statement, None, exc, driver_error) from exc
     finally:
         cursor.close()
+
+
+# --- faults: what a database or the disk under it says when it cannot serve ------------
+
+# SQLite's primary result codes that mean "not now" or "not here", never a wrong
+# statement: PERM, BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL.
+_SQLITE_UNAVAILABLE = frozenset({3, 5, 6, 8, 10, 13, 14, 15})
+_SQLITE_READONLY = 8
+# PostgreSQL: read_only_sql_transaction. MariaDB/MySQL: --read-only server, read-only
+# transaction.
+_PG_READ_ONLY = "25006"
+_MYSQL_READ_ONLY = frozenset({1290, 1792})
+# A file the server cannot write (or read): a read-only mount, permissions, a full disk.
+_STORAGE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A failure of the database or the storage under it, as users should hear of it."""
+
+    error: Unavailable
+    # The connection went away under the request: running it again may well succeed.
+    lost_connection: bool
+    # What the driver said, for the log (never for clients: it names hosts and files).
+    cause: str
+
+
+def fault_of(exc: BaseException) -> Fault | None:
+    """``exc`` as a :class:`Fault` when it says the database or its storage cannot serve
+    now (down, connection lost, read-only, locked, disk full); None for anything else,
+    which stays a bug of ours (500)."""
+    if isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError):
+        return Fault(Unavailable("the database did not answer; try again shortly"), True, str(exc))
+    orig: BaseException | None = exc.orig if isinstance(exc, DBAPIError) else exc
+    cause = _first_line(orig or exc)
+    if _read_only(orig):
+        return Fault(_read_only_error(), False, cause)
+    if isinstance(orig, sqlite3.Error):  # through SQLAlchemy, or the embedded bus's own
+        code = getattr(orig, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in _SQLITE_UNAVAILABLE:
+            return None
+        return Fault(Unavailable("the database is busy or cannot be opened"), False, cause)
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        ):
+            return Fault(
+                Unavailable("the database is not reachable; try again shortly"), True, cause
+            )
+        return None
+    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+        reason = os.strerror(exc.errno) if exc.errno is not None else "storage error"
+        return Fault(Unavailable(f"the server cannot write its data: {reason}"), False, cause)
+    return None
+
+
+def _read_only(orig: BaseException | None) -> bool:
+    if orig is None:
+        return False
+    if getattr(orig, "sqlstate", None) == _PG_READ_ONLY:
+        return True
+    if isinstance(orig, sqlite3.Error):
+        return (getattr(orig, "sqlite_errorcode", 0) or 0) & 0xFF == _SQLITE_READONLY
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    return bool(args) and isinstance(args[0], int) and args[0] in _MYSQL_READ_ONLY
+
+
+def _read_only_error() -> Unavailable:
+    return Unavailable("the database is read-only: writes are refused until it is writable")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_only_problem(engine: Engine) -> str | None:
+    """Why the database would refuse writes now, or None when it takes them."""
+    if engine.dialect.name == "sqlite":
+        path = engine.url.database
+        if not path or path == ":memory:":
+            return None
+        try:
+            # Opened for writing, not only checked with access(): root passes every
+            # access() check, but not a read-only mount.
+            os.close(os.open(path, os.O_RDWR))
+        except FileNotFoundError:
+            return None  # created on first write, where the directory check applies
+        except OSError as exc:
+            return f"database file is not writable: {exc.strerror}"
+        return None
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            flag = conn.execute(text("SELECT current_setting('transaction_read_only')")).scalar()
+            if flag == "on":
+                return "database is read-only (transaction_read_only is on)"
+            return None
+        try:
+            row = conn.execute(text("SELECT @@global.read_only, @@tx_read_only")).one()
+        except DBAPIError:  # MySQL 8 renamed the session variable
+            row = conn.execute(text("SELECT @@global.read_only, @@transaction_read_only")).one()
+        if row[0] or row[1]:
+            return "database is read-only (read_only is set)"
+        return None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -15,6 +15,8 @@ class StratoError(Exception):
 
     code = "error"
     title = "Error"
+    # Seconds after which trying again may succeed; sent as Retry-After when set.
+    retry_after: int | None = None
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -55,3 +57,4 @@ class PayloadTooLarge(StratoError):
 class Unavailable(StratoError):
     code = "unavailable"
     title = "Service unavailable"
+    retry_after = 5

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from strato.bus.base import Bus
 from strato.errors import InvalidInput
 from strato.redact import mask_url
+
+if TYPE_CHECKING:
+    from strato.settings import Settings
 
 FORMS = (
     "nothing (an embedded SQLite log bus.db in the data directory), "
@@ -91,6 +94,14 @@ def _options(query: str, allowed: Mapping[str, Callable[[str], Any]], url: str) 
                 f"bus URL {_shown(url)}: option {name}={value!r} is not valid"
             ) from None
     return options
+
+
+def bus_shown(settings: Settings) -> str:
+    """The bus of ``settings`` as users may see it: its URL with credentials masked."""
+    url = settings.bus.url
+    if url is None or not url.strip():
+        return f"embedded {Path(settings.data_dir) / 'bus.db'}"
+    return mask_url(url.strip())
 
 
 def _shown(url: str) -> str:

@@ -100,21 +100,49 @@ class NatsBus(Bus):
     async def start(self) -> None:
         if self._nc is not None:
             return
-        # A bus that cannot reach its server should say so now, not retry for minutes.
         servers = [s if "://" in s else f"nats://{s}" for s in self.servers]
+        shown = ", ".join(mask_url(s) for s in servers)
+        seen: list[BaseException] = []
+        lost = False
+
+        # nats-py logs every failed attempt with a traceback unless given callbacks; the
+        # bus says once, in one line, what the failure means.
+        async def on_error(exc: Exception) -> None:
+            nonlocal lost
+            seen.append(exc)
+            if self._nc is not None and not lost:
+                lost = True
+                log.warning("NATS at %s: %s; reconnecting", shown, _reason(exc))
+            else:
+                log.debug("NATS at %s: %s", shown, _reason(exc))
+
+        async def on_reconnect() -> None:
+            nonlocal lost
+            if lost:
+                log.info("NATS at %s: connected again", shown)
+            lost = False
+
         try:
+            # One attempt per server (two is nats-py's least), short apart: whoever
+            # starts the bus retries with its own backoff and tells its user meanwhile.
             self._nc = await nats.connect(
                 servers=servers,
                 connect_timeout=self.connect_timeout,
-                allow_reconnect=True,
-                max_reconnect_attempts=5,
-                reconnect_time_wait=1,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                error_cb=on_error,
+                reconnected_cb=on_reconnect,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            shown = ", ".join(mask_url(s) for s in servers)
-            raise Unavailable(
-                f"cannot connect to NATS at {shown}: {mask_secrets(str(exc))}"
-            ) from None
+            cause = seen[-1] if seen else exc
+            raise Unavailable(f"event bus {shown} is unreachable ({_reason(cause)})") from None
+        # Connected once, the client keeps reconnecting by itself, however long the server
+        # is away: a node must come back when NATS does. nats-py reads these options at
+        # each reconnect; it has no separate setting for the first connection.
+        self._nc.options.update(
+            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=1
+        )
         self._js = self._nc.jetstream()
         try:
             await self._ensure_stream()
@@ -348,6 +376,16 @@ class NatsSubscription(Subscription):
             await self._pull.unsubscribe()
             if self._bus._nc is not None:
                 await self._bus._nc.flush(timeout=5)
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong in a few words: "Connection refused", not a traceback."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | nats.errors.TimeoutError):
+        return "no answer in time"
+    text = mask_secrets(str(exc)).strip()
+    return text.removeprefix("nats: ") or type(exc).__name__
 
 
 def _undelivered(pull: Any) -> list[Any]:

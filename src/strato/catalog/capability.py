@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from strato.capabilities import NavLink
+from strato.capabilities import NavLink, ReadinessCheck
 
 if TYPE_CHECKING:
     import typer
@@ -52,7 +52,13 @@ class CatalogCapability:
 
         settings = ctx.settings
         store = ItemStore(ctx.sessions)
-        search = CatalogSearch(ctx.sessions, max_limit=settings.catalog.max_limit)
+        from strato.catalog.cql2_limits import filter_limits
+
+        search = CatalogSearch(
+            ctx.sessions,
+            max_limit=settings.catalog.max_limit,
+            filter_limits=filter_limits(settings.catalog),
+        )
         bus = open_bus(settings.bus.url, settings.data_dir)
         node = CatalogNode(
             settings=settings,
@@ -88,6 +94,15 @@ class CatalogCapability:
 
     def on_start(self, ctx: Context) -> None:
         return None
+
+    def readiness(self, app: FastAPI, ctx: Context) -> list[ReadinessCheck]:
+        from strato.catalog.node import CatalogNode
+
+        node = getattr(app.state, "catalog", None)
+        if not isinstance(node, CatalogNode):
+            return []
+        # The node publishes what its transactions accept, and consumes: it needs its bus.
+        return [ReadinessCheck("bus", node.bus_problem)]
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:

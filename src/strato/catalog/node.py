@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from strato.bus import Bus
+from strato.bus.factory import bus_shown
 from strato.catalog.publisher import EventPublisher
 from strato.catalog.search import CatalogSearch
 from strato.catalog.store import ItemStore
@@ -55,6 +56,18 @@ class CatalogNode:
             "consumer": None if consumer is None else consumer.status(),
         }
 
+    async def bus_problem(self) -> str | None:
+        """Why this node cannot use its bus now, or None (a readiness check)."""
+        if not self.connected.is_set() and self.last_error is None and self._tasks:
+            # The first attempt is under way, as just after start: give it a moment.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.connected.wait(), 1.0)
+        if self.last_error is not None:
+            return self.last_error
+        if not self.connected.is_set():
+            return f"event bus {bus_shown(self.settings)} is not connected yet"
+        return None
+
     async def start(self, *, consume: bool) -> None:
         self._stop.clear()
         task = asyncio.create_task(self._connect_and_consume(consume))
@@ -76,15 +89,25 @@ class CatalogNode:
             except Exception as exc:  # any failure to connect means: try again
                 self.last_error = str(exc) or type(exc).__name__
                 delay = _RECONNECT[min(attempt, len(_RECONNECT) - 1)]
+                # Said once, with what it means and what to do; the retries are quiet
+                # (/readyz says the bus is failing for as long as it is).
+                if attempt == 0:
+                    log.warning(
+                        "%s: catalog writes answer 503 and no events are consumed until it "
+                        "connects; strato keeps trying. Start the bus, or point "
+                        "STRATO_BUS_URL at one that runs.",
+                        self.last_error,
+                    )
+                else:
+                    log.debug("%s; retrying in %.1f s", self.last_error, delay)
                 attempt += 1
-                log.warning(
-                    "event bus unreachable (%s); retrying in %.1f s", self.last_error, delay
-                )
                 try:
                     await asyncio.wait_for(self._stop.wait(), delay)
                 except TimeoutError:
                     continue
                 return
+        if attempt:
+            log.info("event bus %s connected", bus_shown(self.settings))
         self.last_error = None
         self.connected.set()
         self.publisher.connected = True

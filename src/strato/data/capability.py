@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from strato.capabilities import NavLink
+from strato.capabilities import NavLink, ReadinessCheck
 
 if TYPE_CHECKING:
     import typer
@@ -80,6 +80,10 @@ class DataCapability:
                 service.close()
 
         threading.Thread(target=make_demo, name="strato-demo", daemon=True).start()
+
+    def readiness(self, app: FastAPI, ctx: Context) -> list[ReadinessCheck]:
+        # The core's checks (database, data directory) are all that serving datasets needs.
+        return []
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:

@@ -10,10 +10,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from strato import __version__, db
-from strato.capabilities import NavLink
-from strato.context import Context
+from strato.capabilities import NavLink, ReadinessCheck
+from strato.context import Context, data_dir_problem
 from strato.errors import Unavailable
 from strato.http.metrics import Metrics
+from strato.http.problems import domain_problem
 
 
 def make_core_router(
@@ -38,20 +39,26 @@ def make_core_router(
     @router.get(
         "/readyz",
         tags=["operations"],
-        summary="Readiness: the database is reachable and migrated",
-        responses={503: {"description": "A dependency is not ready"}},
+        summary="Readiness: what each capability needs is there",
+        description="Checks the database (reachable, migrated, writable), the data directory "
+        "(writable) and what each capability needs (the catalog's event bus). Answers 503 "
+        "with every check and what is wrong with those that fail.",
+        responses={503: {"description": "A dependency is not ready; `checks` says which"}},
     )
-    async def readyz() -> JSONResponse:
-        try:
-            current = await asyncio.to_thread(db.current_revision, ctx.engine)
-        except Exception as exc:
-            raise Unavailable(f"database not reachable: {type(exc).__name__}") from None
-        if current != head:
-            raise Unavailable(
-                f"database schema is at {current or 'nothing'}, expected {head}: "
-                "run `strato db upgrade`"
-            )
-        return JSONResponse({"status": "ready", "database": "ok", "schema": current})
+    async def readyz(request: Request) -> Response:
+        checks = [*core_checks(ctx, head), *getattr(request.app.state, "readiness", [])]
+        reasons = await asyncio.gather(*(_probe(check) for check in checks))
+        report = {
+            check.name: {"status": "ok"}
+            if reason is None
+            else {"status": "failing", "detail": reason}
+            for check, reason in zip(checks, reasons, strict=True)
+        }
+        failing = [reason for reason in reasons if reason is not None]
+        if failing:
+            error = Unavailable("not ready: " + "; ".join(failing))
+            return domain_problem(error, instance=request.url.path, checks=report)
+        return JSONResponse({"status": "ready", "database": "ok", "schema": head, "checks": report})
 
     @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     def prometheus() -> Response:
@@ -80,3 +87,53 @@ def make_core_router(
         )
 
     return router
+
+
+# A probe that has not answered by then counts as failing: load balancers give up on
+# a readiness request after a few seconds, and a hung dependency is not ready.
+PROBE_TIMEOUT = 5.0
+
+
+def _entry(reason: str | None) -> dict[str, str]:
+    return {"status": "ok"} if reason is None else {"status": "failing", "detail": reason}
+
+
+async def _probe(check: ReadinessCheck) -> str | None:
+    try:
+        return await asyncio.wait_for(check.probe(), PROBE_TIMEOUT)
+    except TimeoutError:
+        return f"{check.name}: no answer within {PROBE_TIMEOUT:.0f} s"
+    except Exception as exc:  # a probe that fails says the dependency is not there
+        return f"{check.name}: {type(exc).__name__}"
+
+
+def core_checks(ctx: Context, head: str | None) -> list[ReadinessCheck]:
+    """What every node needs: its database reachable, migrated and writable, and its
+    data directory writable."""
+
+    async def database() -> str | None:
+        try:
+            current = await asyncio.to_thread(db.current_revision, ctx.engine)
+        except Exception as exc:
+            return f"database not reachable ({type(exc).__name__})"
+        if current != head:
+            return (
+                f"database schema is at {current or 'nothing'}, expected {head}: "
+                "run `strato db upgrade`"
+            )
+        return None
+
+    async def database_writable() -> str | None:
+        try:
+            return await asyncio.to_thread(db.read_only_problem, ctx.engine)
+        except Exception as exc:
+            return f"database not reachable ({type(exc).__name__})"
+
+    async def data_dir() -> str | None:
+        return await asyncio.to_thread(data_dir_problem, ctx.settings.data_dir)
+
+    return [
+        ReadinessCheck("database", database),
+        ReadinessCheck("database-writable", database_writable),
+        ReadinessCheck("data-dir", data_dir),
+    ]
