@@ -102,8 +102,9 @@ class KafkaBus(Bus):
             await producer.stop()
             await admin.close()
             shown = mask_url(f"kafka://{self.bootstrap}")
+            # Worded as the other backends say it, for the node's and the CLI's one line.
             raise Unavailable(
-                f"cannot connect to Kafka at {shown}: {mask_secrets(str(exc))}"
+                f"event bus {shown} is unreachable ({mask_secrets(str(exc))})"
             ) from None
         self._producer, self._admin = producer, admin
 

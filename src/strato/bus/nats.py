@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -380,8 +381,9 @@ class NatsSubscription(Subscription):
 
 def _reason(exc: BaseException) -> str:
     """What went wrong in a few words: "Connection refused", not a traceback."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    if isinstance(exc, OSError) and (exc.errno or exc.strerror):
+        # asyncio's own text names the address again ("Connect call failed (...)").
+        return os.strerror(exc.errno) if exc.errno else str(exc.strerror)
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | nats.errors.TimeoutError):
         return "no answer in time"
     text = mask_secrets(str(exc)).strip()

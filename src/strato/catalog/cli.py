@@ -268,6 +268,7 @@ async def _publish(
     from strato.bus import open_bus
     from strato.catalog.events import create_event, topic_for_event
     from strato.catalog.publisher import EventPublisher
+    from strato.errors import Unavailable
 
     bus_url, strategy = _target(settings)
     request_id = str(uuid.uuid4())
@@ -279,6 +280,12 @@ async def _publish(
     topics: Counter[str] = Counter()
     bus = open_bus(bus_url, settings.data_dir)
     started = time.monotonic()
+    try:
+        await bus.start()
+    except Unavailable as exc:
+        raise Unavailable(
+            f"{exc.detail}: start it, or point STRATO_BUS_URL at one that runs"
+        ) from None
     async with bus:
         publisher = EventPublisher(bus, strategy)
         with _progress(count, "event") as bar:

@@ -154,6 +154,7 @@ def _node_env(
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
+    why = ""
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -161,12 +162,36 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout
             tail = mask_secrets(tail)
             raise Unavailable(f"node at {url} exited with {process.returncode}:\n{tail}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+            answer = httpx.get(f"{url}/readyz", timeout=1.0)
+            if answer.status_code == 200:
                 return
-        except httpx.HTTPError:
+            why = f" ({answer.json().get('detail', answer.status_code)})"
+        except (httpx.HTTPError, ValueError, AttributeError):
             pass
         time.sleep(0.2)
-    raise Unavailable(f"node at {url} did not become ready within {timeout:.0f} s; see {log}")
+    raise Unavailable(f"node at {url} did not become ready within {timeout:.0f} s{why}; see {log}")
+
+
+def require_bus(url: str, directory: Path) -> None:
+    """Connect to the playground's bus once, so that an unreachable one is said before any
+    node starts (the nodes would only keep retrying)."""
+    import asyncio
+
+    from strato.bus import open_bus
+
+    async def probe() -> None:
+        bus = open_bus(url, directory)
+        try:
+            await bus.start()
+        finally:
+            await bus.close()
+
+    try:
+        asyncio.run(probe())
+    except Unavailable as exc:
+        raise Unavailable(
+            f"{exc.detail}: start it, or pass --bus a bus that runs; the playground did not start"
+        ) from None
 
 
 def up(
@@ -193,6 +218,7 @@ def up(
         raise InvalidInput("the database URL needs {node} in it: each node has its own database")
     directory.mkdir(parents=True, exist_ok=True)
     bus = bus_url or f"sqlite:///{directory / 'bus.db'}"
+    require_bus(bus, directory)
     chosen = [p or _free_port(host) for p in ports]
     urls = {spec.name: f"http://{host}:{port}" for spec, port in zip(NODES, chosen, strict=True)}
     playground = Playground(str(directory), bus, STRATEGY)
