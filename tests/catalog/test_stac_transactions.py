@@ -21,10 +21,10 @@ import pytest
 from strato.app import create_app
 from strato.auth import Scope
 from strato.bus import open_bus
-from strato.catalog.events import SINGLE_TOPIC, parse_event, retraction_patch
-from strato.catalog.generator import generate_items
+from strato.catalog.events import parse_event, retraction_patch
+from strato.catalog.generator import collection_for, generate_items
 from strato.context import Context
-from strato.settings import LogSettings, Settings
+from strato.settings import CatalogSettings, LogSettings, Settings
 from tests.conftest import ThreadedServer
 from tests.helpers import assert_problem
 
@@ -47,7 +47,7 @@ class Node:
 async def _read(settings: Settings, request_id: str, count: int) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     async with open_bus(settings.bus.url, settings.data_dir) as bus:
-        sub = await bus.subscribe(f"test-{uuid.uuid4().hex}", topics=[SINGLE_TOPIC])
+        sub = await bus.subscribe(f"test-{uuid.uuid4().hex}", pattern=".*")
         deadline = time.monotonic() + 20
         while len(found) < count and time.monotonic() < deadline:
             for message in await sub.fetch(timeout=0.5):
@@ -60,10 +60,11 @@ async def _read(settings: Settings, request_id: str, count: int) -> list[dict[st
     return found
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+def _start(tmp_path_factory: pytest.TempPathFactory, **catalog: Any) -> Iterator[Node]:
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("tx") / "data", log=LogSettings(access=False)
+        data_dir=tmp_path_factory.mktemp("tx") / "data",
+        log=LogSettings(access=False),
+        catalog=CatalogSettings(**catalog),
     )
     ctx = Context.open(settings)
     ctx.migrate()
@@ -72,17 +73,27 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     publish = ctx.identities.create_token(PUBLISHER, [Scope.PUBLISH]).secret
     read_only = ctx.identities.create_token("reader", [Scope.READ]).secret
     app = create_app(settings, context=ctx)
+    publish_h = {"Authorization": f"Bearer {publish}"}
     with ThreadedServer(app) as server:
-        node = Node(
-            server.url,
-            settings,
-            app,
-            {"Authorization": f"Bearer {publish}"},
-            {"Authorization": f"Bearer {read_only}"},
-        )
+        node = Node(server.url, settings, app, publish_h, {"Authorization": f"Bearer {read_only}"})
         _wait_connected(node)
+        with httpx.Client(base_url=node.url, timeout=30) as http:
+            for project in ("CMIP6", "CORDEX"):
+                r = http.post("/stac/collections", json=collection_for(project), headers=publish_h)
+                assert r.status_code == 201, r.text
         yield node
     ctx.close()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    yield from _start(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def drs_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """Events on ``<mip_era>.<experiment>.<source>`` topics, as in the playground."""
+    yield from _start(tmp_path_factory, topic_strategy="drs")
 
 
 def _wait_connected(node: Node) -> None:
@@ -264,10 +275,18 @@ def test_put_is_an_update_event_for_the_same_id(
     assert payload["item"] == item
 
 
+def _applied(node: Node, http: httpx.Client, item: dict[str, Any]) -> str:
+    """Publish ``item`` to CMIP6 and wait until this node applied it; its path."""
+    path = f"/stac/collections/CMIP6/items/{item['id']}"
+    _accepted(http.post("/stac/collections/CMIP6/items", json=item, headers=node.publish), node, 1)
+    _eventually(lambda: http.get(path).status_code == 200, "the created item never appeared")
+    return path
+
+
 def test_patch_by_content_type(
     node: Node, http: httpx.Client, items: Callable[[int], list[dict[str, Any]]]
 ) -> None:
-    path = f"/stac/collections/CMIP6/items/{items(1)[0]['id']}"
+    path = _applied(node, http, items(1)[0])
     merge = {"properties": {"title": "renamed"}}
     ops = [{"op": "replace", "path": "/properties/title", "value": "renamed"}]
     sent = [
@@ -313,7 +332,9 @@ def test_bad_patches_are_4xx(
 def test_delete_is_an_esgf_retraction(
     node: Node, http: httpx.Client, items: Callable[[int], list[dict[str, Any]]]
 ) -> None:
-    item_id = items(1)[0]["id"]
+    item = items(1)[0]
+    item_id = item["id"]
+    _applied(node, http, item)
     r = http.delete(f"/stac/collections/CMIP6/items/{item_id}", headers=node.publish)
     body = _accepted(r, node, 1)
     [event] = node.events(body["request_id"], 1)
@@ -350,3 +371,84 @@ def test_published_items_are_applied_and_retracted_through_the_stream(
     kept = http.get(path).json()
     assert kept["properties"]["latest"] is False
     assert kept["assets"] == {}
+
+
+# --- collections: created through their own route; items only into existing ones ----------
+
+
+def test_collections_are_created_with_the_publish_scope(node: Node, http: httpx.Client) -> None:
+    collection = {**collection_for("CMIP6"), "id": "tx-new", "title": "A new collection"}
+    assert_problem(http.post("/stac/collections", json=collection), 401, "publish")
+    assert_problem(http.post("/stac/collections", json=collection, headers=node.read_only), 403)
+    assert http.get("/stac/collections/tx-new").status_code == 404
+
+    r = http.post("/stac/collections", json=collection, headers=node.publish)
+    assert r.status_code == 201, r.text
+    assert r.headers["location"] == f"{node.url}/stac/collections/tx-new"
+    assert r.json()["title"] == "A new collection"
+    shown = http.get("/stac/collections/tx-new").json()
+    assert (shown["title"], shown["extent"]) == ("A new collection", collection["extent"])
+
+    assert_problem(http.post("/stac/collections", json=collection, headers=node.publish), 409)
+    broken = {**collection, "id": "tx-broken"}
+    del broken["extent"]
+    assert_problem(http.post("/stac/collections", json=broken, headers=node.publish), 400, "extent")
+    long_id = {**collection, "id": "x" * 200}
+    assert_problem(http.post("/stac/collections", json=long_id, headers=node.publish), 400, "id")
+
+
+def test_items_go_only_into_a_collection_that_exists(
+    node: Node, http: httpx.Client, items: Callable[[int], list[dict[str, Any]]]
+) -> None:
+    item = items(1)[0]
+    nope = {**item, "collection": "NOPE"}
+    path = f"/stac/collections/NOPE/items/{item['id']}"
+    calls = [
+        lambda: http.post("/stac/collections/NOPE/items", json=nope, headers=node.publish),
+        lambda: http.put(path, json=nope, headers=node.publish),
+        lambda: http.patch(path, json={"properties": {"x": 1}}, headers=node.publish),
+        lambda: http.delete(path, headers=node.publish),
+    ]
+    for call in calls:
+        assert_problem(call(), 404, "NOPE")
+    # Nothing was published: no node makes the collection.
+    time.sleep(0.5)
+    assert http.get("/stac/collections/NOPE").status_code == 404
+
+    # Once it is created, the same items are accepted.
+    r = http.post(
+        "/stac/collections", json={**collection_for("CMIP6"), "id": "NOPE"}, headers=node.publish
+    )
+    assert r.status_code == 201, r.text
+    _accepted(calls[0](), node, 1)
+    _eventually(lambda: http.get(path).status_code == 200, "the item never appeared")
+
+
+def test_writes_to_an_item_this_node_does_not_have_are_404(
+    node: Node, http: httpx.Client, drs_node: Node
+) -> None:
+    for on in (node, drs_node):
+        with httpx.Client(base_url=on.url, timeout=30) as client:
+            for item_id in ("not-a-drs-id", "CMIP6.CMIP.X.Y.historical.r1i1p1f1.Amon.tas.gn.v1"):
+                path = f"/stac/collections/CMIP6/items/{item_id}"
+                assert_problem(client.delete(path, headers=on.publish), 404, item_id)
+                r = client.patch(path, json={"properties": {"x": 1}}, headers=on.publish)
+                assert_problem(r, 404, item_id)
+
+
+def test_an_item_whose_id_is_not_drs_is_retracted_on_drs_topics(
+    drs_node: Node, items: Callable[[int], list[dict[str, Any]]]
+) -> None:
+    # Its topic comes from its properties; its retraction, which carries only its id,
+    # takes the same topic, found from the item as this node has it.
+    item = {**items(1)[0], "id": f"my-dataset-{uuid.uuid4().hex[:8]}"}
+    with httpx.Client(base_url=drs_node.url, timeout=30) as http:
+        path = f"/stac/collections/CMIP6/items/{item['id']}"
+        r = http.post("/stac/collections/CMIP6/items", json=item, headers=drs_node.publish)
+        _accepted(r, drs_node, 1)
+        _eventually(lambda: http.get(path).status_code == 200, "the created item never appeared")
+        _accepted(http.delete(path, headers=drs_node.publish), drs_node, 1)
+        _eventually(
+            lambda: http.get(path).json()["properties"].get("retracted") is True,
+            "the retraction was never applied",
+        )

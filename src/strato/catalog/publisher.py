@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from strato.bus import Bus
-from strato.catalog.events import Event, Strategy, topic_for_event
+from strato.catalog.events import Event, Strategy, topic_for, topic_for_event
 from strato.errors import Unavailable
 
 
@@ -19,14 +19,22 @@ class EventPublisher:
         # A node connects its bus in the background and says so here once it has.
         self.connected = connected
 
-    async def publish(self, events: Sequence[Event]) -> None:
+    async def publish(
+        self, events: Sequence[Event], *, items: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
+        """``items`` (by id) are the items as this node has them: a patch, which carries no
+        item, is routed by its item when the id alone does not say the topic (drs)."""
         if not self.connected:
             raise Unavailable("this node is not connected to its event bus yet; try again soon")
         # Routed before anything is sent, so an event that cannot be routed (InvalidInput)
         # stops the whole request rather than half of it.
         batch: list[tuple[str, str, Mapping[str, Any] | bytes]] = []
         for event in events:
-            topic, key = topic_for_event(event, self.strategy)
+            known = (items or {}).get(event.item_id) if event.item is None else None
+            if known is not None:
+                topic, key = topic_for({**known, "id": event.item_id}, self.strategy)
+            else:
+                topic, key = topic_for_event(event, self.strategy)
             batch.append((topic, key, event.to_json()))
         try:
             await self.bus.publish_many(batch)

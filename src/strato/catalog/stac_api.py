@@ -12,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from stac_fastapi.api.app import StacApi
 from stac_fastapi.types.config import ApiSettings
 from starlette.routing import BaseRoute
 
-from strato import __version__
+from strato import __version__, jsonio
 from strato.auth import Principal, Scope
+from strato.catalog import stac_links as links
 from strato.catalog.publisher import EventPublisher
 from strato.catalog.search import CatalogSearch
 from strato.catalog.stac_clients import (
@@ -121,7 +122,7 @@ def build_stac_routes(
         ),
         StratoTransactionExtension(
             client=StratoTransactionsClient(
-                publisher=publisher, urls=urls, max_items=settings.catalog.max_limit
+                publisher=publisher, store=store, urls=urls, max_items=settings.catalog.max_limit
             ),
             settings=api_settings,
             dependency=publish_dependency(auth),
@@ -195,12 +196,28 @@ def install_stac_api(
     guard = [] if settings.auth.anonymous_read else [Depends(auth.require(Scope.READ))]
     app.include_router(reads, tags=[TAG], dependencies=guard)
     app.include_router(writes, tags=[TAG])
+    app.add_api_route(
+        f"{PREFIX}/{links.SERVICE_DESC}",
+        _service_description,
+        methods=["GET"],
+        include_in_schema=False,
+    )
+
+
+def _service_description(request: Request) -> Response:
+    """The app's OpenAPI document (as /openapi.json) with the media type of its version,
+    which the landing page's service-desc link names and STAC clients ask for."""
+    app = request.app
+    return Response(
+        jsonio.dump_bytes(app.openapi()), media_type=links.openapi_type(app.openapi_version)
+    )
 
 
 def _is_write(route: APIRoute) -> bool:
-    """The transactions: they carry the publish scope of their own."""
+    """The transactions (item writes, collection creation): they carry the publish scope
+    of their own."""
     items = f"{PREFIX}/collections/{{collection_id}}/items"
     methods = route.methods or set()
-    if route.path == items:
+    if route.path in (items, f"{PREFIX}/collections"):
         return "POST" in methods
     return route.path == f"{items}/{{item_id}}" and bool(methods & {"PUT", "PATCH", "DELETE"})

@@ -32,6 +32,7 @@ from strato.catalog.publisher import EventPublisher
 from strato.catalog.search import CatalogSearch, SearchPage, SearchRequest, parse_cql2_text
 from strato.catalog.stac_fast import FastJSONResponse
 from strato.catalog.store import ItemStore
+from strato.errors import Conflict, NotFound
 from strato.settings import Settings
 
 STAC_VERSION = "1.0.0"
@@ -61,6 +62,11 @@ class Urls:
         if root_path and path.startswith(root_path):
             path = path[len(root_path) :]
         return f"{self.site(request)}{path}"
+
+
+def openapi_version(request: Request) -> str:
+    """The OpenAPI version of the app serving ``request`` (its service description)."""
+    return str(getattr(request.app, "openapi_version", "3.1.0"))
 
 
 def _request(kwargs: Mapping[str, Any]) -> Request:
@@ -126,7 +132,7 @@ def parse_post(body: Any, max_limit: int, *, check_limit: bool = True) -> Parsed
         max_limit=max_limit,
         collections=body.collections,
         ids=body.ids,
-        bbox=list(body.bbox) if body.bbox is not None else None,
+        bbox=_post_bbox(body.bbox),
         intersects=body.intersects,
         datetime=body.datetime,
         filter=cql2,
@@ -138,6 +144,16 @@ def parse_post(body: Any, max_limit: int, *, check_limit: bool = True) -> Parsed
         check_limit=check_limit,
     )
     return Parsed(search=search, fields=fields)
+
+
+def _post_bbox(value: Any) -> list[Any] | None:
+    """A POST body's bbox: a JSON array (the comma-separated text is the GET's form)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        shown = "text" if isinstance(value, str) else "a JSON value that is not an array"
+        raise params.invalid("bbox", f"in a POST body is an array of 4 or 6 numbers, not {shown}")
+    return value
 
 
 @attr.s(kw_only=True)
@@ -214,7 +230,9 @@ class StratoCoreClient(BaseCoreClient):
             "title": f"strato STAC index node {self.settings.node_name!r}",
             "description": "Items this node applied from the ESGF event stream.",
             "conformsTo": self.conformance_classes(),
-            "links": links.landing_links(root, self.urls.site(request), names),
+            "links": links.landing_links(
+                root, self.urls.site(request), names, openapi_version(request)
+            ),
         }
         return JSONResponse(body)
 
@@ -448,9 +466,16 @@ def _first_only(search: SearchRequest) -> SearchRequest:
 
 @attr.s(kw_only=True)
 class StratoTransactionsClient(AsyncBaseTransactionsClient):
-    """Item writes as ESGF events on the bus; answered 202 with what to monitor."""
+    """Item writes as ESGF events on the bus, answered 202 with what to monitor; collections
+    created on this node.
+
+    Items are written only into a collection this node has, and a patch or retraction only
+    to an item it has (404 otherwise): what a STAC client expects, and what lets a patch,
+    which carries no item, be routed by the item's own topic.
+    """
 
     publisher: EventPublisher = attr.ib()
+    store: ItemStore = attr.ib()
     urls: Urls = attr.ib()
     max_items: int = attr.ib()
 
@@ -459,10 +484,24 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
         user = principal.user if isinstance(principal, Principal) else None
         return tx.requester(user, self.urls.site(request))
 
+    async def _collection(self, collection_id: str) -> None:
+        """NotFound (404) unless this node has the collection."""
+        tx.check_ids(collection_id)
+        await asyncio.to_thread(self.store.get_collection, collection_id)
+
+    async def _item(self, collection_id: str, item_id: str) -> dict[str, dict[str, Any]]:
+        """The item as this node has it, by id (NotFound, 404, if it has none)."""
+        tx.check_ids(collection_id, item_id)
+        return {item_id: await asyncio.to_thread(self.store.get_item, collection_id, item_id)}
+
     async def _publish(
-        self, request: Request, request_id: str, events: Sequence[Event]
+        self,
+        request: Request,
+        request_id: str,
+        events: Sequence[Event],
+        items: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> JSONResponse:
-        await self.publisher.publish(events)
+        await self.publisher.publish(events, items=items)
         monitor = f"{self.urls.root(request)}/publications/{links.segment(request_id)}"
         return JSONResponse(
             tx.accepted(request_id, events, monitor),
@@ -472,6 +511,7 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
 
     async def create_item(self, collection_id: str, item: Any, **kwargs: Any) -> JSONResponse:
         request = _request(kwargs)
+        await self._collection(collection_id)
         request_id = tx.new_request_id()
         events = await asyncio.to_thread(
             tx.create_events,
@@ -487,6 +527,7 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
         self, collection_id: str, item_id: str, item: Any, **kwargs: Any
     ) -> JSONResponse:
         request = _request(kwargs)
+        await self._collection(collection_id)
         request_id = tx.new_request_id()
         events = await asyncio.to_thread(
             tx.update_events, collection_id, item_id, item, self._who(request), request_id
@@ -502,6 +543,7 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
             raise HTTPException(
                 415, f"a patch is sent as {', '.join(tx.PATCH_TYPES)}, not {content_type}"
             )
+        await self._collection(collection_id)
         request_id = tx.new_request_id()
         events = await asyncio.to_thread(
             tx.patch_events,
@@ -512,17 +554,43 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
             self._who(request),
             request_id,
         )
-        return await self._publish(request, request_id, events)
+        items = await self._item(collection_id, item_id)
+        return await self._publish(request, request_id, events, items)
 
     async def delete_item(self, item_id: str, collection_id: str, **kwargs: Any) -> JSONResponse:
         request = _request(kwargs)
+        tx.check_ids(collection_id, item_id)
+        await self._collection(collection_id)
+        items = await self._item(collection_id, item_id)
         request_id = tx.new_request_id()
         events = tx.retract_events(collection_id, item_id, self._who(request), request_id)
-        return await self._publish(request, request_id, events)
+        return await self._publish(request, request_id, events, items)
 
-    # Collections are made by the events that first name them; no collection writes.
-    async def create_collection(self, *args: Any, **kwargs: Any) -> None:
-        raise HTTPException(405, "collections are created by the items published to them")
+    async def create_collection(self, collection: Any, **kwargs: Any) -> JSONResponse:
+        """Create a collection on this node (201; 409 if it has one of that id).
+
+        Not an event: ESGF's events carry items only. Other nodes create a collection
+        when they apply the first event that names it, as for every publisher's events.
+        """
+        request = _request(kwargs)
+        checked = tx.checked_collection(collection)
+        collection_id = checked["id"]
+        href = f"{self.urls.root(request)}/collections/{links.segment(collection_id)}"
+        if not await asyncio.to_thread(self._create, checked):
+            raise Conflict(f"collection {collection_id!r} exists; items are added to it")
+        return JSONResponse(
+            links.with_collection_links(checked, self.urls.root(request)),
+            status_code=201,
+            headers={"Location": href},
+        )
+
+    def _create(self, collection: dict[str, Any]) -> bool:
+        try:
+            self.store.get_collection(collection["id"])
+        except NotFound:
+            self.store.upsert_collection(collection)
+            return True
+        return False
 
     async def update_collection(self, *args: Any, **kwargs: Any) -> None:
         raise HTTPException(405, "collections cannot be replaced through this API")

@@ -2,10 +2,11 @@
 
 - Aggregation: stac-fastapi's collection-level routes would not pass the collection id
   from the path on to the client; these do.
-- Transactions: only the item routes (collections are made by the events that first name
-  them), bodies taken as plain JSON so the ESGF event constructors check them and name
-  the JSON path of what is wrong, each route behind strato's ``publish`` scope, and a
-  202 with the request id to monitor instead of the item.
+- Transactions: the item routes and the creation of a collection on this node (other
+  nodes make it from the first event that names it), bodies taken as plain JSON so the
+  ESGF event constructors check them and name the JSON path of what is wrong, each route
+  behind strato's ``publish`` scope, and a 202 with the request id to monitor instead of
+  the item.
 
 No ``from __future__ import annotations``: FastAPI reads the endpoint annotations, some
 of which are request models only known when the routes are built.
@@ -147,6 +148,11 @@ class PostItemRequest(CollectionUri):
 
 
 @attr.s
+class PostCollectionRequest(APIRequest):
+    collection: Annotated[dict[str, Any], Body(description="A STAC Collection.")] = attr.ib()
+
+
+@attr.s
 class PutItemRequest(ItemUri):
     item: Annotated[dict[str, Any], Body(description="The whole new STAC Item.")] = attr.ib()
 
@@ -173,6 +179,16 @@ class StratoTransactionExtension(TransactionExtension):
         guarded: list[DependsParam] = [Depends(self.dependency)]
         client = self.client
         item_path = "/collections/{collection_id}/items/{item_id}"
+        router.add_api_route(
+            "/collections",
+            create_async_endpoint(client.create_collection, PostCollectionRequest),
+            methods=["POST"],
+            name="Create Collection",
+            status_code=201,
+            responses={201: {"description": "Created on this node; its URL in Location."}},
+            dependencies=guarded,
+            summary="Create a collection on this node (items are published into it)",
+        )
         router.add_api_route(
             "/collections/{collection_id}/items",
             create_async_endpoint(client.create_item, PostItemRequest),

@@ -13,7 +13,8 @@ from urllib.parse import quote, urlencode
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 SCHEMA = "application/schema+json"
-OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+# Where the API serves its OpenAPI document with the media type of its version.
+SERVICE_DESC = "api"
 HTML = "text/html"
 
 HIERARCHY = frozenset({"self", "parent", "collection", "root"})
@@ -28,7 +29,14 @@ def link(rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str,
     return {"rel": rel, "type": media_type, "href": href, **extra}
 
 
-def landing_links(root: str, site: str, aggregations: Sequence[str]) -> list[dict[str, Any]]:
+def openapi_type(version: str) -> str:
+    """The media type of an OpenAPI document of ``version`` (``3.1.0``: ``...version=3.1``)."""
+    return f"application/vnd.oai.openapi+json;version={'.'.join(version.split('.')[:2])}"
+
+
+def landing_links(
+    root: str, site: str, aggregations: Sequence[str], openapi_version: str
+) -> list[dict[str, Any]]:
     """``root`` is the STAC root (``.../stac``), ``site`` the node's base URL."""
     return [
         link("self", f"{root}/", title="This catalog"),
@@ -51,7 +59,12 @@ def landing_links(root: str, site: str, aggregations: Sequence[str]) -> list[dic
             aggregations=list(aggregations),
         ),
         link("aggregations", f"{root}/aggregations", title="Aggregations"),
-        link("service-desc", f"{site}/openapi.json", OPENAPI, title="OpenAPI description"),
+        link(
+            "service-desc",
+            f"{root}/{SERVICE_DESC}",
+            openapi_type(openapi_version),
+            title="OpenAPI description",
+        ),
         link("service-doc", f"{site}/docs", HTML, title="API documentation"),
     ]
 

@@ -85,7 +85,13 @@ class CollectionsGetRequest(BaseCollectionSearchGetRequest):
 class SearchPostRequest(BaseSearchPostRequest):
     """POST /search; bbox, datetime, intersects and limit checked by the client."""
 
-    bbox: list[float] | None = Field(None, description=_BBOX)  # type: ignore[assignment]
+    # Any JSON here, so that text or an object answers 400 naming bbox like every other
+    # bad bbox (stac_params), not a 422 of the model.
+    bbox: Any = Field(
+        None,
+        description=_BBOX,
+        json_schema_extra={"type": "array", "items": {"type": "number"}},
+    )
     datetime: str | None = Field(None, description=_DATETIME)
     intersects: dict[str, Any] | None = Field(  # type: ignore[assignment]
         None, description="A GeoJSON geometry; items intersecting its bounding box."

@@ -66,13 +66,15 @@ def invalid(field: str, message: str) -> InvalidInput:
 
 
 def parse_limit(value: int | None, max_limit: int, *, default: int = 10) -> int:
+    """A page size; one above ``max_limit`` is that maximum, as OGC API - Features says
+    (a server answers with at most what it allows instead of refusing)."""
     if value is None:
-        return default
+        return min(default, max_limit)
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid("limit", f"must be an integer, not {value!r}")
-    if not 1 <= value <= max_limit:
-        raise invalid("limit", f"must be between 1 and {max_limit}, not {value}")
-    return value
+    if value < 1:
+        raise invalid("limit", f"must be at least 1, not {value}")
+    return min(value, max_limit)
 
 
 def _number(text: str) -> float:
