@@ -118,3 +118,51 @@ def test_first_start_serves_the_demo_collection(tmp_path: Path) -> None:
         )
         assert ds.tas.attrs["units"] == "K"
         assert float(ds.tas.mean()) > 200
+
+
+def _up_once(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
+    return subprocess.run(
+        [sys.executable, "-m", "strato", "--data-dir", str(data_dir), "up", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env={**env, "STRATO_DATA_DEMO": "false"},
+        timeout=60,
+        check=False,
+    )
+
+
+def _one_line_naming(done: subprocess.CompletedProcess[str], path: Path, what: str) -> None:
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "web:" not in done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error:")
+    assert str(path) in lines[0]
+    assert what in lines[0]
+    assert "--data-dir" in lines[0]
+
+
+def test_up_names_a_read_only_data_directory(tmp_path: Path) -> None:
+    from tests.test_faults import read_only
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with read_only(data_dir):
+        done = _up_once(data_dir)
+    _one_line_naming(done, data_dir, "not writable")
+
+
+def test_up_names_a_data_directory_it_cannot_create(tmp_path: Path) -> None:
+    from tests.test_faults import read_only
+
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    with read_only(parent):
+        done = _up_once(parent / "missing")
+    _one_line_naming(done, parent / "missing", "cannot be created")
+    # Under a file, not a directory.
+    (tmp_path / "file").write_text("")
+    done = _up_once(tmp_path / "file" / "data")
+    _one_line_naming(done, tmp_path / "file" / "data", "cannot be created")

@@ -243,7 +243,7 @@ PortOpt = Annotated[int | None, typer.Option(help="Port to bind; 0 picks a free 
 def _serve(ctx: typer.Context, host: str | None, port: int | None, *, first_start: bool) -> None:
     from strato.app import create_app
     from strato.bootstrap import admin_token_path, ensure_admin
-    from strato.context import Context
+    from strato.context import Context, ensure_data_dir, require_writable_data_dir
     from strato.logs import configure_logging
     from strato.server import bind, serve
 
@@ -256,6 +256,11 @@ def _serve(ctx: typer.Context, host: str | None, port: int | None, *, first_star
         # `strato api` serves; consuming is `strato consumer`'s role when scaled out.
         update["catalog"] = settings.catalog.model_copy(update={"consume": False})
     settings = settings.model_copy(update=update)
+    if first_start:
+        # `up` writes its database, token and demo data there: a directory it cannot
+        # write is named now, in one line, rather than met as a driver error later.
+        ensure_data_dir(settings.data_dir)
+        require_writable_data_dir(settings.data_dir)
     c = Context.open(settings)
     issued = None
     if first_start:
