@@ -7,8 +7,11 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 STRATO = [sys.executable, "-m", "strato"]
@@ -146,3 +149,44 @@ def test_config_show_masks_bus_and_query_passwords(tmp_path: Path) -> None:
     shown = json.loads(r.stdout)
     assert shown["database_url"] == "postgresql://app@db.internal/strato?password=***"
     assert shown["bus"]["url"] == "nats://user:***@127.0.0.1:4222"
+
+
+def test_token_revoke_revokes_the_tokens_it_minted(
+    tmp_path: Path, serve: Callable[[Any], str]
+) -> None:
+    from strato.app import create_app
+    from strato.context import Context
+    from strato.settings import LogSettings, Settings
+
+    run(["user", "create", "mona", "--scope", "read"], tmp_path)
+    made = run(["token", "create", "--user", "mona", "--expires", "1h"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    parent = made.stdout.strip()
+    parent_id = re.search(r"token (\w+) for mona", made.stderr)
+    assert parent_id
+
+    settings = Settings(data_dir=tmp_path, log=LogSettings(access=False))
+    ctx = Context.open(settings)
+    try:
+        url = serve(create_app(settings, context=ctx))
+        with httpx.Client(base_url=url) as http:
+            # A token minted with the parent, asking for nothing: it ends with the parent.
+            child = http.post(
+                "/api/tokens",
+                json={"scopes": ["read"]},
+                headers={"Authorization": f"Bearer {parent}"},
+            ).json()
+            assert child["parent_id"] == parent_id.group(1)
+            mine = {"Authorization": f"Bearer {child['token']}"}
+            assert http.get("/api/me", headers=mine).status_code == 200
+
+            revoked = run(["token", "revoke", parent_id.group(1)], tmp_path)
+            assert revoked.returncode == 0, revoked.stderr
+            assert child["id"] in revoked.stdout
+            assert http.get("/api/me", headers=mine).status_code == 401
+    finally:
+        ctx.close()
+    listing = run(["token", "list", "--user", "mona"], tmp_path).stdout
+    rows = {line.split()[0]: line for line in listing.splitlines()[1:]}
+    assert "revoked" in rows[child["id"]]
+    assert parent_id.group(1) in rows[child["id"]]  # the PARENT column

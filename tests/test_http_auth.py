@@ -110,3 +110,66 @@ def test_anonymous_read_is_a_setting_and_never_covers_writes(
         else:
             assert_problem(r, 401, "'read'")
         assert_problem(c.post("/probe/write"), 401, "'publish'")
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_derived_token_never_outlives_its_parent(http: httpx.Client, context: Context) -> None:
+    context.identities.create_user("nia", password="nia-password", scopes={Scope.READ})
+    r = http.post(
+        "/api/tokens", json={"scopes": ["read"], "expires": "1m"}, auth=("nia", "nia-password")
+    )
+    assert r.status_code == 201, r.text
+    parent = r.json()
+    assert parent["parent_id"] is None  # minted with the password: no parent token
+
+    # Asking for more life than the parent has is refused, naming the parent's expiry.
+    for longer in ("never", "1d", "30m"):
+        r = http.post(
+            "/api/tokens",
+            json={"scopes": ["read"], "expires": longer},
+            headers=_bearer(parent["token"]),
+        )
+        body = assert_problem(r, 400, parent["id"])
+        assert parent["expires_at"][:19] in body["detail"]
+    # Without an expiry, the derived token ends with its parent.
+    r = http.post("/api/tokens", json={"scopes": ["read"]}, headers=_bearer(parent["token"]))
+    assert r.status_code == 201, r.text
+    child = r.json()
+    assert child["expires_at"] == parent["expires_at"]
+    assert child["parent_id"] == parent["id"]
+
+
+def test_revoking_a_token_revokes_what_it_minted(http: httpx.Client, context: Context) -> None:
+    context.identities.create_user(
+        "otto", password="otto-password", scopes={Scope.READ, Scope.PUBLISH}
+    )
+    basic = ("otto", "otto-password")
+    parent = http.post("/api/tokens", json={"scopes": ["read", "publish"]}, auth=basic).json()
+    child = http.post(
+        "/api/tokens", json={"scopes": ["read", "publish"]}, headers=_bearer(parent["token"])
+    ).json()
+    grandchild = http.post(
+        "/api/tokens", json={"scopes": ["read"]}, headers=_bearer(child["token"])
+    ).json()
+    sibling = http.post("/api/tokens", json={"scopes": ["read"]}, auth=basic).json()
+    # A token carries no scope its parent lacks.
+    escalate = http.post(
+        "/api/tokens", json={"scopes": ["publish"]}, headers=_bearer(grandchild["token"])
+    )
+    assert_problem(escalate, 403, "publish")
+
+    r = http.delete(f"/api/tokens/{parent['id']}", auth=basic)
+    assert r.json()["state"] == "revoked"
+    for token in (parent, child, grandchild):
+        assert_problem(http.get("/api/me", headers=_bearer(token["token"])), 401, "revoked")
+    assert http.get("/api/me", headers=_bearer(sibling["token"])).status_code == 200
+    states = {t["id"]: t["state"] for t in http.get("/api/tokens", auth=basic).json()}
+    assert states == {
+        parent["id"]: "revoked",
+        child["id"]: "revoked",
+        grandchild["id"]: "revoked",
+        sibling["id"]: "active",
+    }

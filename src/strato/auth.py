@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Boolean, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from strato.db import Base, UTCDateTime, utcnow
+from strato.db import Base, UTCDateTime, begin_write, utcnow
 from strato.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 
 TOKEN_PREFIX = "strato_"  # noqa: S105  (a marker, not a secret)
@@ -141,6 +141,7 @@ class TokenInfo:
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    parent_id: str | None = None
 
     @property
     def state(self) -> str:
@@ -155,6 +156,12 @@ class TokenInfo:
 class IssuedToken:
     info: TokenInfo
     secret: str
+
+
+@dataclass(frozen=True)
+class Revoked:
+    info: TokenInfo
+    derived: tuple[str, ...]  # ids of the tokens it minted, directly or not, revoked with it
 
 
 def hash_token(secret: str) -> str:
@@ -228,7 +235,15 @@ class IdentityStore:
         *,
         expires_in: timedelta | None = None,
         name: str = "",
+        parent: str | None = None,
+        expiry_asked: bool = True,
     ) -> IssuedToken:
+        """A new token of ``user``'s; ``parent`` is the id of the token that asks for it.
+
+        A token never outlives nor outranks its parent: one that would expire later is
+        refused when ``expiry_asked`` (the caller named a lifetime), else it ends with
+        the parent; a scope the parent lacks is refused.
+        """
         scope_set = frozenset(scopes)
         if not scope_set:
             raise InvalidInput("a token needs at least one scope")
@@ -237,6 +252,10 @@ class IdentityStore:
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = utcnow()
         with self._sessions.begin() as s:
+            if parent is not None:
+                # The parent is read to write against it: a revocation committed
+                # meanwhile must be seen, or the new token would escape it.
+                begin_write(s)
             owner = self._user(s, user)
             allowed = frozenset(parse_scopes(owner.scopes))
             if Scope.ADMIN not in allowed and not scope_set <= allowed:
@@ -245,6 +264,11 @@ class IdentityStore:
                     f"user {user!r} may not grant scope(s) {extra}: "
                     f"its own scopes are {format_scopes(allowed)}"
                 )
+            expires_at = now + expires_in if expires_in else None
+            if parent is not None:
+                expires_at = self._within_parent(
+                    s, parent, owner, scope_set, expires_at, expiry_asked=expiry_asked
+                )
             row = ApiToken(
                 id=secrets.token_hex(6),
                 user_id=owner.id,
@@ -252,7 +276,8 @@ class IdentityStore:
                 token_hash=hash_token(secret),
                 scopes=format_scopes(scope_set),
                 created_at=now,
-                expires_at=now + expires_in if expires_in else None,
+                expires_at=expires_at,
+                parent_id=parent,
             )
             s.add(row)
             s.flush()
@@ -266,18 +291,32 @@ class IdentityStore:
                 q = q.where(User.name == user)
             return [_token_info(t, owner) for t, owner in s.execute(q)]
 
-    def revoke_token(self, token_id: str, *, owner: str | None = None) -> TokenInfo:
-        """Revoke a token; with ``owner``, only one of that user's tokens."""
+    def revoke_token(self, token_id: str, *, owner: str | None = None) -> Revoked:
+        """Revoke a token and every token minted with it, transitively; with ``owner``,
+        only one of that user's tokens."""
         with self._sessions.begin() as s:
+            begin_write(s)
             row = s.execute(
                 select(ApiToken, User.name).join(User).where(ApiToken.id == token_id)
             ).first()
             if row is None or (owner is not None and row[1] != owner):
                 raise NotFound(f"no token with id {token_id!r}")
             token = row[0]
+            now = utcnow()
             if token.revoked_at is None:
-                token.revoked_at = utcnow()
-            return _token_info(token, row[1])
+                token.revoked_at = now
+            # Breadth first over parent_id; revoked descendants are walked too, so
+            # that the whole tree ends revoked whatever was revoked before.
+            derived: list[str] = []
+            frontier = [token.id]
+            while frontier:
+                children = list(s.scalars(select(ApiToken).where(ApiToken.parent_id.in_(frontier))))
+                for child in children:
+                    if child.revoked_at is None:
+                        child.revoked_at = now
+                        derived.append(child.id)
+                frontier = [c.id for c in children]
+            return Revoked(_token_info(token, row[1]), tuple(derived))
 
     # authentication ---------------------------------------------------------
     def authenticate_token(self, secret: str) -> Principal:
@@ -316,6 +355,43 @@ class IdentityStore:
             return Principal(user=user.name, scopes=parse_scopes(user.scopes))
 
     # helpers ---------------------------------------------------------------
+    @staticmethod
+    def _within_parent(
+        s: Session,
+        parent_id: str,
+        owner: User,
+        scopes: frozenset[Scope],
+        expires_at: datetime | None,
+        *,
+        expiry_asked: bool,
+    ) -> datetime | None:
+        # FOR UPDATE (PostgreSQL, MariaDB): waits for a revocation of the parent in
+        # progress and then sees it.
+        parent = s.scalar(select(ApiToken).where(ApiToken.id == parent_id).with_for_update())
+        now = utcnow()
+        if parent is None or parent.user_id != owner.id:
+            raise Forbidden(f"token {parent_id} is not one of {owner.name!r}'s tokens")
+        if parent.revoked_at is not None or (
+            parent.expires_at is not None and parent.expires_at <= now
+        ):
+            raise Forbidden(f"token {parent_id} is no longer valid and cannot mint tokens")
+        held = parse_scopes(parent.scopes)
+        if Scope.ADMIN not in held and not scopes <= held:
+            raise Forbidden(
+                f"token {parent_id} may not grant scope(s) {format_scopes(scopes - held)}: "
+                f"its own scopes are {format_scopes(held)}"
+            )
+        limit = parent.expires_at
+        if limit is None or (expires_at is not None and expires_at <= limit):
+            return expires_at
+        if expiry_asked:
+            asked = "never" if expires_at is None else expires_at.isoformat()
+            raise InvalidInput(
+                f"token {parent_id}, which creates this one, expires at {limit.isoformat()}; "
+                f"a token it creates cannot live longer (asked: {asked})"
+            )
+        return limit
+
     def _verify(self, stored: str | None, password: str) -> bool:
         try:
             return self._hasher.verify(stored or self._dummy_hash, password) and stored is not None
@@ -355,4 +431,5 @@ def _token_info(t: ApiToken, owner: str) -> TokenInfo:
         expires_at=t.expires_at,
         last_used_at=t.last_used_at,
         revoked_at=t.revoked_at,
+        parent_id=t.parent_id,
     )

@@ -219,11 +219,13 @@ def token_list(
     from strato.auth import format_scopes
 
     tokens = _context(ctx).identities.list_tokens(user)
-    typer.echo(f"{'ID':12} {'USER':16} {'STATE':8} {'EXPIRES':25} {'SCOPES':28} NAME")
+    typer.echo(f"{'ID':12} {'USER':16} {'STATE':8} {'EXPIRES':25} {'SCOPES':28} {'PARENT':12} NAME")
     for t in tokens:
         exp = t.expires_at.isoformat() if t.expires_at else "never"
+        parent = t.parent_id or "-"
         typer.echo(
-            f"{t.id:12} {t.user:16} {t.state:8} {exp:25} {format_scopes(t.scopes):28} {t.name}"
+            f"{t.id:12} {t.user:16} {t.state:8} {exp:25} {format_scopes(t.scopes):28} "
+            f"{parent:12} {t.name}"
         )
 
 
@@ -231,9 +233,13 @@ def token_list(
 def token_revoke(
     ctx: typer.Context, token_id: Annotated[str, typer.Argument(help="Token id.")]
 ) -> None:
-    """Revoke a token by its id."""
-    info = _context(ctx).identities.revoke_token(token_id)
-    typer.echo(f"token {info.id} of {info.user} revoked")
+    """Revoke a token by its id, and every token minted with it."""
+    revoked = _context(ctx).identities.revoke_token(token_id)
+    typer.echo(f"token {revoked.info.id} of {revoked.info.user} revoked")
+    if revoked.derived:
+        typer.echo(
+            f"also revoked {len(revoked.derived)} token(s) it minted: {', '.join(revoked.derived)}"
+        )
 
 
 HostOpt = Annotated[str | None, typer.Option(help="Address to bind (overrides settings).")]

@@ -28,6 +28,9 @@ class TokenOut(BaseModel):
     expires_at: datetime | None
     last_used_at: datetime | None
     state: str
+    parent_id: str | None = Field(
+        None, description="The token that created this one; revoking it revokes this one."
+    )
 
     @classmethod
     def of(cls, t: TokenInfo) -> TokenOut:
@@ -40,6 +43,7 @@ class TokenOut(BaseModel):
             expires_at=t.expires_at,
             last_used_at=t.last_used_at,
             state=t.state,
+            parent_id=t.parent_id,
         )
 
 
@@ -104,13 +108,22 @@ def make_identity_router(
         if missing:
             raise Forbidden(f"cannot grant scope(s) {', '.join(missing)} the credentials lack")
         expires = parse_duration(body.expires or settings.token_default_expiry)
-        issued = identities.create_token(principal.user, wanted, expires_in=expires, name=body.name)
+        # A token minted with a token is bound to it: no longer life, no wider scopes,
+        # revoked with it. One minted with a password stands alone.
+        issued = identities.create_token(
+            principal.user,
+            wanted,
+            expires_in=expires,
+            name=body.name,
+            parent=principal.token_id,
+            expiry_asked=body.expires is not None,
+        )
         return TokenCreated(**TokenOut.of(issued.info).model_dump(), token=issued.secret)
 
     @router.delete("/tokens/{token_id}", summary="Revoke one of the caller's tokens")
     def revoke_token(token_id: str, principal: Principal = me_dep) -> TokenOut:
         owner = None if principal.allows(Scope.ADMIN) else principal.user
-        return TokenOut.of(identities.revoke_token(token_id, owner=owner))
+        return TokenOut.of(identities.revoke_token(token_id, owner=owner).info)
 
     @router.get("/users", summary="List users (admin)")
     def list_users(_: Principal = admin_dep) -> list[UserOut]:
