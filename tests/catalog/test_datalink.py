@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from strato.context import Context
 from strato.data.service import DataService
 from strato.settings import Settings
 from tests.data.conftest import cf_dataset, cf_encoding
+from tests.data.model_files import write_calendar_file
 
 
 @pytest.fixture
@@ -80,3 +82,39 @@ def test_an_unapplied_change_is_not_published_twice(
     assert [e.kind for e in link.changes()] == ["create"]
     # The consumer has not applied it yet: asking again must not flood the stream.
     assert link.changes() == []
+
+
+def test_a_model_calendar_dataset_is_catalogued_with_iso_dates(
+    parts: tuple[DataService, ItemStore, DatasetLink, Path],
+) -> None:
+    data, store, link, source = parts
+    model = write_calendar_file(source.parent / "tas_noleap.nc", "noleap")
+    data.register("a-noleap", [str(model)])
+    data.register("b-tas", [str(source)])
+    assert _apply(store, link) == ["created", "created"]
+    props = store.get_item(collection_id("east"), "a-noleap")["properties"]
+    assert (props["start_datetime"], props["end_datetime"]) == (
+        "2000-01-15T00:00:00Z",
+        "2002-12-15T00:00:00Z",
+    )
+    assert store.get_item(collection_id("east"), "b-tas")["id"] == "b-tas"
+    assert link.changes() == []
+
+
+def test_a_dataset_that_cannot_be_described_holds_back_no_other(
+    parts: tuple[DataService, ItemStore, DatasetLink, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, store, link, source = parts
+    data.register("a-damaged", [str(source)])
+    data.register("b-tas", [str(source)])
+    describe = data.stac_item
+
+    def fails_for_one(dataset_id: str, base_url: str) -> dict[str, Any]:
+        # A fault in one dataset's description (a damaged file, a library bug).
+        if dataset_id == "a-damaged":
+            raise RuntimeError("HDF error while reading a-damaged")
+        return describe(dataset_id, base_url)
+
+    monkeypatch.setattr(data, "stac_item", fails_for_one)
+    assert _apply(store, link) == ["created"]
+    assert store.get_item(collection_id("east"), "b-tas")["id"] == "b-tas"

@@ -18,6 +18,7 @@ from strato.data.selection import (
     parse_selection,
 )
 from strato.errors import InvalidInput
+from tests.data.model_files import write_calendar_file
 
 # --- parsing ----------------------------------------------------------------------------
 
@@ -69,7 +70,7 @@ def test_parse(text: str, expected: dict[str, object]) -> None:
         ("lat=abc", "lat=abc is not a number, a date or a range"),
         ("lat=1:2:3", "lat=1:2:3 is not a number, a date or a range"),
         ("time=2001-13", "not a number, a date or a range"),
-        ("time=2001-02-30", "not a number, a date or a range"),
+        ("time=2001-02-32", "not a number, a date or a range"),
         ("time=2001-06-15T12", "not a number, a date or a range"),
         ("lat=nan", "not a number, a date or a range"),
         ("lat=1e999", "not a number, a date or a range"),
@@ -168,6 +169,7 @@ def test_a_number_picks_the_nearest_point(ds: xr.Dataset) -> None:
         ("time=2001.5", "time holds dates, so time=2001.5 does not fit"),
         ("lat=2001-06", "lat is numeric, so lat=2001-06 does not fit"),
         ("lat=0:2001-06", "lat is numeric"),
+        ("time=2001-02-30", "time=2001-02-30 is not a date of time's calendar (standard"),
     ],
 )
 def test_selections_that_do_not_fit_say_why(ds: xr.Dataset, text: str, says: str) -> None:
@@ -195,3 +197,27 @@ def test_demo_daily_data_selects_a_day_and_an_hour(tmp_path: Path) -> None:
         assert select(ds.tasmax, "time=2013-12-31:2014-01-01").sizes["time"] == 2
         # Selection stays lazy: nothing is read until asked.
         assert select(ds.tasmax, "time=2014").chunks is not None
+
+
+@pytest.mark.parametrize("calendar", ["noleap", "360_day"])
+def test_dates_select_on_a_model_calendar(tmp_path: Path, calendar: str) -> None:
+    path = write_calendar_file(tmp_path / "model.nc", calendar)
+    with xr.open_dataset(path) as model:
+        june = select(model.tas, "time=2001-06")
+        assert "time" not in june.dims
+        assert (june.time.item().year, june.time.item().month) == (2001, 6)
+        assert select(model.tas, "time=2001").sizes["time"] == 12
+        assert select(model.tas, "time=2001-03:2001-05").sizes["time"] == 3
+        assert select(model.tas, "time=:2000").sizes["time"] == 12
+        with pytest.raises(InvalidInput) as info:
+            select(model.tas, "time=1990")
+        assert "time runs from 2000-01-15 to 2002-12-15" in info.value.detail
+
+
+def test_the_thirtieth_of_february_is_a_date_on_a_360_day_calendar(tmp_path: Path) -> None:
+    with xr.open_dataset(write_calendar_file(tmp_path / "m.nc", "360_day")) as model:
+        assert select(model.tas, "time=2001-02-15:2001-02-30").sizes["time"] == 1
+    with xr.open_dataset(write_calendar_file(tmp_path / "n.nc", "noleap")) as model:
+        with pytest.raises(InvalidInput) as info:
+            select(model.tas, "time=2001-02-29")
+        assert "not a date of time's noleap calendar" in info.value.detail

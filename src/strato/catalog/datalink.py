@@ -75,8 +75,15 @@ class DatasetLink:
                 continue
             try:
                 item = self.data.stac_item(status.id, self.base_url)
+                # An item that cannot travel as JSON would fail the whole batch when
+                # published: find out here, for this dataset alone.
+                json.dumps(item, allow_nan=False)
             except StratoError as exc:
                 log.info("dataset %s not catalogued: %s", status.id, exc.detail)
+                continue
+            except Exception:
+                # One dataset that cannot be described must not hold back the others.
+                log.exception("dataset %s not catalogued: describing it failed", status.id)
                 continue
             # ESGF items say both, and retraction patches replace them, which needs them there.
             props = {**item["properties"], "latest": True, "retracted": False}

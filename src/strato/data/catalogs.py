@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
+import cftime
 import numpy as np
 import xarray as xr
 import yaml
@@ -35,9 +38,18 @@ def lat_lon(ds: xr.Dataset) -> tuple[xr.DataArray | None, xr.DataArray | None]:
     return _coord(ds, "latitude", _LAT_NAMES), _coord(ds, "longitude", _LON_NAMES)
 
 
+def holds_cftime(values: np.ndarray[Any, Any]) -> bool:
+    """Whether an array holds cftime dates: times on a model calendar (noleap, 360_day...)."""
+    if values.dtype != object or values.size == 0:
+        return False
+    return isinstance(values.reshape(-1)[0], cftime.datetime)
+
+
 def time_coord(ds: xr.Dataset) -> xr.DataArray | None:
     for var in ds.coords.values():
-        if np.issubdtype(var.dtype, np.datetime64) and var.ndim == 1:
+        if var.ndim != 1:
+            continue
+        if np.issubdtype(var.dtype, np.datetime64) or holds_cftime(np.asarray(var.values)):
             return cast(xr.DataArray, var)
     return None
 
@@ -48,6 +60,8 @@ def bbox(ds: xr.Dataset) -> list[float]:
         return list(GLOBAL_BBOX)
     south, north = float(lat.min()), float(lat.max())
     west, east = float(lon.min()), float(lon.max())
+    if not all(np.isfinite(v) for v in (south, north, west, east)):
+        return list(GLOBAL_BBOX)  # no valid position at all
     if east > 180:  # 0..360 longitudes
         west, east = (-180.0, 180.0) if east - west > 180 else (west - 360, east - 360)
     return [max(west, -180.0), max(south, -90.0), min(east, 180.0), min(north, 90.0)]
@@ -61,14 +75,49 @@ def time_range(ds: xr.Dataset) -> tuple[str | None, str | None]:
 
 
 def _iso(value: Any) -> str:
+    if isinstance(value, cftime.datetime):
+        return iso_cftime(value)
     return str(np.datetime_as_string(np.datetime64(value, "s"), unit="s")) + "Z"
+
+
+def real_date(value: cftime.datetime) -> dt.datetime:
+    """A model-calendar date as the real date it stands for; a day only the model calendar
+    has (30 February in a 360-day year, 29 February in a noleap one cannot occur) becomes
+    the last day of that month, so catalogs and clients that know one calendar accept it."""
+    last = calendar.monthrange(value.year, value.month)[1] if 1 <= value.year <= 9999 else 28
+    year = min(max(value.year, 1), 9999)
+    return dt.datetime(
+        year,
+        value.month,
+        min(value.day, last),
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+def iso_cftime(value: cftime.datetime) -> str:
+    """ISO 8601 (RFC 3339, UTC) of a cftime date, as STAC wants its datetimes."""
+    return real_date(value).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
+        if value.dtype.kind in "mMO":
+            return [_jsonable(v) for v in value.reshape(-1)] if value.ndim else _jsonable(value[()])
         return [_jsonable(v) for v in value.tolist()]
+    # Dates of every kind as ISO text: cftime's model calendars, numpy's, the standard one.
+    if isinstance(value, cftime.datetime):
+        return iso_cftime(value)
+    if isinstance(value, np.datetime64):
+        return None if np.isnat(value) else _iso(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, np.timedelta64):
+        return None if np.isnat(value) else str(value)
     if isinstance(value, np.generic):
-        return value.item()
+        return _jsonable(value.item())
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
@@ -105,12 +154,18 @@ def cube_dimensions(ds: xr.Dataset) -> dict[str, Any]:
 
 
 def _spatial(axis: str, coord: xr.DataArray) -> dict[str, Any]:
-    values = coord.values
+    values = np.asarray(coord.values, dtype=np.float64)
     step = float(values[1] - values[0]) if values.size > 1 else None
+    # Missing points (masked land of an ocean grid) must not make the extent NaN, which
+    # is not JSON.
+    finite = values[np.isfinite(values)]
+    extent = [float(finite.min()), float(finite.max())] if finite.size else [None, None]
+    if step is not None and not np.isfinite(step):
+        step = None
     out: dict[str, Any] = {
         "type": "spatial",
         "axis": axis,
-        "extent": [float(values.min()), float(values.max())],
+        "extent": extent,
         "reference_system": 4326,
     }
     if step is not None:

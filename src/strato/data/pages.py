@@ -28,8 +28,11 @@ def quicklook_var(ds: xr.Dataset) -> str | None:
     lat, lon = catalogs.lat_lon(ds)
     if lat is None or lon is None:
         return None
+    # The dimensions the coordinates span: themselves on a regular grid, (j, i) or (y, x)
+    # under 2-D latitude and longitude on a curvilinear one.
+    spans = {*lat.dims, *lon.dims}
     for name, var in ds.data_vars.items():
-        if lat.name in var.dims and lon.name in var.dims and "bnds" not in str(name):
+        if spans <= set(var.dims) and "bnds" not in str(name):
             return str(name)
     return None
 

@@ -22,6 +22,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from strato.data.budget import check_budget
+from strato.data.catalogs import holds_cftime, real_date
 from strato.data.selection import Selection, apply_selection, describe
 from strato.errors import InvalidInput, NotFound
 
@@ -32,6 +33,9 @@ MISSING_COLOUR = "0.85"  # NaNs show as light grey, distinct from every colormap
 
 _LAT_NAMES = ("lat", "latitude")
 _LON_NAMES = ("lon", "longitude")
+# Names ocean and regional models give their 2-D latitude and longitude (NEMO, ROMS, MOM).
+_LAT_2D_NAMES = (*_LAT_NAMES, "nav_lat", "lat_rho", "geolat", "latitude_2d")
+_LON_2D_NAMES = (*_LON_NAMES, "nav_lon", "lon_rho", "geolon", "longitude_2d")
 _LAT_UNITS = ("degrees_north", "degree_north", "degrees_N", "degree_N", "degreesN", "degreeN")
 _LON_UNITS = ("degrees_east", "degree_east", "degrees_E", "degree_E", "degreesE", "degreeE")
 
@@ -123,8 +127,52 @@ def _lon(da: xr.DataArray) -> Hashable | None:
     return _find_dim(da, _LON_NAMES, _LON_UNITS)
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """Where a field lies: its latitude and longitude coordinates, and the two dimensions
+    they span -- the same names on a regular grid, (j, i) or (y, x) on a curvilinear one."""
+
+    lat: Hashable
+    lon: Hashable
+    dims: tuple[Hashable, Hashable]
+
+    @property
+    def curvilinear(self) -> bool:
+        return self.dims != (self.lat, self.lon)
+
+
+def _is_named(
+    coord: xr.DataArray, name: Hashable, names: tuple[str, ...], units: tuple[str, ...]
+) -> bool:
+    attrs = coord.attrs
+    return (
+        attrs.get("standard_name") == names[1]
+        or attrs.get("units") in units
+        or str(name).lower() in names
+    )
+
+
+def _grid(da: xr.DataArray) -> _Grid | None:
+    lat, lon = _lat(da), _lon(da)
+    if lat is not None and lon is not None:
+        return _Grid(lat, lon, (lat, lon))
+    # Curvilinear: 2-D latitude and longitude over two of the field's dimensions.
+    planar = [n for n, c in da.coords.items() if c.ndim == 2 and set(c.dims) <= set(da.dims)]
+    lats = [n for n in planar if _is_named(da[n], n, _LAT_2D_NAMES, _LAT_UNITS)]
+    lons = [n for n in planar if _is_named(da[n], n, _LON_2D_NAMES, _LON_UNITS)]
+    for lat2 in lats:
+        for lon2 in lons:
+            if set(da[lat2].dims) == set(da[lon2].dims):
+                first, second = da[lat2].dims
+                return _Grid(lat2, lon2, (first, second))
+    return None
+
+
 def _is_time(coord: xr.DataArray) -> bool:
-    return np.issubdtype(coord.dtype, np.datetime64)
+    if np.issubdtype(coord.dtype, np.datetime64):
+        return True
+    # Model calendars (noleap, 360_day) decode to cftime dates.
+    return coord.dtype == object and holds_cftime(np.asarray(coord.values))
 
 
 def _time(da: xr.DataArray) -> Hashable | None:
@@ -139,6 +187,8 @@ def _example(da: xr.DataArray, dim: Hashable) -> str:
     if dim not in da.coords:
         return f"{dim}=0"
     first = da[dim].values[0]
+    if holds_cftime(np.asarray(da[dim].values)):
+        return f"{dim}={first.strftime('%Y-%m-%d')}"
     if isinstance(first, np.datetime64):
         return f"{dim}={np.datetime_as_string(first, unit='D')}"
     if isinstance(first, np.number | float | int):
@@ -174,50 +224,69 @@ def _needs_time(da: xr.DataArray, var: str, what: str) -> Hashable:
 
 
 def _prepare_map(da: xr.DataArray, var: str, selection: Selection) -> _Plot:
-    lat, lon = _lat(da), _lon(da)
-    if lat is None or lon is None:
+    grid = _grid(da)
+    if grid is None:
         raise InvalidInput(
-            f"a map needs latitude and longitude dimensions; {var} has "
-            f"{', '.join(map(str, da.dims)) or 'none'} after the selection"
+            f"a map needs latitude and longitude dimensions, or 2-D latitude and longitude "
+            f"coordinates; {var} has {', '.join(map(str, da.dims)) or 'none'} after the selection"
         )
     time = _time(da)
-    if time is not None and time not in selection.items:
+    if time is not None and time not in selection.items and time in da.dims:
         da = da.isel({time: 0})
-    extra = [d for d in da.dims if d not in (lat, lon)]
+    extra = [d for d in da.dims if d not in grid.dims]
     if extra:
         raise _too_many_dims(da, var, extra, "a map shows one latitude-longitude field")
 
     def draw(fig: Figure, data: xr.DataArray, cmap: Colormap) -> None:
         ax = fig.add_subplot()
-        values = np.ma.masked_invalid(data.transpose(lat, lon).values)
-        x, y = _coord(data, lon), _coord(data, lat)
-        ax.set_xlabel(_label(data, lon))
-        ax.set_ylabel(_label(data, lat))
+        values = np.ma.masked_invalid(data.transpose(*grid.dims).values)
+        if grid.curvilinear:
+            # Each cell at its own latitude and longitude: the grid's true shape.
+            x = np.asarray(data[grid.lon].transpose(*grid.dims).values, dtype=np.float64)
+            y = np.asarray(data[grid.lat].transpose(*grid.dims).values, dtype=np.float64)
+            values = np.ma.masked_where(~(np.isfinite(x) & np.isfinite(y)), values)
+            # pcolormesh refuses NaN corners; masked cells are not drawn whatever they hold.
+            x, y = _filled(x), _filled(y)
+        else:
+            x, y = _coord(data, grid.lon), _coord(data, grid.lat)
+        ax.set_xlabel(_label(data, grid.lon))
+        ax.set_ylabel(_label(data, grid.lat))
         ax.set_title(_title(data, var, selection), fontsize="medium")
         if values.count() == 0:
             _no_data(ax)
             return
         mesh = ax.pcolormesh(x, y, values, cmap=cmap, shading="auto")
-        if _is_geographic(data, lat, lon):
+        if _is_geographic(x, y):
             ax.set_aspect("equal", adjustable="box")
         fig.colorbar(mesh, ax=ax, label=_units(data), shrink=0.9)
 
     return _Plot(da, _identity, draw)
 
 
+def _filled(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    finite = np.isfinite(values)
+    if finite.all() or not finite.any():
+        return values
+    return np.where(finite, values, np.nanmean(values))
+
+
 def _prepare_timeseries(da: xr.DataArray, var: str, selection: Selection) -> _Plot:
     time = _needs_time(da, var, "a time series")
+    grid = _grid(da)
     lat, lon = _lat(da), _lon(da)
-    spatial = [d for d in (lat, lon) if d is not None]
+    spatial: list[Hashable] = [d for d in (lat, lon) if d is not None]
+    if grid is not None and grid.curvilinear:
+        spatial = list(grid.dims)
     extra = [d for d in da.dims if d != time and d not in spatial]
     if extra:
         raise _too_many_dims(da, var, extra, "a time series averages over latitude and longitude")
+    weight_by = grid.lat if grid is not None else lat
 
     def reduce(data: xr.DataArray) -> xr.DataArray:
-        if lat is not None and lat in data.coords:
+        if weight_by is not None and weight_by in data.coords:
             # Grid cells shrink towards the poles: weight by their area, cos(latitude).
-            cos = np.cos(np.deg2rad(data[lat].values.astype(np.float64)))
-            weights = data[lat].copy(data=np.nan_to_num(cos).clip(min=0))
+            cos = np.cos(np.deg2rad(np.asarray(data[weight_by].values, dtype=np.float64)))
+            weights = data[weight_by].copy(data=np.nan_to_num(cos).clip(min=0))
             return data.weighted(weights).mean(spatial, keep_attrs=True)
         return data.mean(spatial, keep_attrs=True) if spatial else data
 
@@ -226,7 +295,7 @@ def _prepare_timeseries(da: xr.DataArray, var: str, selection: Selection) -> _Pl
         ax.plot(_coord(data, time), data.values, color=_line_colour(cmap), linewidth=1.2)
         _date_axis(ax.xaxis, data, time)
         ax.set_ylabel(_units(data, with_name=True))
-        where = "area-weighted mean" if lat is not None else "mean" if spatial else ""
+        where = "area-weighted mean" if weight_by is not None else "mean" if spatial else ""
         ax.set_title(_title(data, var, selection, where), fontsize="medium")
         ax.grid(True, linewidth=0.4, alpha=0.5)
         if not np.isfinite(data.values).any():
@@ -285,14 +354,19 @@ def _identity(data: xr.DataArray) -> xr.DataArray:
 
 def _coord(data: xr.DataArray, dim: Hashable) -> np.ndarray[Any, Any]:
     if dim in data.coords:
-        return np.asarray(data[dim].values)
+        values = np.asarray(data[dim].values)
+        if holds_cftime(values):
+            # Matplotlib draws real dates: a model date stands for the real one it names.
+            return np.array([np.datetime64(real_date(v)) for v in values.reshape(-1)]).reshape(
+                values.shape
+            )
+        return values
     return np.arange(data.sizes[dim])
 
 
-def _is_geographic(data: xr.DataArray, lat: Hashable, lon: Hashable) -> bool:
+def _is_geographic(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> bool:
     # Equal aspect only when the axes span a plausible globe, so a thin regional strip does
     # not shrink to a sliver.
-    x, y = _coord(data, lon), _coord(data, lat)
     return bool(np.ptp(x) >= np.ptp(y) > 0 and np.ptp(y) <= 180)
 
 
@@ -323,7 +397,7 @@ def _title(data: xr.DataArray, var: str, selection: Selection, where: str = "") 
     stamps = set()
     for name, coord in data.coords.items():
         if coord.ndim == 0 and _is_time(coord):
-            stamp = np.datetime_as_string(coord.values, unit="m").removesuffix("T00:00")
+            stamp = _stamp(coord.values[()])
             parts.append(stamp.replace("T", " "))
             stamps.add(name)
     # The rest of the selection as the user wrote it; a single time step shows as its date.
@@ -331,6 +405,15 @@ def _title(data: xr.DataArray, var: str, selection: Selection, where: str = "") 
     if rest:
         parts.append(describe(Selection(rest)))
     return ", ".join(parts)
+
+
+def _stamp(value: Any) -> str:
+    """A date to the minute, as the model's calendar writes it (30 February included)."""
+    if isinstance(value, np.datetime64):
+        text = str(np.datetime_as_string(value, unit="m"))
+    else:
+        text = value.strftime("%Y-%m-%dT%H:%M")
+    return text.removesuffix("T00:00")
 
 
 def _line_colour(cmap: Colormap) -> tuple[float, float, float, float]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+import cftime
 import numpy as np
 import xarray as xr
 
@@ -31,7 +33,14 @@ SELECTION_HELP = (
 
 _DIM = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_DATE = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?)?)?")
+_DATE = re.compile(
+    r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})(?:T(?P<hour>\d{2}):(?P<minute>\d{2})"
+    r"(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,6}))?)?)?)?)?"
+)
+# Each field's valid range, whatever the calendar: whether a day exists in its month is
+# for the axis to say (30 February is a date on a 360-day model calendar).
+_FIELD_RANGES = {"month": (1, 12), "day": (1, 31), "hour": (0, 23), "minute": (0, 59)}
+_FIELD_RANGES["second"] = (0, 59)
 _YEAR = re.compile(r"\d{4}")
 
 
@@ -60,11 +69,12 @@ def _scalar(text: str) -> float | str | None:
     """A number, a date (kept as text: its precision is its meaning), or None if neither."""
     # A bare year reads as a date: on a time axis "2001" means the year, and on a numeric
     # axis apply_selection reads the same text as a number.
-    if _DATE.fullmatch(text):
-        try:
-            np.datetime64(text)  # rejects what the pattern lets through: 2001-13, 2001-02-30
-        except ValueError:
-            return None
+    date = _DATE.fullmatch(text)
+    if date:
+        for name, (low, high) in _FIELD_RANGES.items():
+            field = date.group(name)
+            if field is not None and not low <= int(field) <= high:
+                return None  # 2001-13, 2001-06-32, 2001-06-01T25:00
         return text
     if _NUMBER.fullmatch(text):
         number = float(text)
@@ -157,6 +167,8 @@ def apply_selection(obj: T, sel: Selection) -> T:
 def _indexer(dim: str, value: Value, values: np.ndarray[Any, Any]) -> int | slice | list[int]:
     if np.issubdtype(values.dtype, np.datetime64):
         return _time_indexer(dim, value, values)
+    if _holds_cftime(values):
+        return _cftime_indexer(dim, value, values)
     if not np.issubdtype(values.dtype, np.number):
         raise InvalidInput(
             f"{dim} holds {values.dtype} values, which a selection cannot address; "
@@ -208,7 +220,12 @@ def _matches(
 ) -> int | slice | list[int]:
     index = np.flatnonzero(mask)
     if index.size == 0:
-        valid = values[~np.isnat(values)] if values.dtype.kind == "M" else values[~np.isnan(values)]
+        if values.dtype.kind == "O":
+            valid = values[[v is not None for v in values]]
+        elif values.dtype.kind == "M":
+            valid = values[~np.isnat(values)]
+        else:
+            valid = values[~np.isnan(values)]
         extent = f"{_show(valid.min())} to {_show(valid.max())}" if valid.size else "nothing"
         raise InvalidInput(f"{dim}={_text(value)} matches nothing: {dim} runs from {extent}")
     if squeeze and index.size == 1:
@@ -219,16 +236,26 @@ def _matches(
     return [int(i) for i in index]
 
 
-def _period(dim: str, value: float | str) -> np.datetime64:
-    """The date (or bare year) as a datetime64 whose unit is its precision: 2001-06 is [M]."""
+def _date_text(dim: str, value: float | str) -> str:
     if isinstance(value, float):
         if not (value.is_integer() and 1 <= value <= 9999):
             raise _invalid(
                 f"{dim} holds dates, so {dim}={value:g} does not fit; "
                 f"give a date like {dim}=2001-06"
             )
-        value = f"{int(value):04d}"
-    return np.datetime64(value)
+        return f"{int(value):04d}"
+    return value
+
+
+def _period(dim: str, value: float | str) -> np.datetime64:
+    """The date (or bare year) as a datetime64 whose unit is its precision: 2001-06 is [M]."""
+    text = _date_text(dim, value)
+    try:
+        return np.datetime64(text)
+    except ValueError:
+        raise InvalidInput(
+            f"{dim}={text} is not a date of {dim}'s calendar (standard, proleptic Gregorian)"
+        ) from None
 
 
 def _time_indexer(dim: str, value: Value, values: np.ndarray[Any, Any]) -> int | slice | list[int]:
@@ -251,7 +278,79 @@ def _time_indexer(dim: str, value: Value, values: np.ndarray[Any, Any]) -> int |
     return _matches(dim, value, values, mask, squeeze=True)
 
 
+def _holds_cftime(values: np.ndarray[Any, Any]) -> bool:
+    return values.dtype == object and values.size > 0 and isinstance(values[0], cftime.datetime)
+
+
+def _cftime_period(dim: str, value: float | str, calendar: str) -> tuple[Any, Any]:
+    """The first instant of the period a date names on a model calendar, and the first
+    instant after it: 2001-06 is [2001-06-01, 2001-07-01) in the axis's own calendar."""
+    text = _date_text(dim, value)
+    match = _DATE.fullmatch(text)
+    if match is None:
+        raise _invalid(f"{dim} holds dates, so {dim}={text} does not fit")
+    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None and k != "fraction"}
+    fraction = match.group("fraction")
+    micro = int(fraction.ljust(6, "0")) if fraction else 0
+    try:
+        start = cftime.datetime(
+            parts["year"],
+            parts.get("month", 1),
+            parts.get("day", 1),
+            parts.get("hour", 0),
+            parts.get("minute", 0),
+            parts.get("second", 0),
+            micro,
+            calendar=calendar,
+        )
+        if "month" not in parts:
+            end = cftime.datetime(parts["year"] + 1, 1, 1, calendar=calendar)
+        elif "day" not in parts:
+            year, month = divmod(parts["month"], 12)
+            end = cftime.datetime(parts["year"] + year, month + 1, 1, calendar=calendar)
+        else:
+            if fraction:
+                step = (
+                    timedelta(milliseconds=1) if len(fraction) <= 3 else timedelta(microseconds=1)
+                )
+            elif "second" in parts:
+                step = timedelta(seconds=1)
+            elif "minute" in parts:
+                step = timedelta(minutes=1)
+            else:
+                step = timedelta(days=1)
+            end = start + step
+    except ValueError:
+        raise InvalidInput(f"{dim}={text} is not a date of {dim}'s {calendar} calendar") from None
+    return start, end
+
+
+def _cftime_indexer(
+    dim: str, value: Value, values: np.ndarray[Any, Any]
+) -> int | slice | list[int]:
+    # Compared in the axis's own calendar: 2001-02-30 exists in a 360-day year, and a
+    # month of a noleap year has the days that calendar gives it.
+    calendar = values[0].calendar
+    if isinstance(value, Range):
+        first = None if value.start is None else _cftime_period(dim, value.start, calendar)
+        last = None if value.stop is None else _cftime_period(dim, value.stop, calendar)
+        if first is not None and last is not None and first[0] > last[0]:
+            first, last = last, first
+        mask = np.ones(values.shape, dtype=bool)
+        if first is not None:
+            mask &= np.asarray(values >= first[0], dtype=bool)
+        if last is not None:
+            mask &= np.asarray(values < last[1], dtype=bool)
+        return _matches(dim, value, values, mask, squeeze=False)
+    start, end = _cftime_period(dim, value, calendar)
+    mask = np.asarray((values >= start) & (values < end), dtype=bool)
+    return _matches(dim, value, values, mask, squeeze=True)
+
+
 def _show(value: Any) -> str:
+    if isinstance(value, cftime.datetime):
+        text = str(value.strftime("%Y-%m-%d %H:%M"))
+        return text.removesuffix(" 00:00")
     if isinstance(value, np.datetime64):
         return str(np.datetime_as_string(value, unit="m")).removesuffix("T00:00")
     return f"{float(value):g}"
