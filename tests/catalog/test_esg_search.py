@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -216,6 +217,108 @@ def test_pyesgf_lists_the_files_of_a_dataset(node: Node) -> None:
     ]
 
 
+def drs_path(template: str, doc: dict[str, Any]) -> str:
+    """A record's directory from its ``directory_format_template_``, as ESGF clients
+    (intake-esgf, esgpull) fill it: each name's value, the first of a list; no root."""
+    parts = re.findall(r"%\((\w+)\)s", template)
+    version = "v" + doc["version"] if doc["type"] == "Dataset" else doc["dataset_id"]
+    values = {**doc, "version": version.split("|")[0].split(".")[-1]}
+    return "/".join(
+        str(values[p][0] if isinstance(values[p], list) else values[p])
+        for p in parts
+        if p != "root"
+    )
+
+
+def test_pyesgf_records_carry_the_fields_of_esgf_index_nodes(node: Node) -> None:
+    item = next(
+        it for it in node.items[1:] if it["collection"] == "CMIP6" and len(it["assets"]) >= 2
+    )
+    conn = SearchConnection(node.url + "/esg-search", distrib=False)
+    [dataset] = list(conn.new_context(instance_id=item["id"]).search())
+    doc = dataset.json
+    drs = item["id"].split(".")
+    # As an ESGF index node answers for a CMIP6 dataset: facets are lists of strings, the
+    # record's own fields scalars.
+    assert doc["activity_drs"] == [drs[1]]
+    assert doc["mip_era"] == ["CMIP6"]
+    assert doc["project"] == ["CMIP6"]
+    assert doc["variable"] == doc["variable_id"] == [drs[7]]
+    assert doc["experiment_title"] == [item["properties"]["cmip6:experiment"]]
+    assert doc["dataset_id_template_"] == [
+        "%(mip_era)s.%(activity_drs)s.%(institution_id)s.%(source_id)s.%(experiment_id)s."
+        "%(member_id)s.%(table_id)s.%(variable_id)s.%(grid_label)s"
+    ]
+    [template] = doc["directory_format_template_"]
+    assert template.startswith("%(root)s/%(mip_era)s/%(activity_drs)s/")
+    assert drs_path(template, doc) == item["id"].replace(".", "/")
+    assert isinstance(doc["data_node"], str)
+    assert isinstance(doc["index_node"], str)
+    assert doc["version"] == drs[-1][1:]
+    assert isinstance(doc["_version_"], int)
+    assert doc["_version_"] > 0
+    assert doc["score"] == 1.0
+    assert doc["number_of_aggregations"] == 0
+
+    files = list(dataset.file_context().search())
+    assert len(files) == len(item["assets"])
+    for f in files:
+        asset = item["assets"][f.filename]
+        fdoc = f.json
+        assert fdoc["type"] == "File"
+        assert fdoc["dataset_id"] == dataset.dataset_id
+        assert fdoc["activity_drs"] == [drs[1]]
+        assert fdoc["project"] == ["CMIP6"]
+        assert fdoc["directory_format_template_"] == [template]
+        # Where the file is in ESGF's directory structure, as clients place it locally.
+        assert f"{drs_path(template, fdoc)}/{f.filename}" == asset["file:local_path"]
+        assert f.checksum == asset["file:checksum"][4:]
+        assert f.size == asset["file:size"]
+        assert f.download_url == asset["href"]
+        assert f.urls["HTTPServer"] == [(asset["href"], "application/netcdf")]
+        assert f.opendap_url is None
+        assert isinstance(fdoc["_version_"], int)
+
+
+def test_pyesgf_aggregations_of_datasets(node: Node) -> None:
+    conn = SearchConnection(node.url + "/esg-search", distrib=False)
+    # A dataset of files only has no aggregation.
+    plain = node.items[1]
+    [dataset] = list(conn.new_context(instance_id=plain["id"]).search())
+    aggregations = dataset.aggregation_context()
+    assert aggregations.hit_count == 0
+    assert list(aggregations.search()) == []
+
+    # A dataset served whole as Zarr (as strato.data publishes them): each store is an
+    # aggregation of the dataset, not a file.
+    served = copy.deepcopy(plain)
+    served["id"] = plain["properties"]["base_id"] + ".v29990101"
+    served["properties"]["version"] = "29990101"
+    zarr = {
+        "href": f"{node.url}/datasets/demo/zarr/",
+        "type": "application/vnd+zarr",
+        "title": "processed Zarr",
+        "roles": ["data", "zarr", "https"],
+    }
+    served["assets"] = {**plain["assets"], "zarr": zarr}
+    [outcome] = apply_events(
+        node.store, [create_event(served["collection"], served, requester=WHO)]
+    )
+    assert outcome.status == "applied", outcome
+
+    [dataset] = list(conn.new_context(instance_id=served["id"]).search())
+    assert dataset.number_of_files == len(plain["assets"])
+    assert dataset.json["number_of_aggregations"] == 1
+    assert "Zarr" in dataset.json["access"]
+    [aggregation] = list(dataset.aggregation_context().search())
+    assert aggregation.json["type"] == "Aggregation"
+    assert aggregation.json["dataset_id"] == dataset.dataset_id
+    assert aggregation.aggregation_id.endswith(f"|{served['properties']['data_node']}")
+    assert aggregation.urls["Zarr"] == [(zarr["href"], "application/vnd+zarr")]
+    files = list(dataset.file_context().search())
+    assert sorted(f.filename for f in files) == sorted(plain["assets"])
+
+
 # --- raw queries, on SQLite, PostgreSQL and MariaDB -----------------------------------------
 
 
@@ -311,6 +414,21 @@ def test_paging_with_offset_and_the_solr_envelope(node: Node) -> None:
     assert (doc["west_degrees"], doc["north_degrees"]) == (item["bbox"][0], item["bbox"][3])
 
 
+def test_cordex_records_place_files_by_their_drs(node: Node) -> None:
+    item = next(it for it in node.items if it["collection"] == "CORDEX")
+    [doc] = node.ok(f"instance_id={item['id']}")["response"]["docs"]
+    [template] = doc["directory_format_template_"]
+    assert drs_path(template, doc) == item["id"].replace(".", "/")
+    assert doc["project"] == ["CORDEX"]
+    assert doc["domain_id"] == [item["properties"]["cordex:domain_id"]]
+    files = node.ok([("type", "File"), ("dataset_id", doc["id"]), ("limit", "100")])
+    docs = files["response"]["docs"]
+    assert sorted(d["title"] for d in docs) == sorted(item["assets"])
+    for d in docs:
+        local_path = item["assets"][d["title"]]["file:local_path"]
+        assert f"{drs_path(template, d)}/{d['title']}" == local_path
+
+
 def test_free_text_time_and_all_facets(node: Node) -> None:
     target = node.items[3]
     body = node.ok([("query", target["id"])])
@@ -344,8 +462,9 @@ def test_free_text_time_and_all_facets(node: Node) -> None:
         ("limit=ten", "'limit' is a whole number"),
         ("offset=-1", "'offset' must be within"),
         ("format=application/xml", "'format' is application/solr+json"),
-        ("type=Aggregation", "'type' is Dataset or File"),
+        ("type=Collection", "'type' is Dataset, File or Aggregation"),
         ("type=File&project=CMIP6", "dataset_id"),
+        ("type=Aggregation&project=CMIP6", "dataset_id"),
         ("latest=perhaps", "'latest' is true or false"),
         ("replica=2x", "'replica' is true or false"),
         ("colour=blue", "unknown facet 'colour'"),

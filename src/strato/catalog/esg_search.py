@@ -13,9 +13,11 @@ Semantics, as ESGF's search had them: values of one facet are OR'ed
 the item properties of every project that has it (``cmip6:source_id``, ``cordex:source_id``),
 and its counts are the sum over them.
 
-``type=File`` is served for the files of named datasets (``dataset_id=...``, what
-esgf-pyclient's ``file_context()`` sends): each asset of the item is one file. A file
-search over facets alone would need every matching item's assets, so it answers 400.
+``type=File`` and ``type=Aggregation`` are served for named datasets (``dataset_id=...``,
+what esgf-pyclient's ``file_context()`` and ``aggregation_context()`` and intake-esgf's file
+listing send): each data asset of the item is one file, each Zarr store of the whole
+dataset one aggregation (:mod:`strato.catalog.esg_records`). A file search over facets
+alone would need every matching item's assets, so it answers 400.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from strato.catalog.esg_records import (
+    PLAIN_FACETS,
+    DocContext,
+    aggregation_docs,
+    as_list,
+    bare_name,
+    dataset_doc,
+    file_docs,
+)
+from strato.catalog.esg_records import checksum_of as checksum_of  # what pages show
 from strato.catalog.search import CatalogSearch, SearchRequest
 from strato.catalog.store import parse_datetime, words
 from strato.errors import InvalidInput
@@ -86,9 +98,11 @@ CORDEX_FACETS = (
     "version_realization",
 )
 PROJECT_PREFIXES = {"cmip6": CMIP6_FACETS, "cordex": CORDEX_FACETS}
-PLAIN_FACETS = ("project",)
 # Names ESGF's Solr schema used where the STAC extensions renamed the field.
 ALIASES = {
+    # The DRS's activity (intake-esgf's key facet) is the dataset's activity_id.
+    "activity_drs": "activity_id",
+    "variable": "variable_id",
     "cf_standard_name": "variable_cf_standard_name",
     "experiment_title": "experiment",
 }
@@ -120,16 +134,12 @@ _SYSTEM = frozenset(
 _IDS = frozenset({"id", "instance_id", "dataset_id"})
 _MASTER_IDS = frozenset({"master_id", "drs_id"})
 
-SearchType = Literal["Dataset", "File"]
+SearchType = Literal["Dataset", "File", "Aggregation"]
+SEARCH_TYPES: tuple[SearchType, ...] = ("Dataset", "File", "Aggregation")
 QUERY_STRING = "the query string"
 
 
 # --- facet names --------------------------------------------------------------------------
-
-
-def bare_name(prop: str) -> str:
-    """``cmip6:source_id`` -> ``source_id``; a plain property keeps its name."""
-    return prop.split(":", 1)[1] if ":" in prop else prop
 
 
 class FacetVocabulary:
@@ -402,9 +412,10 @@ def parse_params(
     if free_text:
         query.query_text = " ".join(free_text)
         query.q = _free_text(query.query_text, query.constraints, vocabulary)
-    if query.type == "File" and not query.constraints.wanted.get("dataset_id"):
+    if query.type != "Dataset" and not query.constraints.wanted.get("dataset_id"):
         raise InvalidInput(
-            "type=File lists the files of named datasets: give dataset_id=<id> (one or more)"
+            f"type={query.type} lists the {query.type.lower()}s of named datasets: "
+            "give dataset_id=<id> (one or more)"
         )
     return query
 
@@ -418,9 +429,14 @@ def _system(
     free_text: list[str],
 ) -> None:
     if name == "type":
-        if value not in ("Dataset", "File"):
-            raise InvalidInput(f"parameter 'type' is Dataset or File on this node, not {value!r}")
-        query.type = "File" if value == "File" else "Dataset"
+        for kind in SEARCH_TYPES:
+            if value == kind:
+                query.type = kind
+                break
+        else:
+            raise InvalidInput(
+                f"parameter 'type' is Dataset, File or Aggregation on this node, not {value!r}"
+            )
     elif name == "format":
         if value != SOLR_JSON:
             raise InvalidInput(f"parameter 'format' is {SOLR_JSON} on this node, not {value!r}")
@@ -462,163 +478,6 @@ def _system(
 
 
 # --- documents ----------------------------------------------------------------------------
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else [value]
-
-
-def _facet_fields(props: Mapping[str, Any], vocabulary: FacetVocabulary) -> dict[str, Any]:
-    out: dict[str, list[Any]] = {}
-    for prop, value in props.items():
-        if prop in PLAIN_FACETS or ":" in prop:
-            bare = bare_name(prop)
-            out.setdefault(bare, []).extend(v for v in _list(value) if v is not None)
-    if "variable_cf_standard_name" in out:
-        out["cf_standard_name"] = out["variable_cf_standard_name"]
-    return out
-
-
-def _data_assets(item: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    assets = item.get("assets")
-    if not isinstance(assets, dict):
-        return []
-    out = []
-    for key, asset in assets.items():
-        if not isinstance(asset, dict):
-            continue
-        roles = asset.get("roles")
-        if isinstance(roles, list) and roles and "data" not in roles:
-            continue
-        out.append((str(key), asset))
-    return out
-
-
-@dataclass(frozen=True)
-class DocContext:
-    """Where this node is: for ids, index_node and links."""
-
-    node_name: str
-    base_url: str
-
-
-def item_url(base_url: str, collection_id: str, item_id: str) -> str:
-    return f"{base_url}/stac/collections/{collection_id}/items/{item_id}"
-
-
-def dataset_doc(
-    item: Mapping[str, Any],
-    ctx: DocContext,
-    vocabulary: FacetVocabulary,
-    indexed: datetime | None = None,
-) -> dict[str, Any]:
-    """An item as ESGF's Solr index held a Dataset record; ``indexed`` is when this node
-    last wrote it (``_timestamp``, what from/to search)."""
-    props = item.get("properties")
-    props = props if isinstance(props, dict) else {}
-    instance_id = str(item.get("id"))
-    collection = str(item.get("collection", ""))
-    data_node = str(props.get("data_node") or ctx.node_name)
-    files = _data_assets(item)
-    size = props.get("size")
-    if not isinstance(size, int):
-        size = sum(int(a.get("file:size") or 0) for _, a in files)
-    doc: dict[str, Any] = {
-        "id": f"{instance_id}|{data_node}",
-        "type": "Dataset",
-        "instance_id": instance_id,
-        "master_id": props.get("base_id") or instance_id.rsplit(".v", 1)[0],
-        "title": props.get("title") or instance_id,
-        "version": props.get("version"),
-        "latest": props.get("latest") is not False,
-        "retracted": props.get("retracted") is True,
-        "replica": props.get("replica") is True,
-        "data_node": data_node,
-        "index_node": ctx.node_name,
-        "number_of_files": len(files),
-        "number_of_aggregations": 0,
-        "size": size,
-        "access": _list(props.get("access") or ["HTTPServer"]),
-        "url": [f"{item_url(ctx.base_url, collection, instance_id)}|application/geo+json|STAC"],
-        "stac_collection": collection,
-    }
-    doc.update(_facet_fields(props, vocabulary))
-    for key, prop in (("datetime_start", "start_datetime"), ("datetime_stop", "end_datetime")):
-        if props.get(prop):
-            doc[key] = props[prop]
-    if props.get("updated"):
-        doc["timestamp"] = props["updated"]
-    if indexed is not None:
-        doc["_timestamp"] = indexed.isoformat().replace("+00:00", "Z")
-    bbox = item.get("bbox")
-    if isinstance(bbox, list) and len(bbox) in (4, 6):
-        half = len(bbox) // 2
-        doc["west_degrees"], doc["south_degrees"] = bbox[0], bbox[1]
-        doc["east_degrees"], doc["north_degrees"] = bbox[half], bbox[half + 1]
-    doc["score"] = 1.0
-    return doc
-
-
-def checksum_of(value: Any) -> tuple[str, str] | None:
-    """``(hex digest, type)`` of a file:checksum, a multihash, or a bare hex digest."""
-    if not isinstance(value, str):
-        return None
-    text = value.lower()
-    if len(text) == 68 and text.startswith("1220"):
-        return text[4:], "SHA256"
-    if len(text) == 132 and text.startswith("1340"):
-        return text[4:], "SHA512"
-    if len(text) == 34 and text.startswith("d501"):
-        return text[4:], "MD5"
-    if len(text) == 64:
-        return text, "SHA256"
-    if len(text) == 32:
-        return text, "MD5"
-    return text, "multihash"
-
-
-def file_docs(
-    item: Mapping[str, Any],
-    ctx: DocContext,
-    vocabulary: FacetVocabulary,
-    indexed: datetime | None = None,
-) -> list[dict[str, Any]]:
-    """Each data asset of an item as ESGF's File record; replicas add download URLs."""
-    dataset = dataset_doc(item, ctx, vocabulary, indexed)
-    docs = []
-    for key, asset in _data_assets(item):
-        mime = str(asset.get("type") or "application/netcdf")
-        urls = [f"{asset.get('href')}|{mime}|HTTPServer"]
-        alternates = asset.get("alternate")
-        if isinstance(alternates, dict):
-            for alternate in alternates.values():
-                if isinstance(alternate, dict) and alternate.get("href"):
-                    urls.append(f"{alternate['href']}|{mime}|HTTPServer")
-        doc = {
-            k: v
-            for k, v in dataset.items()
-            if k not in ("number_of_files", "number_of_aggregations", "url", "access")
-        }
-        doc.update(
-            {
-                "id": f"{dataset['instance_id']}.{key}|{dataset['data_node']}",
-                "type": "File",
-                "dataset_id": dataset["id"],
-                "instance_id": f"{dataset['instance_id']}.{key}",
-                "master_id": f"{dataset['master_id']}.{key}",
-                "title": key,
-                "size": int(asset.get("file:size") or 0),
-                "url": urls,
-            }
-        )
-        checksum = checksum_of(asset.get("file:checksum"))
-        if checksum:
-            doc["checksum"], doc["checksum_type"] = [checksum[0]], [checksum[1]]
-        tracking = [v for k, v in asset.items() if k.endswith(":tracking_id")]
-        if tracking:
-            doc["tracking_id"] = tracking
-        docs.append(doc)
-    return docs
 
 
 def project(doc: dict[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
@@ -688,8 +547,8 @@ class EsgSearch:
         vocabulary = self.vocabulary()
         query = parse_params(params, vocabulary, max_limit=self.max_limit)
         ctx = DocContext(self.node_name, base_url.rstrip("/"))
-        if query.type == "File":
-            found, docs, counts = self._files(query, vocabulary, ctx)
+        if query.type != "Dataset":
+            found, docs, counts = self._parts(query, vocabulary, ctx)
         else:
             found, docs, counts = self._datasets(query, vocabulary, ctx)
         response: dict[str, Any] = {
@@ -729,20 +588,22 @@ class EsgSearch:
         page = self.search.search(request)
         items = page.items if query.limit else []
         docs = [
-            dataset_doc(item, ctx, vocabulary, when)
-            for item, when in zip(items, page.indexed, strict=False)
+            dataset_doc(item, ctx, when) for item, when in zip(items, page.indexed, strict=False)
         ]
         counts = count_facets(self.search, request, names, vocabulary) if names else {}
         return page.matched, docs, counts
 
-    def _files(
+    def _parts(
         self, query: EsgQuery, vocabulary: FacetVocabulary, ctx: DocContext
     ) -> tuple[int, list[dict[str, Any]], dict[str, dict[str, int]]]:
+        """The File or Aggregation records of the datasets named by dataset_id."""
         datasets = query.constraints.wanted.get("dataset_id", [])
         if len(datasets) > MAX_FILE_DATASETS:
             raise InvalidInput(
-                f"a file search names at most {MAX_FILE_DATASETS} datasets, not {len(datasets)}"
+                f"a {query.type} search names at most {MAX_FILE_DATASETS} datasets, "
+                f"not {len(datasets)}"
             )
+        records = file_docs if query.type == "File" else aggregation_docs
         names = self._facet_names(query, vocabulary)
         request = query.request(vocabulary, limit=max(len(datasets), 1), offset=0)
         if request is None:
@@ -751,12 +612,12 @@ class EsgSearch:
         files = [
             doc
             for item, when in zip(page.items, page.indexed, strict=False)
-            for doc in file_docs(item, ctx, vocabulary, when)
+            for doc in records(item, ctx, when)
         ]
         counts: dict[str, dict[str, int]] = {n: {} for n in names}
         for doc in files:
             for name in names:
-                for value in _list(doc.get(ALIASES.get(name, name), [])):
+                for value in as_list(doc.get(ALIASES.get(name, name), [])):
                     key = str(value)
                     counts[name][key] = counts[name].get(key, 0) + 1
         window = files[query.offset : query.offset + query.limit]
