@@ -160,13 +160,13 @@ class CatalogSettings(Section):
         "parentheses and operators.",
     )
     filter_max_nodes: int = Field(
-        2_000,
+        1_000,
         ge=10,
         le=4_000,
         description="Most operators and values in a filter (JSON values; in text operators).",
     )
     filter_max_args: int = Field(
-        1_000, ge=2, description="Most arguments of one filter operator or values of one list."
+        500, ge=2, description="Most arguments of one filter operator or values of one list."
     )
     filter_max_literal: int = Field(
         1_024, ge=1, description="Most characters of one string in a filter (a LIKE pattern)."

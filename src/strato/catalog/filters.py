@@ -35,6 +35,7 @@ from sqlalchemy import (
     true,
 )
 
+from strato.catalog.cql2_limits import FilterLimits, check_json
 from strato.catalog.extents import (
     date_literal,
     date_or_none,
@@ -131,7 +132,8 @@ class FilterCompiler:
 
     ``is_facet`` says whether a facet property is known to this node; ``known`` names a
     few queryables for the message about an unknown one. ``dialect`` picks how ``like``
-    is written: SQLite's LIKE ignores case, so there it becomes GLOB.
+    is written: SQLite's LIKE ignores case, so there it becomes GLOB. A filter beyond
+    ``limits`` is refused before any of it is compiled.
     """
 
     def __init__(
@@ -140,16 +142,23 @@ class FilterCompiler:
         known: Callable[[], Sequence[str]],
         dialect: str,
         sql: SqlBuilder,
+        *,
+        limits: FilterLimits | None = None,
     ) -> None:
         self.is_facet = is_facet
         self.known = known
         self.dialect = dialect
         self.sql = sql
+        self.limits = limits or FilterLimits()
 
     # --- CQL2 JSON ---
 
     def cql2(self, node: Any) -> Where:
-        """What a CQL2 JSON boolean expression matches."""
+        """What a CQL2 JSON boolean expression matches, within the filter limits."""
+        check_json(node, self.limits)
+        return self._expr(node)
+
+    def _expr(self, node: Any) -> Where:
         if isinstance(node, bool):
             return Where.of(true() if node else false())
         if not isinstance(node, Mapping) or "op" not in node:
@@ -165,11 +174,11 @@ class FilterCompiler:
         if op in ("and", "or"):
             if len(args) < 2:
                 raise InvalidInput(f"filter: '{op}' takes at least 2 arguments")
-            parts = [self.cql2(a) for a in args]
+            parts = [self._expr(a) for a in args]
             return Where.all(parts) if op == "and" else any_of(parts, self.sql)
         if op == "not":
             _arity(op, args, 1)
-            return negation(self.cql2(args[0]), self.sql)
+            return negation(self._expr(args[0]), self.sql)
         if op in _COMPARISONS:
             _arity(op, args, 2)
             return self._compare(op, args[0], args[1])
@@ -433,6 +442,7 @@ class FilterCompiler:
         """What a STAC query extension object matches, each operator AND'ed."""
         if not isinstance(query, Mapping):
             raise InvalidInput("query: expected an object of {property: {operator: value}}")
+        check_json(query, self.limits)
         parts: list[Where] = []
         for name, ops in query.items():
             if not isinstance(ops, Mapping) or not ops:

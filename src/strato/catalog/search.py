@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from strato.catalog import paging
 from strato.catalog.collection_search import search_collections
+from strato.catalog.cql2_limits import FilterLimits, check_text
 from strato.catalog.extents import bbox_condition, time_condition
 from strato.catalog.facets import KnownFacets, facet_names
 from strato.catalog.filters import FIELDS, FilterCompiler
@@ -102,9 +103,16 @@ class _Plan:
 
 
 class CatalogSearch:
-    def __init__(self, sessions: sessionmaker[Session], *, max_limit: int = 10_000) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        max_limit: int = 10_000,
+        filter_limits: FilterLimits | None = None,
+    ) -> None:
         self.sessions = sessions
         self.max_limit = max_limit
+        self.filter_limits = filter_limits or FilterLimits()
         self.facets = KnownFacets(sessions)
         bind = sessions.kw.get("bind")
         self.dialect: str = bind.dialect.name if bind is not None else "sqlite"
@@ -113,7 +121,11 @@ class CatalogSearch:
             bind.dialect if bind is not None else sqlite.dialect(), self.sql.order_sets
         )
         self.compiler = FilterCompiler(
-            self.facets.__contains__, self._some_queryables, self.dialect, self.sql
+            self.facets.__contains__,
+            self._some_queryables,
+            self.dialect,
+            self.sql,
+            limits=self.filter_limits,
         )
 
     # --- item search ---
@@ -226,7 +238,7 @@ class CatalogSearch:
         if request.filter is not None:
             expression = request.filter
             if isinstance(expression, str):
-                expression = parse_cql2_text(expression)
+                expression = self.parse_text(expression)
             parts.append(self.compiler.cql2(expression))
         return Where.all(parts)
 
@@ -381,6 +393,10 @@ class CatalogSearch:
                 max_limit=self.max_limit,
             )
 
+    def parse_text(self, text: str) -> dict[str, Any]:
+        """CQL2 text as CQL2 JSON, within this node's filter limits."""
+        return parse_cql2_text(text, self.filter_limits)
+
     def _some_queryables(self) -> list[str]:
         facets = sorted(self.facets.names())
         return [*FIELDS, *facets[:6], *(["..."] if len(facets) > 6 else [])]
@@ -392,10 +408,15 @@ _POSITION = re.compile(r"-->\s*(\d+):(\d+)")
 _EXPECTED = re.compile(r"=\s*(.+)$", re.DOTALL)
 
 
-def parse_cql2_text(text: str) -> dict[str, Any]:
-    """CQL2 text as CQL2 JSON; malformed text raises InvalidInput saying what and where."""
+def parse_cql2_text(text: str, limits: FilterLimits | None = None) -> dict[str, Any]:
+    """CQL2 text as CQL2 JSON; malformed text raises InvalidInput saying what and where.
+
+    Text beyond ``limits`` (default :class:`FilterLimits`) is refused before the native
+    parser sees it: deep enough nesting crashes that parser's process.
+    """
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput("filter: the CQL2 text is empty")
+    check_text(text, limits or FilterLimits())
     try:
         parsed: dict[str, Any] = cql2.parse_text(text).to_json()
     except Exception as exc:  # the parser's errors carry no structure, only a message

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -87,13 +87,19 @@ class Parsed:
     fields: params.Fields | None = attr.ib(default=None)
 
 
-def parse_get(values: Mapping[str, Any], max_limit: int, *, check_limit: bool = True) -> Parsed:
+def parse_get(
+    values: Mapping[str, Any],
+    max_limit: int,
+    *,
+    check_limit: bool = True,
+    text_parser: Callable[[str], dict[str, Any]] = parse_cql2_text,
+) -> Parsed:
     """The keyword arguments stac-fastapi makes of a GET query."""
     cql2 = params.parse_filter(
         values.get("filter_expr"),
         values.get("filter_lang"),
         values.get("filter_crs"),
-        text_parser=parse_cql2_text,
+        text_parser=text_parser,
         default_lang="cql2-text",
     )
     search = params.search_request(
@@ -114,14 +120,20 @@ def parse_get(values: Mapping[str, Any], max_limit: int, *, check_limit: bool = 
     return Parsed(search=search, fields=params.parse_fields_get(values.get("fields")))
 
 
-def parse_post(body: Any, max_limit: int, *, check_limit: bool = True) -> Parsed:
+def parse_post(
+    body: Any,
+    max_limit: int,
+    *,
+    check_limit: bool = True,
+    text_parser: Callable[[str], dict[str, Any]] = parse_cql2_text,
+) -> Parsed:
     """A POST body as stac-fastapi's model has read it."""
     given = body.model_fields_set
     cql2 = params.parse_filter(
         getattr(body, "filter_expr", None),
         getattr(body, "filter_lang", None),
         getattr(body, "filter_crs", None),
-        text_parser=parse_cql2_text,
+        text_parser=text_parser,
         default_lang="cql2-json",
     )
     fields = None
@@ -285,7 +297,7 @@ class StratoCoreClient(BaseCoreClient):
         request = _request(kwargs)
         root = self.urls.root(request)
         self.store.get_collection(collection_id)
-        parsed = parse_get(kwargs, self.max_limit)
+        parsed = parse_get(kwargs, self.max_limit, text_parser=self.search.parse_text)
         parsed = attr.evolve(parsed, search=_in_collection(parsed.search, collection_id))
         page = self.search.search(parsed.search)
         page_links = links.get_page_links(
@@ -308,7 +320,7 @@ class StratoCoreClient(BaseCoreClient):
     def get_search(self, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
         request = _request(kwargs)
         root = self.urls.root(request)
-        parsed = parse_get(kwargs, self.max_limit)
+        parsed = parse_get(kwargs, self.max_limit, text_parser=self.search.parse_text)
         page = self.search.search(parsed.search)
         page_links = links.get_page_links(
             self.urls.here(request),
@@ -322,7 +334,7 @@ class StratoCoreClient(BaseCoreClient):
     def post_search(self, search_request: Any, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
         request = _request(kwargs)
         root = self.urls.root(request)
-        parsed = parse_post(search_request, self.max_limit)
+        parsed = parse_post(search_request, self.max_limit, text_parser=self.search.parse_text)
         page = self.search.search(parsed.search)
         page_links = links.post_page_links(
             self.urls.here(request), page.next_token, page.prev_token, root
@@ -419,10 +431,14 @@ class StratoAggregationClient(BaseAggregationClient):
         request = _request(kwargs)
         body = search_request
         if body is not None:
-            parsed = parse_post(body, self.search.max_limit, check_limit=False)
+            parsed = parse_post(
+                body, self.search.max_limit, check_limit=False, text_parser=self.search.parse_text
+            )
             wanted = list(getattr(body, "aggregations", None) or [])
         else:
-            parsed = parse_get(kwargs, self.search.max_limit, check_limit=False)
+            parsed = parse_get(
+                kwargs, self.search.max_limit, check_limit=False, text_parser=self.search.parse_text
+            )
             wanted = list(kwargs.get("aggregations") or [])
         search = parsed.search
         if collection_id is not None:
