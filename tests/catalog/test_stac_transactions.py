@@ -21,7 +21,7 @@ import pytest
 from strato.app import create_app
 from strato.auth import Scope
 from strato.bus import open_bus
-from strato.catalog.events import parse_event, retraction_patch
+from strato.catalog.events import SINGLE_TOPIC, parse_event, retraction_patch
 from strato.catalog.generator import collection_for, generate_items
 from strato.context import Context
 from strato.settings import CatalogSettings, LogSettings, Settings
@@ -47,7 +47,7 @@ class Node:
 async def _read(settings: Settings, request_id: str, count: int) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     async with open_bus(settings.bus.url, settings.data_dir) as bus:
-        sub = await bus.subscribe(f"test-{uuid.uuid4().hex}", pattern=".*")
+        sub = await bus.subscribe(f"test-{uuid.uuid4().hex}", topics=[SINGLE_TOPIC])
         deadline = time.monotonic() + 20
         while len(found) < count and time.monotonic() < deadline:
             for message in await sub.fetch(timeout=0.5):
