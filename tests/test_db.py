@@ -144,3 +144,30 @@ def test_sqlite_checkpoints_after_the_same_amount_of_log_whatever_its_page_size(
             pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
             assert pages * page_size == db.WAL_CHECKPOINT_BYTES
         engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_missing_database_is_created_once(server: str) -> None:
+    """What `strato playground up --database-url` relies on: each node's database is
+    created on its server when it does not exist yet."""
+    import secrets
+
+    from tests.conftest import MARIADB, PG, need_service
+
+    need_service(*(PG if server == "postgresql" else MARIADB))
+    name = f"strato_created_{secrets.token_hex(4)}"
+    url = (
+        f"postgresql://postgres@127.0.0.1:5432/{name}"
+        if server == "postgresql"
+        else f"mysql://root@127.0.0.1:3306/{name}"
+    )
+    try:
+        assert db.create_database_if_missing(url) is True
+        assert db.create_database_if_missing(url) is False
+        engine = db.create_engine(url)
+        db.upgrade(engine)
+        assert db.current_revision(engine) == db.head_revision(engine)
+        engine.dispose()
+    finally:
+        db.drop_database(url)
+    assert db.create_database_if_missing(f"sqlite:////nowhere/{name}.db") is False

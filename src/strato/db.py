@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from strato import jsonio
@@ -284,6 +285,74 @@ def read_only_problem(engine: Engine) -> str | None:
         if row[0] or row[1]:
             return "database is read-only (read_only is set)"
         return None
+
+
+# --- databases on a server ---------------------------------------------------------------
+
+
+def create_database_if_missing(url: str) -> bool:
+    """Create the database ``url`` names on its PostgreSQL or MariaDB server when it does
+    not exist; True when it was created. SQLite files are created on first use."""
+    target = make_url(normalize_url(url))
+    name = target.database
+    if target.get_backend_name() == "sqlite" or not name:
+        return False
+    with _server_connection(target) as conn:
+        quoted = conn.dialect.identifier_preparer.quote_identifier(name)
+        if target.get_backend_name() == "postgresql":
+            found = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar()
+            if found:
+                return False
+            try:
+                conn.execute(text(f"CREATE DATABASE {quoted}"))
+            except sa_exc.ProgrammingError:  # created by someone else meanwhile
+                return False
+            return True
+        found = conn.execute(
+            text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"),
+            {"name": name},
+        ).scalar()
+        if found:
+            return False
+        # utf8mb4_bin: ids compare byte for byte, as on PostgreSQL and SQLite.
+        conn.execute(
+            text(
+                f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            )
+        )
+        return True
+
+
+def drop_database(url: str) -> None:
+    """Drop the database ``url`` names on its server, if it exists (not SQLite files)."""
+    target = make_url(normalize_url(url))
+    name = target.database
+    if target.get_backend_name() == "sqlite" or not name:
+        return
+    with _server_connection(target) as conn:
+        quoted = conn.dialect.identifier_preparer.quote_identifier(name)
+        force = " WITH (FORCE)" if target.get_backend_name() == "postgresql" else ""
+        conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}{force}"))
+
+
+@contextlib.contextmanager
+def _server_connection(target: Any) -> Iterator[Connection]:
+    """An autocommit connection to ``target``'s server, outside the database it names
+    (CREATE DATABASE runs in no transaction and not in the database itself)."""
+    maintenance = "postgres" if target.get_backend_name() == "postgresql" else None
+    engine = sa_create_engine(
+        # URL.set() reads None as "unchanged"; the named tuple's own replace clears it.
+        target._replace(database=maintenance),
+        isolation_level="AUTOCOMMIT",
+        poolclass=NullPool,
+    )
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -106,3 +106,54 @@ def test_playground_refuses_a_second_start_and_a_stop_of_nothing(
     assert done.returncode == 3
     assert "no playground runs" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_playground_creates_postgresql_databases_and_restarts_one_node(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    import secrets
+
+    from strato import db
+    from tests.conftest import PG, need_service
+
+    need_service(*PG)
+    prefix = f"strato_pg_{secrets.token_hex(3)}"
+    database_url = f"postgresql://postgres@127.0.0.1:5432/{prefix}_{{node}}"
+    where = tmp_path / "home" / "playground"
+    # The nodes' databases do not exist: `up` creates them.
+    out = _strato("playground", "up", "--ports", "0,0,0", "--database-url", database_url, env=env)
+    try:
+        state = playground.load(where)
+        assert state is not None
+        urls = {n.name: n.url for n in state.nodes}
+        assert all(url in out for url in urls.values())
+        _strato("generate", "20", "--publish", "--seed", str(SEED), env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _held(urls["east"]) < 20:
+            time.sleep(0.5)
+        assert _held(urls["east"]) == 20
+
+        # Others keep running while `up` refuses; `restart` restarts east alone.
+        again = subprocess.run(
+            [sys.executable, "-m", "strato", "playground", "up", "--ports", "0,0,0"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert again.returncode == 4 and "playground restart" in again.stderr
+        west_pid = state.node("west").pid
+        said = _strato("playground", "restart", "east", env=env)
+        assert urls["east"] in said
+        after = playground.load(where)
+        assert after is not None
+        assert after.node("east").pid != state.node("east").pid
+        assert after.node("west").pid == west_pid
+        assert httpx.get(f"{urls['east']}/readyz", timeout=10).status_code == 200
+        # Its items were kept in its PostgreSQL database.
+        assert _held(urls["east"]) == 20
+        assert _held(urls["west"]) == 20
+    finally:
+        _strato("playground", "down", env=env)
+        for node in ("east", "west", "secondary"):
+            db.drop_database(database_url.replace("{node}", node))

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from strato.errors import Conflict, InvalidInput, NotFound, Unavailable
-from strato.redact import mask_secrets
+from strato.redact import mask_secrets, mask_url
 
 STATE_FILE = "playground.json"
 STRATEGY = "drs"
@@ -62,6 +62,9 @@ class Playground:
     bus_url: str
     topic_strategy: str
     nodes: list[RunningNode] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    # One database per node, "{node}" standing for its name; None for SQLite files.
+    database_url: str | None = None
 
     @property
     def state_path(self) -> Path:
@@ -69,7 +72,11 @@ class Playground:
 
     def save(self) -> None:
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.unlink(missing_ok=True)
+        # Readable by its owner only: the URLs in it may carry passwords.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(asdict(self), indent=2))
         tmp.replace(self.state_path)
 
     def node(self, name: str) -> RunningNode:
@@ -206,12 +213,15 @@ def up(
     """Start the bus and the three nodes; return once every node answers /readyz.
 
     ``database_url`` may name one database per node with ``{node}`` in it (for example
-    ``postgresql://host/pg_{node}``); by default each node has a SQLite file.
-    ``ports`` of 0 pick free ones.
+    ``postgresql://host/pg_{node}``), created on its server when missing; by default
+    each node has a SQLite file. ``ports`` of 0 pick free ones.
     """
     directory = Path(directory).resolve()
     if running(directory) is not None:
-        raise Conflict(f"a playground already runs in {directory}; `strato playground down` first")
+        raise Conflict(
+            f"a playground already runs in {directory}; `strato playground restart NODE` "
+            "restarts one of its nodes, `strato playground down` stops it"
+        )
     if len(ports) != len(NODES):
         raise InvalidInput(f"give {len(NODES)} ports, one per node")
     if database_url and "{node}" not in database_url:
@@ -219,38 +229,16 @@ def up(
     directory.mkdir(parents=True, exist_ok=True)
     bus = bus_url or f"sqlite:///{directory / 'bus.db'}"
     require_bus(bus, directory)
+    if database_url:
+        for spec in NODES:
+            _create_database(database_url, spec.name)
     chosen = [p or _free_port(host) for p in ports]
+    playground = Playground(str(directory), bus, STRATEGY, host=host, database_url=database_url)
     urls = {spec.name: f"http://{host}:{port}" for spec, port in zip(NODES, chosen, strict=True)}
-    playground = Playground(str(directory), bus, STRATEGY)
     started: list[tuple[subprocess.Popen[bytes], RunningNode]] = []
     try:
         for spec, port in zip(NODES, chosen, strict=True):
-            data_dir = directory / spec.name
-            data_dir.mkdir(exist_ok=True)
-            log = data_dir / "node.log"
-            peers = {name: url for name, url in urls.items() if name != spec.name}
-            env = _node_env(
-                spec,
-                data_dir=data_dir,
-                port=port,
-                host=host,
-                bus_url=bus,
-                peers=peers,
-                database_url=database_url,
-            )
-            with log.open("ab") as out:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "strato", "up"],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    # Its own session: a Ctrl-C in the caller's terminal does not reach it.
-                    start_new_session=True,
-                )
-            node = RunningNode(
-                spec.name, urls[spec.name], process.pid, str(data_dir), str(log), spec.topics
-            )
+            process, node = _launch(playground, spec, port, urls)
             started.append((process, node))
             playground.nodes.append(node)
         playground.save()
@@ -261,6 +249,79 @@ def up(
         playground.state_path.unlink(missing_ok=True)
         raise
     return playground
+
+
+def restart(directory: Path, name: str, *, timeout: float = 60.0) -> RunningNode:
+    """Stop one node of the playground in ``directory`` (if it runs) and start it again
+    on its port, with its data directory, database, bus and filter; the other nodes go
+    on. Returns once it answers /readyz."""
+    directory = Path(directory).resolve()
+    found = load(directory)
+    if found is None:
+        raise NotFound(f"no playground runs in {directory}; `strato playground up` first")
+    old = found.node(name)
+    spec = next(s for s in NODES if s.name == name)
+    _stop_pids([old.pid])
+    require_bus(found.bus_url, directory)
+    if found.database_url:
+        _create_database(found.database_url, name)
+    urls = {n.name: n.url for n in found.nodes}
+    port = int(old.url.rsplit(":", 1)[1])
+    process, node = _launch(found, spec, port, urls)
+    found.nodes = [node if n.name == name else n for n in found.nodes]
+    found.save()
+    try:
+        _wait_healthy(node.url, process, Path(node.log), timeout)
+    except BaseException:
+        _stop_pids([node.pid])
+        raise
+    return node
+
+
+def _launch(
+    playground: Playground, spec: NodeSpec, port: int, urls: Mapping[str, str]
+) -> tuple[subprocess.Popen[bytes], RunningNode]:
+    """Start ``spec``'s node process; ``urls`` are every node's, its peers among them."""
+    data_dir = Path(playground.directory) / spec.name
+    data_dir.mkdir(exist_ok=True)
+    log = data_dir / "node.log"
+    env = _node_env(
+        spec,
+        data_dir=data_dir,
+        port=port,
+        host=playground.host,
+        bus_url=playground.bus_url,
+        peers={name: url for name, url in urls.items() if name != spec.name},
+        database_url=playground.database_url,
+    )
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "strato", "up"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the caller's terminal does not reach it.
+            start_new_session=True,
+        )
+    url = f"http://{playground.host}:{port}"
+    return process, RunningNode(spec.name, url, process.pid, str(data_dir), str(log), spec.topics)
+
+
+def _create_database(database_url: str, node: str) -> None:
+    """Create ``node``'s database on its server when it does not exist yet."""
+    from sqlalchemy.exc import DBAPIError
+
+    from strato import db
+
+    url = database_url.replace("{node}", node)
+    try:
+        db.create_database_if_missing(url)
+    except DBAPIError as exc:
+        reason = mask_secrets(str(exc.orig or exc).strip().splitlines()[0])
+        raise Unavailable(
+            f"cannot create the database of node {node} at {mask_url(url)}: {reason}"
+        ) from None
 
 
 def _stop_pids(pids: Sequence[int], grace: float = 15.0) -> None:
@@ -307,4 +368,8 @@ def counts(playground: Playground, timeout: float = 5.0) -> dict[str, int | None
 
 
 def describe(playground: Playground) -> dict[str, Any]:
-    return asdict(playground)
+    shown = asdict(playground)
+    shown["bus_url"] = mask_url(playground.bus_url)
+    if playground.database_url:
+        shown["database_url"] = mask_url(playground.database_url)
+    return shown

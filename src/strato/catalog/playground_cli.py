@@ -56,7 +56,10 @@ def up(
     ),
     database_url: Annotated[
         str | None,
-        typer.Option(help="One database per node, {node} standing for its name; default SQLite."),
+        typer.Option(
+            help="One database per node, {node} standing for its name, created when "
+            "missing (PostgreSQL, MariaDB); default SQLite files."
+        ),
     ] = None,
 ) -> None:
     """Start the bus and the three nodes, each in its own process, and print their URLs."""
@@ -75,6 +78,19 @@ def up(
     lines.append("publish with: strato generate 1000 --publish --node east")
     lines.append("stop with:    strato playground down")
     typer.echo("\n".join(lines))
+
+
+@playground_app.command("restart")
+def restart(
+    ctx: typer.Context,
+    node: Annotated[str, typer.Argument(help="The node to restart: east, west or secondary.")],
+    directory: DirOpt = None,
+) -> None:
+    """Stop one node and start it again (same port, data and database); the others go on."""
+    from strato.catalog import playground
+
+    started = playground.restart(_directory(ctx, directory), node)
+    typer.echo(f"restarted {started.name}: {started.url}/catalog  STAC {started.url}/stac")
 
 
 @playground_app.command("down")
