@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import Connection, Engine, select
 
-from strato.auth import Scope, parse_duration, parse_scopes
+from strato import db
+from strato.auth import ApiToken, IdentityStore, Scope, parse_duration, parse_scopes
 from strato.context import Context
 from strato.errors import InvalidInput
 
@@ -49,3 +53,40 @@ def test_passwords_are_hashed_with_argon2id(context: Context) -> None:
 def test_short_password_is_refused(context: Context) -> None:
     with pytest.raises(InvalidInput, match="shorter than 8"):
         context.identities.create_user("hal", password="short")
+
+
+def _lock_token_rows(engine: Engine, token_id: str) -> Connection:
+    """Another writer: holds the lock a last-use update would need, until closed."""
+    conn = engine.connect()
+    if engine.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.execute(select(ApiToken).where(ApiToken.id == token_id).with_for_update())
+    return conn
+
+
+def test_token_use_never_waits_for_a_lock(database_url: str) -> None:
+    engine = db.create_engine(database_url)
+    db.upgrade(engine)
+    store = IdentityStore(db.session_factory(engine))
+    store.create_user("rita", scopes={Scope.READ})
+    issued = store.create_token("rita", {Scope.READ})
+    holder = _lock_token_rows(engine, issued.info.id)
+    result: list[Any] = []
+    try:
+        worker = threading.Thread(
+            target=lambda: result.append(store.authenticate_token(issued.secret)), daemon=True
+        )
+        worker.start()
+        # Far below any lock wait of the engines (SQLite 30 s, PostgreSQL for ever,
+        # MariaDB 50 s): authentication that waited for the writer would not be done.
+        worker.join(timeout=10)
+        assert result, "authentication waited for another writer's lock"
+        assert result[0].user == "rita"
+    finally:
+        holder.rollback()
+        holder.close()
+    assert store.list_tokens("rita")[0].last_used_at is None  # skipped, not waited for
+    store.authenticate_token(issued.secret)
+    assert store.list_tokens("rita")[0].last_used_at is not None
+    engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -173,3 +174,50 @@ def test_revoking_a_token_revokes_what_it_minted(http: httpx.Client, context: Co
         grandchild["id"]: "revoked",
         sibling["id"]: "active",
     }
+
+
+def test_api_me_answers_while_the_sqlite_database_is_locked(
+    http: httpx.Client, context: Context, settings: Settings
+) -> None:
+    context.identities.create_user("pia", password="pia-password", scopes={Scope.READ})
+    fresh = [context.identities.create_token("pia", {Scope.READ}).secret for _ in range(2)]
+    holder = sqlite3.connect(settings.data_dir / "strato.db", isolation_level=None, timeout=0)
+    # Far below the database's busy timeout (30 s): a request that waits for the lock
+    # to record last_used_at fails here instead of answering.
+    quick = httpx.Timeout(5.0)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+        for kwargs in (
+            {"headers": _bearer(fresh[0])},
+            {"auth": ("pia", fresh[1])},
+            {"auth": ("pia", "pia-password")},
+        ):
+            r = http.get("/api/me", timeout=quick, **kwargs)  # type: ignore[arg-type]
+            assert r.status_code == 200, r.text
+            assert r.json()["user"] == "pia"
+    finally:
+        holder.rollback()
+        holder.close()
+    # Once the lock is gone, use is recorded again.
+    assert http.get("/api/me", headers=_bearer(fresh[0])).status_code == 200
+    used = {t["last_used_at"] for t in http.get("/api/tokens", headers=_bearer(fresh[0])).json()}
+    assert used - {None}
+
+
+def test_last_use_is_written_at_most_once_a_minute(
+    http: httpx.Client, context: Context, settings: Settings
+) -> None:
+    context.identities.create_user("quin", password="quin-password", scopes={Scope.READ})
+    token = context.identities.create_token("quin", {Scope.READ}).secret
+    watcher = sqlite3.connect(settings.data_dir / "strato.db", isolation_level=None)
+    try:
+        assert http.get("/api/me", headers=_bearer(token)).status_code == 200  # records use
+        # data_version changes when another connection commits a change.
+        before = watcher.execute("PRAGMA data_version").fetchone()[0]
+        for _ in range(3):
+            assert http.get("/api/me", headers=_bearer(token)).status_code == 200
+            assert http.get("/api/me", auth=("quin", token)).status_code == 200
+            assert http.get("/api/me", auth=("quin", "quin-password")).status_code == 200
+        assert watcher.execute("PRAGMA data_version").fetchone()[0] == before
+    finally:
+        watcher.close()

@@ -7,21 +7,26 @@ cost every request). Passwords are hashed with argon2id.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, ForeignKey, Integer, String, select
+from sqlalchemy import Boolean, ForeignKey, Integer, String, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from strato.db import Base, UTCDateTime, begin_write, utcnow
 from strato.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+
+log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "strato_"  # noqa: S105  (a marker, not a secret)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -321,7 +326,7 @@ class IdentityStore:
     # authentication ---------------------------------------------------------
     def authenticate_token(self, secret: str) -> Principal:
         now = utcnow()
-        with self._sessions.begin() as s:
+        with self._sessions() as s:
             row = s.execute(
                 select(ApiToken, User).join(User).where(ApiToken.token_hash == hash_token(secret))
             ).first()
@@ -334,9 +339,30 @@ class IdentityStore:
                 raise Unauthorized(f"token {token.id} expired at {token.expires_at.isoformat()}")
             if not user.is_active:
                 raise Unauthorized(f"user {user.name!r} is disabled")
-            if token.last_used_at is None or now - token.last_used_at >= _LAST_USED_RESOLUTION:
-                token.last_used_at = now
-            return Principal(user=user.name, scopes=parse_scopes(token.scopes), token_id=token.id)
+            principal = Principal(
+                user=user.name, scopes=parse_scopes(token.scopes), token_id=token.id
+            )
+            due = token.last_used_at is None or now - token.last_used_at >= _LAST_USED_RESOLUTION
+        if due:
+            self._touch(principal.token_id, now)
+        return principal
+
+    def _touch(self, token_id: str | None, now: datetime) -> None:
+        """Record a token's use unless that means waiting for a lock: the request it
+        authenticates is served either way, and the next one will record it."""
+        stale = now - _LAST_USED_RESOLUTION
+        try:
+            with self._sessions.begin() as s, _no_lock_wait(s):
+                s.execute(
+                    update(ApiToken)
+                    .where(
+                        ApiToken.id == token_id,
+                        or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= stale),
+                    )
+                    .values(last_used_at=now)
+                )
+        except OperationalError as exc:  # locked, busy, lock wait timeout
+            log.debug("last use of token %s not recorded: %s", token_id, exc.orig)
 
     def authenticate_basic(self, name: str, secret: str) -> Principal:
         """HTTP Basic: the secret is either the user's password or one of its tokens."""
@@ -409,6 +435,38 @@ class IdentityStore:
         if user is None:
             raise NotFound(f"no user named {name!r}")
         return user
+
+
+@contextlib.contextmanager
+def _no_lock_wait(s: Session) -> Iterator[None]:
+    """Within ``s``'s transaction, fail at once (OperationalError) instead of waiting for
+    a lock another writer holds; the connection's own setting comes back afterwards."""
+    conn = s.connection()
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")  # ends with the transaction
+        yield
+        return
+    if dialect == "sqlite":
+        read, set_ = "PRAGMA busy_timeout", "PRAGMA busy_timeout = {}"
+        quick = 0
+    else:  # MariaDB counts whole seconds
+        read = "SELECT @@SESSION.innodb_lock_wait_timeout"
+        set_ = "SET SESSION innodb_lock_wait_timeout = {}"
+        quick = 1
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.execute(read)
+        before = int(cursor.fetchone()[0])
+        cursor.execute(set_.format(quick))
+        try:
+            yield
+        finally:
+            cursor.execute(set_.format(before))
+    finally:
+        cursor.close()
 
 
 def _user_info(u: User) -> UserInfo:
