@@ -465,6 +465,7 @@ def test_free_text_time_and_all_facets(node: Node) -> None:
         ("type=Collection", "'type' is Dataset, File or Aggregation"),
         ("type=File&project=CMIP6", "dataset_id"),
         ("type=Aggregation&project=CMIP6", "dataset_id"),
+        ("type=File&tracking_id=hdl:21.14100/x", "not found by tracking_id"),
         ("latest=perhaps", "'latest' is true or false"),
         ("replica=2x", "'replica' is true or false"),
         ("colour=blue", "unknown facet 'colour'"),

@@ -49,7 +49,7 @@ def only_this_node(node: Node, tmp_path: Path) -> Iterator[Path]:
     yields its data root."""
     conf = intake_esgf.conf
     root = tmp_path / "esg_dataroot"
-    root.mkdir()
+    root.mkdir(parents=True)
     with warnings.catch_warnings():
         # pandas says the option goes away in pandas 4.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -121,6 +121,14 @@ def test_intake_esgf_finds_the_datasets_of_a_search(node: Node, tmp_path: Path) 
         assert [row[f] for f in KEY_FACETS] == drs[:-1]
         assert row["version"] == drs[-1][1:]
         assert row["project"] == "CMIP6"
+
+    # The DRS's activity is a facet to search by, as on ESGF's index nodes.
+    activity = expected[0]["id"].split(".")[1]
+    with only_this_node(node, tmp_path / "again"):
+        again = catalog(node).search(quiet=True, activity_drs=activity, **query)
+    assert {row["id"][0].split("|")[0] for _, row in again.df.iterrows()} == {
+        it["id"] for it in expected if it["id"].split(".")[1] == activity
+    }
 
 
 def test_intake_esgf_lists_files_and_opens_them_from_a_local_data_root(

@@ -250,6 +250,12 @@ def _constraint_properties(name: str, vocabulary: FacetVocabulary) -> tuple[str,
 
 def _check_constraint(name: str, vocabulary: FacetVocabulary, *, where: str = QUERY_STRING) -> None:
     """InvalidInput unless ``name`` is something a search can be constrained by."""
+    if name == "tracking_id":
+        # Files are assets of items here, which are not indexed by them.
+        raise InvalidInput(
+            "files are not found by tracking_id on this node: list the files of a dataset "
+            "with type=File&dataset_id=<id>"
+        )
     if name not in _IDS and name not in _MASTER_IDS and name != "version":
         vocabulary.properties(name, where=where)
 
