@@ -8,6 +8,7 @@ strings, HDF5 datasets without dimension scales.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cftime
@@ -124,7 +125,10 @@ def write_station_zarr(path: Path, zarr_format: int) -> Path:
         ds = ds.load()
     for name in ("station_name", "operator"):
         ds[name] = ds[name].astype(object)  # what xarray writes as variable-length strings
-    ds.to_zarr(path, zarr_format=zarr_format, consolidated=True)
+    with warnings.catch_warnings():
+        # zarr notes that consolidated metadata is not in the v3 spec; xarray writes it.
+        warnings.simplefilter("ignore", UserWarning)
+        ds.to_zarr(path, zarr_format=zarr_format, consolidated=True)
     return path
 
 

@@ -387,17 +387,24 @@ def test_bounds_scalar_coordinates_characters_and_missing_values(
     assert np.isnan(served["tas"].values[0, 2])
 
 
-def test_object_dtype_is_skipped_with_the_reason() -> None:
+@pytest.mark.parametrize("zarr_format", FORMATS)
+def test_variable_length_strings_are_served_and_other_objects_skipped(
+    zarr_format: Literal[2, 3],
+) -> None:
     ds = xr.Dataset(
-        {"tas": ("x", np.arange(3.0)), "note": ("x", np.array(["a", None, "c"], dtype=object))}
+        {
+            "tas": ("x", np.arange(3.0)),
+            "note": ("x", np.array(["a", None, "ç"], dtype=object)),
+            "blob": ("x", np.array([{"a": 1}, {}, {}], dtype=object)),
+        }
     )
     view = ZarrView(ds)
-    assert view.variables() == ["tas"]
-    assert view.skipped == {
-        "note": "object dtype (variable-length strings) has no fixed width to declare"
-    }
+    assert view.variables() == ["tas", "note"]
+    assert view.skipped == {"blob": "object dtype holding other than text has no Zarr data type"}
     with pytest.raises(NotFound, match="not served: object dtype"):
-        view.get("note/.zarray", 2)
+        view.get("blob/.zarray", 2)
+    # A missing string reads as an empty one, as zarr fills strings.
+    assert open_view(view, zarr_format)["note"].values.tolist() == ["a", "", "ç"]
 
 
 @pytest.mark.parametrize("zarr_format", FORMATS)

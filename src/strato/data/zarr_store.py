@@ -21,9 +21,12 @@ Chunks: sizes the provider asked for per dimension, else the source's (on-disk c
 from the encoding, else dask's), else about 8 MiB keeping whole spatial fields. Index
 coordinates are always one chunk: every client reads them whole on open.
 
-Variables of object dtype (NetCDF variable-length strings) are not served: their width is
-only known after reading the whole variable, and v2 and v3 clients decode variable-length
-strings differently. They are listed in :attr:`ZarrView.skipped`.
+Variable-length strings (object or numpy ``StringDType`` arrays: NetCDF-4 ``string``
+variables, Zarr ``vlen-utf8`` sources, the ``season`` of a groupby result) are served as
+what zarr writes for them: v2 dtype ``|O`` with the ``vlen-utf8`` filter, v3 data type
+``string`` with the ``vlen-utf8`` codec; both encode a chunk to the same bytes. Object
+arrays that hold anything but text are not served; they are listed in
+:attr:`ZarrView.skipped`.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ _MANTISSA_BITS = {2: 10, 4: 23, 8: 52}
 # those variables are never bit-rounded.
 _REFERRING_ATTRS = ("coordinates", "bounds", "climatology")
 _SERVABLE_KINDS = "biufcSU"
+_VLEN_UTF8 = numcodecs.VLenUTF8()
+_OBJECT = np.dtype(object)
 
 
 @dataclass(frozen=True)
@@ -289,7 +294,7 @@ class ZarrView:
             var_attrs = {str(k): v for k, v in array.variable.attrs.items()}
             fill = var_attrs.pop("_FillValue", None)
             fill_json = None
-            if fill is not None:
+            if fill is not None and array.dtype != _OBJECT:
                 fill_json = _v2_fill(fill, array.dtype)
                 if fill_json is None:
                     # Not representable as this dtype's fill_value: keep it as an attribute,
@@ -300,6 +305,8 @@ class ZarrView:
             filters = None
             if array.keepbits is not None:
                 filters = [numcodecs.BitRound(keepbits=array.keepbits).get_config()]
+            if array.dtype == _OBJECT:
+                filters = [_VLEN_UTF8.get_config()]
             metadata[f"{name}/.zattrs"] = zattrs
             metadata[f"{name}/.zarray"] = {
                 "shape": list(array.shape),
@@ -321,7 +328,7 @@ class ZarrView:
             for k, v in array.variable.attrs.items():
                 if k != "_FillValue":
                     attributes[str(k)] = _json_attr(v)
-                elif v is not None and array.dtype.kind not in "SU":
+                elif v is not None and array.dtype.kind not in "SUO":
                     attributes["_FillValue"] = _v3_fill_attr(v, array.dtype)
                 # xarray's v3 reader cannot decode a string _FillValue: leaving it out
                 # keeps the array readable, and strings are never masked by it anyway.
@@ -330,7 +337,9 @@ class ZarrView:
                 codecs.append(
                     {"name": "numcodecs.bitround", "configuration": {"keepbits": array.keepbits}}
                 )
-            if array.dtype.kind in "bS" or array.dtype.itemsize == 1:
+            if array.dtype == _OBJECT:
+                codecs.append({"name": "vlen-utf8", "configuration": {}})
+            elif array.dtype.kind in "bS" or array.dtype.itemsize == 1:
                 codecs.append({"name": "bytes"})
             else:
                 codecs.append({"name": "bytes", "configuration": {"endian": "little"}})
@@ -439,10 +448,14 @@ class ZarrView:
             data = full
         if array.keepbits is not None:
             data = _bitround(data, array.keepbits, array.exact)
-        data = np.ascontiguousarray(data)
+        encoded: Any
+        if array.dtype == _OBJECT:
+            encoded = _VLEN_UTF8.encode(_texts(data))
+        else:
+            encoded = np.ascontiguousarray(data)
         if self._compressor is None:
-            return data.tobytes()
-        return bytes(self._compressor.encode(data))
+            return bytes(encoded) if array.dtype == _OBJECT else encoded.tobytes()
+        return bytes(self._compressor.encode(encoded))
 
 
 # --- building arrays -------------------------------------------------------------------------
@@ -494,8 +507,12 @@ def _unservable(name: str, variable: xr.Variable) -> str | None:
     if "/" in name or not name or name.startswith("."):
         return "its name cannot be a Zarr array name"
     kind = variable.dtype.kind
+    if kind == "T":
+        return None  # numpy's variable-length strings
     if kind == "O":
-        return "object dtype (variable-length strings) has no fixed width to declare"
+        if _holds_text(variable):
+            return None
+        return "object dtype holding other than text has no Zarr data type"
     if kind not in _SERVABLE_KINDS + "mM":
         return f"dtype {variable.dtype} has no Zarr data type"
     if kind in "SU" and variable.dtype.itemsize == 0:
@@ -512,6 +529,8 @@ def _array(
     keepbits: int | None,
 ) -> _Array:
     dtype = variable.dtype
+    if dtype.kind in "OT":
+        dtype = _OBJECT  # variable-length text, whichever way numpy holds it
     if dtype.byteorder == ">" or (dtype.byteorder == "=" and not _LITTLE_ENDIAN):
         dtype = dtype.newbyteorder("<")
     dims = tuple(str(d) for d in variable.dims)
@@ -522,6 +541,24 @@ def _array(
         dtype.kind != "f" or keepbits >= _MANTISSA_BITS.get(dtype.itemsize, 0)
     ):
         keepbits = None
+    if dtype == _OBJECT:
+        fill = None
+        exact: tuple[Any, ...] = ()
+        pad = ""  # what zarr gives the unwritten part of a string array
+        return _Array(
+            name=name,
+            variable=variable,
+            read=_DaskBlocks(variable) if variable.chunks is not None else _LazyReader(variable),
+            dims=dims,
+            shape=shape,
+            chunks=chunks,
+            grid=grid,
+            dtype=dtype,
+            keepbits=None,
+            exact=exact,
+            pad2=pad,
+            pad3=pad,
+        )
     fill = _scalar_fill(variable.attrs.get("_FillValue"), dtype)
     exact = tuple(
         v for v in (fill, _scalar_fill(variable.attrs.get("missing_value"), dtype)) if v is not None
@@ -740,6 +777,8 @@ def _v2_fill(value: Any, dtype: np.dtype[Any]) -> Any:
 
 def _fill_json(scalar: Any, dtype: np.dtype[Any]) -> Any:
     kind = dtype.kind
+    if kind == "O":
+        return str(scalar)
     if kind == "b":
         return bool(scalar)
     if kind in "iu":
@@ -767,8 +806,29 @@ def _v3_fill_attr(value: Any, dtype: np.dtype[Any]) -> Any:
     return _json_attr(value)
 
 
+def _holds_text(variable: xr.Variable) -> bool:
+    """Whether an object array holds strings; one element tells, and reading it is cheap."""
+    if variable.encoding.get("dtype") is str:
+        return True
+    if variable.size == 0:
+        return True
+    first = variable[(0,) * variable.ndim].values
+    return isinstance(first[()] if isinstance(first, np.ndarray) else first, str | bytes)
+
+
+def _texts(data: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A chunk of strings as vlen-utf8 encodes them: missing values (None, NaN) are empty."""
+    flat = [
+        v if isinstance(v, str) else v.decode("utf-8", "replace") if isinstance(v, bytes) else ""
+        for v in data.reshape(-1)
+    ]
+    return np.array(flat, dtype=object).reshape(data.shape)
+
+
 def _v3_data_type(dtype: np.dtype[Any]) -> Any:
     kind = dtype.kind
+    if kind == "O":
+        return "string"
     if kind == "b":
         return "bool"
     if kind in "iufc":
