@@ -49,6 +49,15 @@ class Conflict(StratoError):
     title = "Conflict"
 
 
+class TooManyRequests(StratoError):
+    code = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(StratoError):
     code = "payload-too-large"
     title = "Request too large"
