@@ -34,7 +34,9 @@ def make_esg_search_router(
             "within a facet, AND across facets; `variable_id!=tas` excludes). Facet names "
             "are ESGF's bare names (`source_id`), matching `cmip6:source_id` and "
             "`cordex:source_id`. `type=File` lists the files of the datasets named by "
-            "`dataset_id`. Searches this node only (`distrib` is ignored)."
+            "`dataset_id`, `type=Aggregation` their Zarr stores. Records have the fields "
+            "of ESGF's index nodes (`activity_drs`, `directory_format_template_`, `url` "
+            "triples). Searches this node only (`distrib` is ignored)."
         ),
         responses={400: {"description": "A parameter is not valid; the problem names it"}},
     )
@@ -42,7 +44,9 @@ def make_esg_search_router(
     # checks them all from the query string, along with any facet as a constraint.
     def esg_search(
         request: Request,
-        type: Annotated[str | None, Query(description="Dataset (default) or File")] = None,
+        type: Annotated[
+            str | None, Query(description="Dataset (default), File or Aggregation")
+        ] = None,
         format: Annotated[str | None, Query(description=f"{SOLR_JSON} only")] = None,
         limit: Annotated[str | None, Query(description="Records per page, 0..10000")] = None,
         offset: Annotated[str | None, Query(description="Records to skip")] = None,
