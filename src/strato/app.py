@@ -19,7 +19,7 @@ from strato.http.core_routes import make_core_router
 from strato.http.faults import StorageFaultMiddleware
 from strato.http.identity_routes import make_identity_router
 from strato.http.metrics import Metrics
-from strato.http.middleware import RequestContextMiddleware
+from strato.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from strato.http.problems import install_error_handlers
 from strato.http.security import Authenticator
 from strato.settings import Settings
@@ -96,5 +96,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
             expose_headers=["ETag", "Content-Length", "X-Request-ID"],
         )
     # Added last so it wraps everything, CORS included.
+    # Inside the request context, so a refused body has a request id and a log line.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access=settings.log.access)
     return app

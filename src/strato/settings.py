@@ -206,6 +206,12 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS; empty disables CORS."
     )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the web server reads (16 MiB); larger ones "
+        "answer 413, chunked ones as soon as they cross it.",
+    )
     dask_scheduler: str | None = Field(
         None, description="Address of a Dask distributed scheduler; default: threads in-process."
     )

@@ -10,9 +10,12 @@ import time
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from strato.errors import PayloadTooLarge
 from strato.http.metrics import Metrics
+from strato.http.problems import domain_problem
 from strato.logs import request_id_var
 
 log = logging.getLogger("strato.http")
@@ -107,3 +110,84 @@ async def _internal_error(send: Send, path: str, request_id: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised into the app by :class:`BodyLimitMiddleware`'s ``receive``: an HTTP error,
+    so FastAPI's body parsing passes it on instead of calling it a malformed body."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _too_large(limit))
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"the request body is larger than {limit:,} bytes, the most this server accepts "
+        "(setting max_body_bytes)"
+    )
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies larger than ``max_bytes`` with a 413 problem.
+
+    A declared ``Content-Length`` beyond the limit is answered before anything is read;
+    a body without one (chunked) is counted while the app reads it, and the read that
+    crosses the limit raises :class:`BodyTooLarge`. Whatever the app then answers is
+    replaced by the 413, so the answer is the same however a route reads its body.
+    (Starlette's own limit answers ``text/plain`` without saying the limit, and replaces
+    even a JSON problem with that.)
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        exceeded = False
+        answered = False
+
+        async def counted() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def unless_exceeded(message: Message) -> None:
+            nonlocal answered
+            if exceeded and not answered:
+                return  # the app's answer to a body it could not read: the 413 replaces it
+            if message["type"] == "http.response.start":
+                answered = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, unless_exceeded)
+        except BodyTooLarge:
+            if answered:
+                raise
+        except Exception:
+            if not exceeded or answered:
+                raise
+        if exceeded and not answered:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = domain_problem(
+            PayloadTooLarge(_too_large(self.max_bytes)), instance=scope["path"]
+        )
+        # The rest of the body is not read: the connection is closed after the answer.
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
