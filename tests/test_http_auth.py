@@ -221,3 +221,44 @@ def test_last_use_is_written_at_most_once_a_minute(
         assert watcher.execute("PRAGMA data_version").fetchone()[0] == before
     finally:
         watcher.close()
+
+
+def _client_from(url: str, address: str) -> httpx.Client:
+    # Linux routes all of 127.0.0.0/8 to loopback: each address is another client.
+    return httpx.Client(base_url=url, transport=httpx.HTTPTransport(local_address=address))
+
+
+def test_wrong_password_bursts_answer_429_and_spare_other_users(
+    settings: Settings, context: Context, serve: Callable[[Any], str]
+) -> None:
+    limits = AuthSettings(failures_per_user=3, failures_per_address=5, failure_window=60)
+    settings = settings.model_copy(update={"auth": limits})
+    url = serve(create_app(settings, context=context))
+    context.identities.create_user("vic", password="vic-password", scopes={Scope.READ})
+    context.identities.create_user("wes", password="wes-password", scopes={Scope.READ})
+
+    with _client_from(url, "127.0.0.1") as attacker:
+        for _ in range(3):
+            assert_problem(attacker.get("/api/me", auth=("vic", "wrong-pass")), 401)
+        r = attacker.get("/api/me", auth=("vic", "wrong-pass"))
+        assert_problem(r, 429, "'vic'")
+        assert "3 per 60 s" in r.json()["detail"]
+        assert 0 < int(r.headers["retry-after"]) <= 60
+        # Refused before the password is checked: the right one is refused as well.
+        assert_problem(attacker.get("/api/me", auth=("vic", "vic-password")), 429)
+    with _client_from(url, "127.0.0.2") as someone:
+        # Another user signs in from another address as ever.
+        assert someone.get("/api/me", auth=("wes", "wes-password")).json()["user"] == "wes"
+        # Tokens are not password checks: they still work for the user under attack.
+        token = context.identities.create_token("vic", {Scope.READ}).secret
+        assert someone.get("/api/me", headers=_bearer(token)).status_code == 200
+
+    # One address spraying user names is stopped by the per-address limit.
+    with _client_from(url, "127.0.0.3") as sprayer:
+        for i in range(5):
+            assert_problem(sprayer.get("/api/me", auth=(f"u{i}", "wrong-pass")), 401)
+        r = sprayer.get("/api/me", auth=("wes", "wes-password"))
+        assert_problem(r, 429, "127.0.0.3")
+        assert "5 per 60 s" in r.json()["detail"]
+    with _client_from(url, "127.0.0.2") as someone:
+        assert someone.get("/api/me", auth=("wes", "wes-password")).status_code == 200

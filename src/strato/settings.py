@@ -46,6 +46,23 @@ class AuthSettings(Section):
     token_default_expiry: str = Field(
         "never", description="Lifetime of new tokens when none is given: 30d, 12h, 90m or never."
     )
+    # Each password check costs argon2 work on purpose; past these limits a caller hears
+    # 429 with Retry-After before any check runs. Tokens are not limited: they cost a hash.
+    failures_per_user: int = Field(
+        10, ge=1, description="Wrong passwords for one user name per window, from anywhere."
+    )
+    failures_per_address: int = Field(
+        30, ge=1, description="Wrong passwords from one client address per window, any user."
+    )
+    failure_window: int = Field(
+        60, ge=1, le=86_400, description="Seconds over which wrong passwords are counted."
+    )
+    failure_tracking: int = Field(
+        10_000,
+        ge=1,
+        description="Most user names, and most addresses, counted at once; the least "
+        "recently failed are forgotten first.",
+    )
 
 
 class LogSettings(Section):

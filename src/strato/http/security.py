@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
@@ -13,8 +13,9 @@ from fastapi.security import (
     HTTPBearer,
 )
 
-from strato.auth import ANONYMOUS, IdentityStore, Principal, Scope
+from strato.auth import ANONYMOUS, TOKEN_PREFIX, IdentityStore, Principal, Scope
 from strato.errors import Forbidden, Unauthorized
+from strato.http.signin_limits import SignInLimits
 from strato.settings import AuthSettings
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `strato token create`.")
@@ -27,17 +28,28 @@ class Authenticator:
     def __init__(self, identities: IdentityStore, settings: AuthSettings) -> None:
         self.identities = identities
         self.settings = settings
+        self.limits = SignInLimits(settings)
 
     def principal(
         self,
         bearer: HTTPAuthorizationCredentials | None,
         basic: HTTPBasicCredentials | None,
+        address: str | None = None,
     ) -> Principal | None:
         if bearer is not None:
             return self.identities.authenticate_token(bearer.credentials)
-        if basic is not None:
+        if basic is None:
+            return None
+        if basic.password.startswith(TOKEN_PREFIX):
+            # A token costs one SHA-256 and guessing one is hopeless: not limited.
             return self.identities.authenticate_basic(basic.username, basic.password)
-        return None
+        # Before the password check, so that a refused attempt costs no argon2 work.
+        self.limits.check(basic.username, address)
+        try:
+            return self.identities.authenticate_basic(basic.username, basic.password)
+        except Unauthorized:
+            self.limits.failed(basic.username, address)
+            raise
 
     def require(self, scope: Scope) -> Callable[..., Principal]:
         """A dependency that answers 401/403 unless the caller holds ``scope``."""
@@ -46,10 +58,11 @@ class Authenticator:
         # Sync on purpose: password checks are deliberately slow (argon2) and must
         # run in the threadpool, not on the event loop.
         def dependency(
+            request: Request,
             bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
             basic: HTTPBasicCredentials | None = Depends(_basic),
         ) -> Principal:
-            principal = self.principal(bearer, basic)
+            principal = self.principal(bearer, basic, _address(request))
             if principal is None:
                 if anonymous_ok:
                     return ANONYMOUS
@@ -67,12 +80,19 @@ class Authenticator:
         """A dependency for routes about the caller itself: any valid credentials."""
 
         def dependency(
+            request: Request,
             bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
             basic: HTTPBasicCredentials | None = Depends(_basic),
         ) -> Principal:
-            principal = self.principal(bearer, basic)
+            principal = self.principal(bearer, basic, _address(request))
             if principal is None:
                 raise Unauthorized("this request needs credentials")
             return principal
 
         return dependency
+
+
+def _address(request: Request) -> str | None:
+    # The peer as uvicorn reports it: behind a trusted proxy (FORWARDED_ALLOW_IPS,
+    # loopback by default) the client's own address from X-Forwarded-For.
+    return request.client.host if request.client is not None else None
