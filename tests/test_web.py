@@ -84,3 +84,33 @@ def test_cors_is_configurable(
         assert r.headers["access-control-allow-origin"] == "https://viewer.example"
         other = c.get("/healthz", headers={"Origin": "https://elsewhere.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+# What the platform does not have yet; the landing page, the API description and the
+# command line must not promise it.
+NOT_YET = ("job engine", "process pool", "celery", "operations", "pipeline", "streaming")
+
+
+def _promises(text: str) -> list[str]:
+    prose = re.sub(r"<[^>]+>", " ", text).lower()
+    return [claim for claim in NOT_YET if claim in prose]
+
+
+def test_landing_page_describes_only_what_exists(http: httpx.Client) -> None:
+    page = http.get("/")
+    assert _promises(page.text) == [], page.text
+    # What does exist is there.
+    for what in ("Zarr", "STAC"):
+        assert what in page.text
+    info = http.get("/openapi.json").json()["info"]
+    assert _promises(f"{info.get('summary', '')} {info.get('description', '')}") == []
+
+
+def test_command_line_help_describes_only_what_exists() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "strato", "--help"], capture_output=True, text=True, check=True
+    )
+    assert _promises(done.stdout) == [], done.stdout

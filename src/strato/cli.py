@@ -20,7 +20,7 @@ from strato.settings import Settings, load_settings
 
 app = typer.Typer(
     name="strato",
-    help="strato: datasets, catalogs, operations, pipelines and streaming for data centres.",
+    help="strato: datasets served as Zarr and a federated STAC catalog for data centres.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -70,7 +70,7 @@ def root(
         Path | None, typer.Option("--data-dir", help="Data directory (overrides settings).")
     ] = None,
 ) -> None:
-    """strato: datasets, catalogs, operations, pipelines and streaming for science data centres."""
+    """strato: datasets served as Zarr and a federated STAC catalog for science data centres."""
     overrides = {"data_dir": data_dir} if data_dir is not None else {}
     ctx.obj = CliState(config=config, overrides=overrides)
 
@@ -300,7 +300,7 @@ def _serve(ctx: typer.Context, host: str | None, port: int | None, *, first_star
 
 @app.command()
 def up(ctx: typer.Context, host: HostOpt = None, port: PortOpt = None) -> None:
-    """Start the whole platform: migrations, admin, web app and services."""
+    """Start the whole platform: migrations, admin, web app, demo data, catalog consumer."""
     _serve(ctx, host, port, first_start=True)
 
 
