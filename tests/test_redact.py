@@ -9,8 +9,11 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from strato.bus.factory import open_bus
@@ -142,3 +145,26 @@ def test_strato_up_never_prints_the_bus_password(tmp_path: Path) -> None:
     said = out.read_text()
     assert "user:***@127.0.0.1:9" in said
     assert "hunter22" not in said
+
+
+def test_publication_reports_mask_peer_credentials(
+    settings: Settings, serve: Callable[[Any], str]
+) -> None:
+    from strato.app import create_app
+    from strato.context import Context
+
+    peers = {"west": "http://user:hunter22@127.0.0.1:9/"}
+    settings = settings.model_copy(
+        update={"catalog": settings.catalog.model_copy(update={"peers": peers})}
+    )
+    ctx = Context.open(settings)
+    ctx.migrate()
+    try:
+        url = serve(create_app(settings, context=ctx))
+        r = httpx.get(f"{url}/stac/publications/req-1", timeout=30)
+    finally:
+        ctx.close()
+    assert r.status_code == 200, r.text
+    assert "hunter22" not in r.text
+    west = next(n for n in r.json()["nodes"] if n["node"] == "west")
+    assert west["url"] == "http://user:***@127.0.0.1:9/"

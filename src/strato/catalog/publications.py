@@ -23,6 +23,7 @@ from strato.catalog.events import topic_for
 from strato.catalog.store import EVENT_ID_LEN, ItemStore, RecordedOutcome
 from strato.errors import InvalidInput
 from strato.http.security import Authenticator
+from strato.redact import mask_secrets, mask_url
 from strato.settings import Settings
 
 NodeStatus = Literal["pending", "applied", "rejected", "partial", "unreachable", "not-subscribed"]
@@ -124,6 +125,7 @@ async def _ask_peer(
     client: httpx.AsyncClient, name: str, url: str, request_id: str
 ) -> dict[str, Any]:
     target = f"{url.rstrip('/')}/stac/publications/{request_id}"
+    url = mask_url(url)  # a peer URL may carry credentials; answers show it masked
     try:
         response = await client.get(target, params={"local": "true"})
         if response.status_code in (401, 403):
@@ -141,7 +143,8 @@ async def _ask_peer(
         report["node"], report["url"] = name, url
         return report
     except (httpx.HTTPError, ValueError, LookupError, TypeError, AttributeError) as exc:
-        return {"node": name, "url": url, "status": "unreachable", "detail": str(exc)[:300]}
+        detail = mask_secrets(str(exc))[:300]
+        return {"node": name, "url": url, "status": "unreachable", "detail": detail}
 
 
 def make_publications_router(
