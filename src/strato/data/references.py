@@ -40,6 +40,7 @@ import numpy as np
 from kerchunk.combine import MultiZarrToZarr
 from kerchunk.hdf import SingleHdf5ToZarr
 
+from strato.data.hdf5_refs import fix_hdf5_references
 from strato.errors import InvalidInput, NotFound
 
 REFERENCE_VERSION = 1
@@ -119,6 +120,8 @@ def _translate(path: Path) -> dict[str, Any]:
             refs: dict[str, Any] = translator.translate()
         finally:
             translator.close()
+        # Dimensions, fill values and packing as xarray reads them from the file.
+        fix_hdf5_references(path, refs["refs"])
     except Exception as exc:  # kerchunk raises whatever h5py and numcodecs raise
         raise InvalidInput(f"{path}: cannot be referenced: {type(exc).__name__}: {exc}") from exc
     return refs

@@ -8,6 +8,11 @@ opening the source file decodes, and the server does no per-chunk CF work: a chu
 slice of the source, padded at the edges, compressed. Computed results, which have no
 raw form, are CF-encoded once with xarray's own zarr encoding (:meth:`ZarrView.from_decoded`).
 
+One exception to raw values: integers packed with float32 ``scale_factor``/``add_offset``
+are served unpacked (float32, NaN for missing), as xarray unpacks the file. Served packed,
+their attributes would reach the client as JSON numbers, Python floats, from which xarray
+picks float64 and computes other values than the file gives.
+
 Fill values follow what xarray's zarr writer stores for the same raw data, because
 xarray's zarr reader undoes exactly that:
 
@@ -48,6 +53,7 @@ from dask.local import get_sync
 from dask.optimization import cull as _untyped_cull
 from xarray.backends.zarr import FillValueCoder, encode_zarr_variable
 
+from strato.data.hdf5_refs import float32_packed
 from strato.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -184,6 +190,8 @@ class ZarrView:
         self._arrays: dict[str, _Array] = {}
         for key, variable in variables.items():
             name = str(key)
+            if float32_packed(variable.dtype, dict(variable.attrs)):
+                variable = _unpacked(name, variable)
             why_not = _unservable(name, variable)
             if why_not is None and variable.dtype.kind in "mM":
                 # Decoded times in a raw dataset: encode them the way xarray's zarr writer does.
@@ -804,6 +812,22 @@ def _v3_fill_attr(value: Any, dtype: np.dtype[Any]) -> Any:
         except (TypeError, ValueError):
             pass
     return _json_attr(value)
+
+
+def _unpacked(name: str, variable: xr.Variable) -> xr.Variable:
+    """A variable packed with float32 scale_factor/add_offset, unpacked as xarray unpacks
+    the file: to float32, missing values as NaN. Served packed, its JSON attributes would
+    be Python floats and decode to float64, with other values than the file's."""
+    decoded = xr.conventions.decode_cf_variable(
+        name,
+        variable,
+        concat_characters=False,
+        decode_times=False,
+        decode_timedelta=False,
+    )
+    attrs = dict(decoded.attrs)
+    attrs["_FillValue"] = np.float32(np.nan)  # decoded missing values, never masking more
+    return xr.Variable(decoded.dims, decoded.data, attrs, dict(decoded.encoding))
 
 
 def _holds_text(variable: xr.Variable) -> bool:
