@@ -43,3 +43,20 @@ def test_datasets_list_leads_to_a_dataset_page_with_a_quicklook(page: Any, serve
     page.wait_for_function("document.querySelector('#quicklook').complete")
     assert page.evaluate("document.querySelector('#quicklook').naturalWidth") > 100
     assert errors == []
+
+
+@pytest.mark.parametrize("width", [1400, 1920])
+def test_quicklook_lies_within_the_window(
+    page: Any, served: Node, tmp_path: Path, width: int
+) -> None:
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.goto(served.url + "/datasets/one/")
+    page.wait_for_function("document.querySelector('#quicklook').complete")
+    page.screenshot(path=str(tmp_path / f"dataset-page-{width}.png"), full_page=True)
+    box = page.locator("#quicklook").bounding_box()
+    assert box is not None
+    assert box["width"] > 300  # a readable map, not one squeezed to nothing
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= width
+    # Nothing sideways to scroll to: the page fits the window.
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
