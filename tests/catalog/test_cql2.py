@@ -370,9 +370,11 @@ def test_malformed_text_says_where(text: str, where: str) -> None:
 
 def test_errors_name_the_problem(sqlite_catalog: Catalog) -> None:
     cases: list[tuple[Any, str]] = [
-        (op("=", P("nope"), "x"), "unknown queryable 'nope'; known ones include id, collection"),
-        (op("=", P("cmip6:nope"), "x"), "unknown queryable 'cmip6:nope'"),
+        # Other properties are read from the items; a name their JSON paths cannot take is not.
+        (op("=", P("no pe"), "x"), "unknown queryable 'no pe': a property name has"),
+        (op("=", P('a"b'), "x"), "known ones include id, collection"),
         (op("=", P("~words"), "x"), "unknown queryable '~words'"),
+        (op("=", op("casei", P("size")), 3), "casei needs text; size is compared as number"),
         (op("=", P("latest"), "yes"), "'=' compares latest, a boolean, with 'yes'"),
         (op("<", P("datetime"), "soon"), "'<' compares datetime, a timestamp, with 'soon'"),
         (op("=", P("version"), 3), "'=' compares version, a string, with 3"),

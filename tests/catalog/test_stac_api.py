@@ -405,6 +405,54 @@ def test_filter_text_and_json_over_get_and_post(node: Node) -> None:
         assert set(ids(r.json())) == expected
 
 
+def _matching(node: Node, keep: Callable[[dict[str, Any]], bool]) -> set[str]:
+    return {it["id"] for it in node.items if keep(it["properties"])}
+
+
+@pytest.mark.parametrize(
+    ("text", "keep"),
+    [
+        # Properties that are neither columns nor facets are read from each item.
+        ("size > 500000000", lambda p: p["size"] > 500_000_000),
+        ("size BETWEEN 1 AND 500000000", lambda p: 1 <= p["size"] <= 500_000_000),
+        ("title LIKE 'CMIP6.ScenarioMIP.%'", lambda p: p["title"].startswith("CMIP6.ScenarioMIP.")),
+        ("CASEI(data_node) = CASEI('EAST')", lambda p: p["data_node"].lower() == "east"),
+        ("replica = false", lambda p: p["replica"] is False),
+        ("NOT (size > 500000000)", lambda p: not p["size"] > 500_000_000),
+        # One no item has (the EO properties stac-api-validator tries): absent, null.
+        ('"eo:cloud_cover" < 10', lambda p: False),
+        ('"eo:cloud_cover" IS NULL', lambda p: True),
+        ("mission LIKE 'sentinel%'", lambda p: False),
+    ],
+)
+def test_filters_on_any_property_of_the_items(
+    node: Node, text: str, keep: Callable[[dict[str, Any]], bool]
+) -> None:
+    expected = _matching(node, keep)
+    r = node.http.get("/stac/search", params={"filter": text, "limit": MAX_LIMIT})
+    assert r.status_code == 200, r.text
+    assert set(ids(r.json())) == expected
+
+
+def test_between_also_in_the_drafts_array_form(node: Node) -> None:
+    bounds = ("A", "D")
+    forms = [
+        {"op": "between", "args": [{"property": SOURCE}, *bounds]},
+        {"op": "between", "args": [{"property": SOURCE}, list(bounds)]},
+    ]
+    expected = _matching(node, lambda p: p.get(SOURCE) is not None and "A" <= p[SOURCE] <= "D")
+    for cql2 in forms:
+        r = node.http.post("/stac/search", json={"filter": cql2, "limit": MAX_LIMIT})
+        assert r.status_code == 200, r.text
+        assert set(ids(r.json())) == expected
+
+
+def test_property_names_that_are_no_json_member_name_are_refused(node: Node) -> None:
+    for name in ('a\\"b', "a,b", "{a}", "x" * 200):
+        as_json = {"op": "=", "args": [{"property": name}, 1]}
+        assert_problem(node.http.post("/stac/search", json={"filter": as_json}), 400, "property")
+
+
 @pytest.mark.parametrize(
     ("text", "keep"),
     [

@@ -28,6 +28,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import (
     ColumnElement,
     and_,
+    case,
     false,
     func,
     literal,
@@ -49,7 +50,7 @@ from strato.catalog.store import ItemRow, parse_datetime, words
 from strato.catalog.where import Leaf, SqlBuilder, ValueTest, Where, any_of, negation
 from strato.errors import InvalidInput
 
-Kind = Literal["string", "timestamp", "boolean"]
+Kind = Literal["string", "timestamp", "boolean", "number"]
 Condition = ColumnElement[bool]
 
 
@@ -120,6 +121,20 @@ _ARITHMETIC = {"+", "-", "*", "/", "%", "^", "div"}
 # The LIKE escape character: not a backslash, which MySQL also treats as one in literals.
 _ESCAPE = "!"
 
+# A property that is neither a column nor a facet is read from each item's JSON (a scan).
+# Its name goes into the dialects' JSON paths, which would read quotes, commas or braces
+# as syntax: such names are refused.
+PROPERTY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:.\-]{0,127}")
+# What each dialect's JSON type function calls a number and a boolean.
+_JSON_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
+    "postgresql": {"number": ("number",), "boolean": ("boolean",)},
+    "sqlite": {"number": ("integer", "real"), "boolean": ("true", "false")},
+    "mysql": {
+        "number": ("INTEGER", "DOUBLE", "DECIMAL", "UNSIGNED INTEGER"),
+        "boolean": ("BOOLEAN",),
+    },
+}
+
 
 @dataclass(frozen=True)
 class _Prop:
@@ -186,6 +201,9 @@ class FilterCompiler:
             _arity(op, args, 2)
             return self._like(args[0], args[1])
         if op == "between":
+            if len(args) == 2 and isinstance(args[1], list) and len(args[1]) == 2:
+                # The drafts' form, [property, [low, high]], which clients still send.
+                args = [args[0], *args[1]]
             _arity(op, args, 3)
             return self._between(args[0], args[1], args[2])
         if op == "in":
@@ -230,8 +248,11 @@ class FilterCompiler:
         bare = name.removeprefix("properties.")
         if bare in FIELDS or bare == GEOMETRY or self.is_facet(bare):
             return bare
+        if PROPERTY_NAME.fullmatch(bare):
+            return bare  # any other property, read from the items (absent: null)
         raise InvalidInput(
-            f"unknown queryable {name!r}; known ones include {', '.join(self.known())}"
+            f"unknown queryable {show(name)}: a property name has 1 to 128 letters, digits "
+            f"or '_:.-'; known ones include {', '.join(self.known())}"
         )
 
     def _literal(self, op: str, node: Any) -> Any:
@@ -273,7 +294,7 @@ class FilterCompiler:
             literal = self._coerce(op, prop, kind, value)
             return lambda expr: _cmp(op, expr, literal)
 
-        return self._on(prop, op, make, [value] if op == "=" else None)
+        return self._on(prop, op, make, [value] if op == "=" else None, [value])
 
     def _between(self, a: Any, lo: Any, hi: Any) -> Where:
         prop = self._prop(a)
@@ -288,7 +309,7 @@ class FilterCompiler:
             )
             return lambda expr: expr.between(*bounds)
 
-        return self._on(prop, "between", make)
+        return self._on(prop, "between", make, literals=[low, high])
 
     def _in(self, op: str, a: Any, b: Any) -> Where:
         prop = self._prop(a)
@@ -302,7 +323,7 @@ class FilterCompiler:
             literals = [self._coerce(op, prop, kind, v) for v in values]
             return lambda expr: expr.in_(literals)
 
-        return self._on(prop, op, make, values)
+        return self._on(prop, op, make, values, values)
 
     def _array(self, op: str, a: Any, b: Any) -> Where:
         prop = self._prop(a)
@@ -322,7 +343,7 @@ class FilterCompiler:
                 raise InvalidInput(f"filter: 'like' needs a text property; {prop.name} is {kind}")
             return lambda expr: like(expr, pattern, casei=prop.casei, dialect=self.dialect)
 
-        return self._on(prop, "like", make)
+        return self._on(prop, "like", make, literals=[pattern])
 
     def _is_null(self, a: Any) -> Where:
         prop = self._prop(a)
@@ -330,6 +351,8 @@ class FilterCompiler:
             raise InvalidInput("filter: 'isNull' takes a property")
         if prop.name in FIELDS:
             return Where.of(FIELDS[prop.name].column.is_(None))
+        if not self.is_facet(prop.name):
+            return Where.of(_member(prop.name).as_string().is_(None))
         return Where(excluded=[(Leaf(prop.name),)])
 
     def _on(
@@ -338,6 +361,7 @@ class FilterCompiler:
         op: str,
         make: Callable[[Kind], ValueTest],
         equal_to: Sequence[Any] | None = None,
+        literals: Sequence[Any] = (),
     ) -> Where:
         """A test on a property: on its column, or on any of its facet values.
 
@@ -354,6 +378,8 @@ class FilterCompiler:
                     raise InvalidInput(f"filter: casei needs a text property; {field.name} is not")
                 expr = func.lower(expr)
             return Where.of(make(field.kind)(expr))
+        if not self.is_facet(prop.name):
+            return Where.of(self._in_json(prop, make, literals))
         test = make("string")
         if prop.casei:
             return Where(sets=[(Leaf(prop.name, lambda value: test(func.lower(value))),)])
@@ -362,8 +388,37 @@ class FilterCompiler:
             values = tuple(self._coerce(op, prop, "string", v) for v in equal_to)
         return Where(sets=[(Leaf(prop.name, test, values),)])
 
+    def _in_json(
+        self, prop: _Prop, make: Callable[[Kind], ValueTest], literals: Sequence[Any]
+    ) -> Condition:
+        """A test on a property read from each item's JSON, in the type of the literals:
+        numbers and booleans only where the item's value has that JSON type (so no
+        database casts text), anything else as text."""
+        kinds = {_literal_kind(v) for v in literals}
+        kind: Kind = kinds.pop() if len(kinds) == 1 else "string"
+        member = _member(prop.name)
+        if kind == "string":
+            text = member.as_string()
+            return make("string")(func.lower(text) if prop.casei else text)
+        if prop.casei:
+            raise InvalidInput(f"filter: casei needs text; {prop.name} is compared as {kind}")
+        types = _JSON_TYPES["mysql" if self.dialect == "mariadb" else self.dialect][kind]
+        if self.dialect == "postgresql":
+            typeof = func.json_typeof(member)
+        elif self.dialect == "sqlite":
+            # By path: the extracted value of a JSON false is 0, whose type is integer.
+            typeof = func.json_type(ItemRow.content, f'$."properties"."{prop.name}"')
+        else:
+            typeof = func.json_type(member)
+        value = member.as_float() if kind == "number" else member.as_boolean()
+        return make(kind)(case((typeof.in_(types), value), else_=None))
+
     def _coerce(self, op: str, prop: _Prop, kind: Kind, value: Any) -> Any:
         """``value`` as the type ``prop`` is compared in, or InvalidInput naming ``op``."""
+        if kind == "number":
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return value
+            raise InvalidInput(f"filter: '{op}' compares {prop.name}, a number, with {show(value)}")
         if kind == "timestamp":
             if isinstance(value, datetime):
                 return value
@@ -552,3 +607,16 @@ def _number_text(value: Any) -> str | None:
 
 def _cmp(op: str, expr: ColumnElement[Any], value: Any) -> Condition:
     return cast(Condition, _OPERATORS[op](expr, value))
+
+
+def _member(name: str) -> Any:
+    """Property ``name`` of an item's JSON (``name`` matched :data:`PROPERTY_NAME`)."""
+    return ItemRow.content[("properties", name)]
+
+
+def _literal_kind(value: Any) -> Kind:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"

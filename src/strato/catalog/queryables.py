@@ -60,7 +60,9 @@ def queryables(
         "type": "object",
         "title": f"Queryables of {where}",
         "properties": properties,
-        "additionalProperties": False,
+        # Filters may name any other property: it is read from each item (a scan), and an
+        # item without it has it null.
+        "additionalProperties": True,
     }
 
 
