@@ -69,7 +69,7 @@ def write_curvilinear_file(path: Path, dims: tuple[str, str] = ("j", "i")) -> Pa
     return path
 
 
-def write_packed_file(path: Path) -> Path:
+def write_packed_file(path: Path, file_format: str = "NETCDF4") -> Path:
     """int16 packed with float32 scale_factor and add_offset, as many archives store SST."""
     rng = np.random.default_rng(11)
     tos = (12 + rng.normal(0, 8, (4, 10, 16))).astype("float32")
@@ -88,12 +88,11 @@ def write_packed_file(path: Path) -> Path:
             "scale_factor": np.float32(0.01),
             "add_offset": np.float32(10.0),
             "_FillValue": np.int16(-32767),
-            "zlib": True,
-            "shuffle": True,
-            "chunksizes": (1, 10, 16),
         }
     }
-    ds.to_netcdf(path, engine="netcdf4", encoding=encoding)
+    if file_format == "NETCDF4":
+        encoding["tos"].update({"zlib": True, "shuffle": True, "chunksizes": (1, 10, 16)})
+    ds.to_netcdf(path, engine="netcdf4", format=file_format, encoding=encoding)
     return path
 
 

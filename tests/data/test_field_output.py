@@ -138,11 +138,12 @@ def test_string_variables_of_a_source_are_served(
 # --- packing ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("file_format", ["NETCDF4", "NETCDF3_64BIT"])
 @pytest.mark.parametrize(("store", "zarr_format"), [("zarr", 2), ("zarr", 3), ("kerchunk", 2)])
 def test_float32_packing_decodes_to_float32_as_from_the_file(
-    node: Node, tmp_path: Path, store: str, zarr_format: int
+    node: Node, tmp_path: Path, store: str, zarr_format: int, file_format: str
 ) -> None:
-    path = write_packed_file(tmp_path / "tos_packed.nc")
+    path = write_packed_file(tmp_path / "tos_packed.nc", file_format)
     _register(node, "packed", path)
     remote = node.open("packed", store, zarr_format=zarr_format)
     with xr.open_dataset(path) as source:

@@ -61,7 +61,7 @@ def fix_hdf5_references(path: Path, refs: dict[str, Any]) -> None:
             meta["fill_value"] = None
             refs[f"{array}/.zarray"] = _dumps(meta)
     for array, attrs in found.packed.items():
-        _unpack_in_filter(refs, array, attrs)
+        unpack_in_filter(refs, array, attrs)
 
 
 # --- reading the file ------------------------------------------------------------------
@@ -149,7 +149,9 @@ def _plain(value: Any) -> Any:
 # --- rewriting references ------------------------------------------------------------------
 
 
-def _unpack_in_filter(refs: dict[str, Any], array: str, attrs: dict[str, Any]) -> None:
+def unpack_in_filter(refs: dict[str, Any], array: str, attrs: dict[str, Any]) -> None:
+    """Declare a float32-packed integer array float32, unpacked by a fixedscaleoffset
+    filter; ``attrs`` are the file's attributes with their own types."""
     meta, zattrs = _doc(refs, f"{array}/.zarray"), _doc(refs, f"{array}/.zattrs")
     if not meta or not zattrs:
         return

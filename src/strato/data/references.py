@@ -40,7 +40,7 @@ import numpy as np
 from kerchunk.combine import MultiZarrToZarr
 from kerchunk.hdf import SingleHdf5ToZarr
 
-from strato.data.hdf5_refs import fix_hdf5_references
+from strato.data.hdf5_refs import fix_hdf5_references, float32_packed, unpack_in_filter
 from strato.errors import InvalidInput, NotFound
 
 REFERENCE_VERSION = 1
@@ -168,6 +168,8 @@ def _translate_netcdf3(path: Path) -> dict[str, Any]:
         fill = attrs.get("_FillValue")
         meta["fill_value"] = None if fill is None else _json_attr(fill)
         out[f"{name}/.zarray"] = _dumps(meta)
+        if float32_packed(np.dtype(meta["dtype"]), dict(attrs)):
+            unpack_in_filter(out, name, dict(attrs))
     return refs
 
 
