@@ -25,6 +25,7 @@ import xarray as xr
 from strato.data.zarr_store import Compression, ZarrView
 from strato.errors import InvalidInput, NotFound
 from tests.data.key_store import KeyStore
+from tests.data.model_files import write_calendar_file
 
 FORMATS = [2, 3]
 COMBINE: dict[str, Any] = {
@@ -488,3 +489,14 @@ def test_concurrent_gets_match_sequential_ones(
             for _ in range(3):
                 got = list(pool.map(lambda kf: view.get(*kf), keys))
                 assert got == expected
+
+
+@pytest.mark.parametrize("zarr_format", FORMATS)
+def test_decoded_model_calendar_times_are_served(
+    tmp_path: Path, zarr_format: Literal[2, 3]
+) -> None:
+    # Files whose encodings differ are served from decoded data: their cftime axis too.
+    with xr.open_dataset(write_calendar_file(tmp_path / "noleap.nc", "noleap")) as source:
+        served = open_view(ZarrView.from_decoded(source), zarr_format)
+        xr.testing.assert_identical(served.time, source.time)
+        assert served["time"].values[0].calendar == "noleap"

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Any, Literal
 
+import cftime
 import numcodecs
 import numpy as np
 import xarray as xr
@@ -237,7 +238,7 @@ class ZarrView:
         """
         trimmed = ds.copy(deep=False)
         for variable in trimmed.variables.values():
-            if variable.dtype.kind not in "mM":
+            if variable.dtype.kind not in "mM" and not _holds_cftime(variable):
                 variable.encoding = {
                     k: v
                     for k, v in variable.encoding.items()
@@ -246,8 +247,8 @@ class ZarrView:
         variables, attrs = xr.conventions.encode_dataset_coordinates(trimmed)
         encoded: dict[Hashable, xr.Variable] = {}
         for name, variable in variables.items():
-            if variable.dtype.kind == "O":
-                encoded[name] = variable  # skipped by the view, with the reason
+            if variable.dtype.kind == "O" and not _holds_cftime(variable):
+                encoded[name] = variable  # strings served as such, others skipped
                 continue
             try:
                 encoded[name] = encode_zarr_variable(variable, name=name)
@@ -828,6 +829,14 @@ def _unpacked(name: str, variable: xr.Variable) -> xr.Variable:
     attrs = dict(decoded.attrs)
     attrs["_FillValue"] = np.float32(np.nan)  # decoded missing values, never masking more
     return xr.Variable(decoded.dims, decoded.data, attrs, dict(decoded.encoding))
+
+
+def _holds_cftime(variable: xr.Variable) -> bool:
+    """Whether an object array holds model-calendar dates, which encode to numbers."""
+    if variable.size == 0:
+        return False
+    first = variable[(0,) * variable.ndim].values
+    return isinstance(first[()] if isinstance(first, np.ndarray) else first, cftime.datetime)
 
 
 def _holds_text(variable: xr.Variable) -> bool:
