@@ -188,6 +188,18 @@ class CatalogSettings(Section):
     filter_max_literal: int = Field(
         1_024, ge=1, description="Most characters of one string in a filter (a LIKE pattern)."
     )
+    max_item_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest item (its JSON) a transaction or an event may carry, 1 MiB; "
+        "larger ones answer 413 or go to the error topic.",
+    )
+    max_page_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of items a STAC search page holds at most, 8 MiB: a page stops "
+        "short of its limit there and links the next (at least one item per page).",
+    )
     dataset_sync_interval: float = Field(
         5.0,
         ge=0,

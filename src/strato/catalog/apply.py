@@ -23,6 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from strato.catalog.events import Event, apply_patch
+from strato.catalog.item_limits import TITLE as ITEM_TOO_LARGE
+from strato.catalog.item_limits import json_size, too_large
 from strato.catalog.store import (
     COLLECTION_ID_LEN,
     EVENT_ID_LEN,
@@ -116,9 +118,11 @@ class _Batch:
         worded: Set[tuple[str, str]],
         *,
         isolated: bool,
+        max_item_bytes: int | None = None,
     ) -> None:
         self.s = session
         self.isolated = isolated
+        self.max_item_bytes = max_item_bytes
         # Facet values whose words are known to be in catalog_value_words, and those
         # this batch added (known to the store once the batch is committed).
         self.worded = worded
@@ -271,6 +275,12 @@ class _Batch:
                     "item-id-mismatch",
                     f"{where}: the new content has id {content.get('id')!r}",
                 )
+        if self.max_item_bytes is not None:
+            size = json_size(content)
+            if size > self.max_item_bytes:
+                raise _Rejected(
+                    413, ITEM_TOO_LARGE, f"{where}: {too_large('it', size, self.max_item_bytes)}"
+                )
         new_collection = cid not in self.collections
         if new_collection:
             self.s.add(CollectionRow(id=cid, content=minimal_collection(cid)))
@@ -412,12 +422,14 @@ def apply_events(
     events: Sequence[Event],
     *,
     before_commit: Callable[[list[Outcome]], None] | None = None,
+    max_item_bytes: int | None = None,
 ) -> list[Outcome]:
     """Apply ``events`` in order, in one transaction; one outcome per event, same order.
 
     ``before_commit`` is given the outcomes while the transaction is still open; if it
     raises, nothing is committed. The consumer reports rejections there, so an outcome
     is never remembered (and a re-delivery never taken for done) unless it was reported.
+    An item (created, replaced or patched) larger than ``max_item_bytes`` is rejected.
     """
     if not events:
         return []
@@ -426,12 +438,16 @@ def apply_events(
         try:
             # The fast way: every event's checks in Python, then one flush of the batch.
             with session.begin_nested():
-                batch = _Batch(session, events, store.worded, isolated=False)
+                batch = _Batch(
+                    session, events, store.worded, isolated=False, max_item_bytes=max_item_bytes
+                )
                 outcomes = batch.run(events)
         except IntegrityError:
             # Another writer got to one of these items between our reads and our writes:
             # again, one savepoint per event, so only the events that clash are rejected.
-            batch = _Batch(session, events, store.worded, isolated=True)
+            batch = _Batch(
+                session, events, store.worded, isolated=True, max_item_bytes=max_item_bytes
+            )
             outcomes = batch.run(events)
         if before_commit is not None:
             before_commit(outcomes)

@@ -28,7 +28,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,8 @@ from strato.bus import Bus, Message, Subscription
 from strato.bus.names import compile_pattern, encode_event, validate_group, validate_topic
 from strato.catalog.apply import Outcome, apply_events, record_failures
 from strato.catalog.events import SINGLE_TOPIC, Event, error_event, parse_event
+from strato.catalog.item_limits import TITLE as ITEM_TOO_LARGE
+from strato.catalog.item_limits import oversize_message, without_content
 from strato.catalog.store import ItemStore
 from strato.errors import InvalidInput, Unavailable
 from strato.settings import Settings
@@ -162,6 +164,7 @@ class Consumer:
         node_name: str = "local",
         from_beginning: bool = True,
         fetch_timeout: float = 1.0,
+        max_item_bytes: int | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH:
             raise InvalidInput(f"batch size must be 1 to {MAX_BATCH}, not {batch_size}")
@@ -181,6 +184,7 @@ class Consumer:
         self.node_name = node_name
         self.from_beginning = from_beginning
         self.fetch_timeout = fetch_timeout
+        self.max_item_bytes = max_item_bytes
         self.stats = ConsumerStats()
         self.started_at: datetime | None = None
         self._subscription: Subscription | None = None
@@ -312,6 +316,11 @@ class Consumer:
         for message in messages:
             if message.topic == self.error_topic:
                 continue  # the pattern leaves it out; a backend that does not is ignored
+            limit = self.max_item_bytes
+            oversize = None if limit is None else oversize_message(message.value, limit)
+            if oversize is not None:
+                invalid.append(self._report(_trimmed(message), 413, ITEM_TOO_LARGE, oversize))
+                continue
             try:
                 valid.append((message, parse_event(message.value)))
             except InvalidInput as exc:
@@ -451,6 +460,8 @@ class Consumer:
             pending = list(reports)
             for (message, _), outcome in zip(items, outcomes, strict=True):
                 if outcome.status == "rejected":
+                    if outcome.title == ITEM_TOO_LARGE:
+                        message = _trimmed(message)
                     pending.append(
                         self._report(message, outcome.http_status, outcome.title, outcome.detail)
                     )
@@ -465,7 +476,11 @@ class Consumer:
 
         events = [event for _, event in items]
         outcomes = await asyncio.to_thread(
-            apply_events, self.store, events, before_commit=report_rejections
+            apply_events,
+            self.store,
+            events,
+            before_commit=report_rejections,
+            max_item_bytes=self.max_item_bytes,
         )
         if self.stats.outage is not None:
             log.warning("reachable again; consuming")
@@ -608,6 +623,11 @@ class Consumer:
         self._window_start = now
 
 
+def _trimmed(message: Message) -> Message:
+    """An oversize event without its item, for the error topic."""
+    return replace(message, value=without_content(message.value))
+
+
 def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
 
@@ -643,6 +663,7 @@ def consumer_from_settings(
         node_name=name,
         from_beginning=from_beginning,
         fetch_timeout=fetch_timeout,
+        max_item_bytes=catalog.max_item_bytes,
     )
 
 

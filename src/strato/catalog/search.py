@@ -29,6 +29,7 @@ from strato.catalog.cql2_limits import FilterLimits, check_text
 from strato.catalog.extents import bbox_condition, time_condition
 from strato.catalog.facets import KnownFacets, facet_names
 from strato.catalog.filters import FIELDS, FilterCompiler
+from strato.catalog.item_limits import fitting
 from strato.catalog.queryables import queryables as queryables_of
 from strato.catalog.statements import StatementCache
 from strato.catalog.store import CollectionRow, FacetRow, ItemRow
@@ -130,8 +131,12 @@ class CatalogSearch:
 
     # --- item search ---
 
-    def search(self, request: SearchRequest) -> SearchPage:
-        """The page of items ``request`` asks for; bad input raises InvalidInput naming it."""
+    def search(self, request: SearchRequest, *, max_bytes: int | None = None) -> SearchPage:
+        """The page of items ``request`` asks for; bad input raises InvalidInput naming it.
+
+        With ``max_bytes``, the page stops before the item that would take its items' JSON
+        beyond that many bytes (it keeps at least one) and has a next token from there.
+        """
         plan = self._plan(request)
         with self.sessions() as s:
             conn = s.connection()
@@ -151,6 +156,11 @@ class CatalogSearch:
                 matched = 0
         more = len(rows) > plan.limit
         rows = rows[: plan.limit]
+        if max_bytes is not None:
+            # In the order read, nearest the token first, so a cut page stays contiguous.
+            kept = fitting([row.content for row in rows], max_bytes)
+            if kept < len(rows):
+                rows, more = rows[:kept], True
         if plan.backward:
             rows.reverse()
         n = len(plan.keys)

@@ -122,7 +122,11 @@ def build_stac_routes(
         ),
         StratoTransactionExtension(
             client=StratoTransactionsClient(
-                publisher=publisher, store=store, urls=urls, max_items=settings.catalog.max_limit
+                publisher=publisher,
+                store=store,
+                urls=urls,
+                max_items=settings.catalog.max_limit,
+                max_item_bytes=settings.catalog.max_item_bytes,
             ),
             settings=api_settings,
             dependency=publish_dependency(auth),

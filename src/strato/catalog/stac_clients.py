@@ -28,6 +28,7 @@ from strato.catalog import stac_links as links
 from strato.catalog import stac_params as params
 from strato.catalog import stac_transactions as tx
 from strato.catalog.events import Event, Requester
+from strato.catalog.item_limits import check_events
 from strato.catalog.publisher import EventPublisher
 from strato.catalog.search import CatalogSearch, SearchPage, SearchRequest, parse_cql2_text
 from strato.catalog.stac_fast import FastJSONResponse
@@ -228,6 +229,11 @@ class StratoCoreClient(BaseCoreClient):
     def max_limit(self) -> int:
         return self.search.max_limit
 
+    @property
+    def max_page_bytes(self) -> int:
+        """Bytes of items a page holds at most; the rest is on the next page."""
+        return self.settings.catalog.max_page_bytes
+
     def conformance_classes(self) -> list[str]:
         return sorted(set(self.conformance_uris))
 
@@ -299,7 +305,7 @@ class StratoCoreClient(BaseCoreClient):
         self.store.get_collection(collection_id)
         parsed = parse_get(kwargs, self.max_limit, text_parser=self.search.parse_text)
         parsed = attr.evolve(parsed, search=_in_collection(parsed.search, collection_id))
-        page = self.search.search(parsed.search)
+        page = self.search.search(parsed.search, max_bytes=self.max_page_bytes)
         page_links = links.get_page_links(
             self.urls.here(request),
             request.query_params.multi_items(),
@@ -321,7 +327,7 @@ class StratoCoreClient(BaseCoreClient):
         request = _request(kwargs)
         root = self.urls.root(request)
         parsed = parse_get(kwargs, self.max_limit, text_parser=self.search.parse_text)
-        page = self.search.search(parsed.search)
+        page = self.search.search(parsed.search, max_bytes=self.max_page_bytes)
         page_links = links.get_page_links(
             self.urls.here(request),
             request.query_params.multi_items(),
@@ -335,7 +341,7 @@ class StratoCoreClient(BaseCoreClient):
         request = _request(kwargs)
         root = self.urls.root(request)
         parsed = parse_post(search_request, self.max_limit, text_parser=self.search.parse_text)
-        page = self.search.search(parsed.search)
+        page = self.search.search(parsed.search, max_bytes=self.max_page_bytes)
         page_links = links.post_page_links(
             self.urls.here(request), page.next_token, page.prev_token, root
         )
@@ -494,6 +500,7 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
     store: ItemStore = attr.ib()
     urls: Urls = attr.ib()
     max_items: int = attr.ib()
+    max_item_bytes: int = attr.ib(default=1024 * 1024)
 
     def _who(self, request: Request) -> Requester:
         principal = getattr(request.state, PRINCIPAL_STATE, None)
@@ -517,6 +524,7 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
         events: Sequence[Event],
         items: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> JSONResponse:
+        check_events(events, self.max_item_bytes)
         await self.publisher.publish(events, items=items)
         monitor = f"{self.urls.root(request)}/publications/{links.segment(request_id)}"
         return JSONResponse(
