@@ -168,3 +168,28 @@ def test_publication_reports_mask_peer_credentials(
     assert "hunter22" not in r.text
     west = next(n for n in r.json()["nodes"] if n["node"] == "west")
     assert west["url"] == "http://user:***@127.0.0.1:9/"
+
+
+def test_readiness_names_an_unreachable_bus_without_its_password(
+    settings: Settings, serve: Callable[[Any], str]
+) -> None:
+    from strato.app import create_app
+    from strato.context import Context
+
+    bus = settings.bus.model_copy(update={"url": "nats://user:hunter22@127.0.0.1:9"})
+    settings = settings.model_copy(update={"bus": bus})
+    ctx = Context.open(settings)
+    ctx.migrate()
+    try:
+        url = serve(create_app(settings, context=ctx))
+        deadline = time.monotonic() + 60
+        while True:
+            r = httpx.get(f"{url}/readyz", timeout=30)  # anonymous, as any prober
+            assert "hunter22" not in r.text
+            if "127.0.0.1:9" in r.text or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        ctx.close()
+    assert r.status_code == 503
+    assert "user:***@127.0.0.1:9" in r.text
