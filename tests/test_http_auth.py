@@ -141,6 +141,9 @@ def test_a_derived_token_never_outlives_its_parent(http: httpx.Client, context: 
     child = r.json()
     assert child["expires_at"] == parent["expires_at"]
     assert child["parent_id"] == parent["id"]
+    blank = {"scopes": ["read"], "expires": ""}
+    r = http.post("/api/tokens", json=blank, headers=_bearer(child["token"]))
+    assert r.json()["expires_at"] == parent["expires_at"]
 
 
 def test_revoking_a_token_revokes_what_it_minted(http: httpx.Client, context: Context) -> None:

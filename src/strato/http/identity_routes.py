@@ -116,7 +116,7 @@ def make_identity_router(
             expires_in=expires,
             name=body.name,
             parent=principal.token_id,
-            expiry_asked=body.expires is not None,
+            expiry_asked=bool(body.expires),
         )
         return TokenCreated(**TokenOut.of(issued.info).model_dump(), token=issued.secret)
 
