@@ -60,3 +60,14 @@ def test_public_dump_masks_database_password(tmp_path: Path) -> None:
     dumped = s.public_dump()
     assert "hunter22" not in str(dumped)
     assert dumped["database_url"] == "postgresql://u:***@db/strato"
+
+
+def test_sign_in_limits_are_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("STRATO_AUTH_FAILURES_PER_USER", "4")
+    monkeypatch.setenv("STRATO_AUTH_FAILURE_WINDOW", "300")
+    s = Settings(data_dir=tmp_path)
+    assert (s.auth.failures_per_user, s.auth.failure_window) == (4, 300)
+    assert (s.auth.failures_per_address, s.auth.failure_tracking) == (30, 10_000)
+    monkeypatch.setenv("STRATO_AUTH_FAILURE_TRACKING", "0")
+    with pytest.raises(ValidationError, match="failure_tracking"):
+        Settings(data_dir=tmp_path)
