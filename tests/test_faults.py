@@ -99,13 +99,13 @@ def test_readiness_passes_with_every_check_named(tmp_path: Path, serve: ServeFn)
 # --- PostgreSQL -----------------------------------------------------------------------
 
 
-def _pg_admin(sql: str) -> None:
+def _pg_admin(sql: str, *params: Any) -> None:
     import psycopg
 
     with psycopg.connect(
         "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
     ) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql, params or None)  # type: ignore[arg-type]
 
 
 def test_read_only_postgresql_is_not_ready_and_writes_answer_503(
@@ -156,7 +156,8 @@ def test_terminated_postgresql_connections_are_retried(
         while not stop.is_set():
             _pg_admin(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                name,
             )
             time.sleep(0.05)
 
@@ -211,16 +212,120 @@ def test_read_only_data_directory_answers_503(tmp_path: Path, serve: ServeFn) ->
     settings = settings_for(tmp_path)
     token = prepared(settings)
     auth = {"Authorization": f"Bearer {token}"}
-    with read_only(settings.data_dir):
-        # As after a restart: the server opens its files on the read-only directory.
+    # As after a restart: the server opens its files on the read-only directory.
+    with (
+        read_only(settings.data_dir),
+        httpx.Client(base_url=serve(create_app(settings)), timeout=30) as c,
+    ):
+        failing = failing_checks(c.get("/readyz"))
+        assert "data-dir" in failing, failing
+        assert "not writable" in failing["data-dir"]["detail"]
+        for path in ("/stac/search", "/datasets", "/api/me"):
+            r = c.get(path, headers=auth)
+            assert r.status_code in (200, 503), (path, r.text)
+            if r.status_code == 503:
+                assert_unavailable(r)
+        assert_unavailable(c.post("/api/tokens", json={"scopes": ["read"]}, headers=auth))
+        assert c.get("/healthz").status_code == 200
+
+
+class TcpProxy:
+    """A loopback TCP proxy to ``target`` in a thread; ``cut()`` drops every connection
+    and stops listening, ``resume()`` listens again on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import asyncio
+
+        self.target = target
+        self.port = closed_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server: Any = None
+        self.writers: set[Any] = set()
+        self.resume()
+
+    def _run(self, coro: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    async def _pipe(self, reader: Any, writer: Any) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    def resume(self) -> None:
+        import asyncio
+
+        async def start() -> Any:
+            return await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+        self.server = self._run(start())
+
+    def cut(self) -> None:
+        async def stop() -> None:
+            self.server.close()
+            for writer in list(self.writers):
+                writer.close()
+            self.writers.clear()
+
+        self._run(stop())
+
+    def close(self) -> None:
+        self.cut()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_readiness_follows_a_lost_and_regained_nats_connection(
+    tmp_path: Path, serve: ServeFn
+) -> None:
+    import asyncio
+    import secrets
+
+    from tests.bus.conftest import NATS, _delete_stream
+    from tests.conftest import need_service
+
+    need_service("NATS", *NATS)
+    token = secrets.token_hex(4)
+    stream = f"STRATO_TEST_{token}"
+    proxy = TcpProxy(NATS)
+    url = f"nats://127.0.0.1:{proxy.port}?stream={stream}&prefix=strato_test_{token}"
+    settings = settings_for(tmp_path, bus=BusSettings(url=url))
+    prepared(settings)
+
+    def bus_check(c: httpx.Client, want: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        while True:
+            r = c.get("/readyz")
+            check: dict[str, Any] = r.json()["checks"]["bus"]
+            if check["status"] == want or time.monotonic() > deadline:
+                return check
+            time.sleep(0.2)
+
+    try:
         with httpx.Client(base_url=serve(create_app(settings)), timeout=30) as c:
-            failing = failing_checks(c.get("/readyz"))
-            assert "data-dir" in failing, failing
-            assert "not writable" in failing["data-dir"]["detail"]
-            for path in ("/stac/search", "/datasets", "/api/me"):
-                r = c.get(path, headers=auth)
-                assert r.status_code in (200, 503), (path, r.text)
-                if r.status_code == 503:
-                    assert_unavailable(r)
-            assert_unavailable(c.post("/api/tokens", json={"scopes": ["read"]}, headers=auth))
-            assert c.get("/healthz").status_code == 200
+            assert bus_check(c, "ok")["status"] == "ok"
+            proxy.cut()
+            lost = bus_check(c, "failing")
+            assert lost["status"] == "failing"
+            assert "connection lost" in lost["detail"]
+            proxy.resume()
+            # The client reconnects by itself, however long it took.
+            assert bus_check(c, "ok")["status"] == "ok"
+    finally:
+        proxy.close()
+        asyncio.run(_delete_stream(f"nats://{NATS[0]}:{NATS[1]}", stream))

@@ -141,7 +141,8 @@ def test_playground_creates_postgresql_databases_and_restarts_one_node(
             env=env,
             check=False,
         )
-        assert again.returncode == 4 and "playground restart" in again.stderr
+        assert again.returncode == 4, again.stderr
+        assert "playground restart" in again.stderr
         west_pid = state.node("west").pid
         said = _strato("playground", "restart", "east", env=env)
         assert urls["east"] in said

@@ -76,6 +76,11 @@ class Bus(ABC):
     @abstractmethod
     async def publish(self, topic: str, key: str, event: Mapping[str, Any] | bytes) -> None: ...
 
+    def problem(self) -> str | None:
+        """Why a started bus cannot be used right now (its connection is lost and being
+        re-established), or None; for readiness checks. Backends that know override it."""
+        return None
+
     async def publish_many(
         self, items: Sequence[tuple[str, str, Mapping[str, Any] | bytes]]
     ) -> None:

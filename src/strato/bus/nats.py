@@ -151,6 +151,13 @@ class NatsBus(Bus):
             await self.close()
             raise
 
+    def problem(self) -> str | None:
+        nc = self._nc
+        if nc is None or nc.is_connected:
+            return None
+        shown = ", ".join(mask_url(s) for s in self.servers)
+        return f"event bus {shown}: connection lost, reconnecting"
+
     async def _ensure_stream(self) -> None:
         js = self._jetstream()
         wanted = f"{self.prefix}.>"

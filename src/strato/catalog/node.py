@@ -66,7 +66,7 @@ class CatalogNode:
             return self.last_error
         if not self.connected.is_set():
             return f"event bus {bus_shown(self.settings)} is not connected yet"
-        return None
+        return self.bus.problem()
 
     async def start(self, *, consume: bool) -> None:
         self._stop.clear()
