@@ -39,7 +39,7 @@ def _png(r: Any) -> Image.Image:
 
 
 def _colours(image: Image.Image) -> int:
-    return len(set(image.getdata()))
+    return len(image.getcolors(maxcolors=1 << 24) or [])
 
 
 # --- cftime calendars -------------------------------------------------------------------

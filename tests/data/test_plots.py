@@ -16,6 +16,7 @@ from strato.data.demo import generate_demo
 from strato.data.plots import KINDS, render_plot
 from strato.data.selection import parse_selection
 from strato.errors import InvalidInput, NotFound, PayloadTooLarge
+from tests.data.model_files import write_curvilinear_file
 
 PNG = b"\x89PNG\r\n\x1a\n"
 BUDGET = 1 << 30
@@ -200,3 +201,22 @@ def test_absurd_image_sizes_are_refused(ds: xr.Dataset) -> None:
         plot(ds, "tas", "map", width=100, height=100, dpi=300)
     with pytest.raises(InvalidInput, match="each side must be between"):
         plot(ds, "tas", "map", width=0, height=4)
+
+
+def test_curvilinear_grid_with_missing_positions_is_drawn(tmp_path: Path) -> None:
+    # Ocean models leave land points without a position: NaN latitude and longitude.
+    path = write_curvilinear_file(tmp_path / "tos.nc")
+    with xr.open_dataset(path) as source:
+        ds = source.load()
+    ds["lat"][:2, :5] = np.nan
+    ds["lon"][:2, :5] = np.nan
+    assert_drawn(plot(ds, "tos", "map", sel="time=2001-03"))
+    assert_drawn(plot(ds, "tos", "timeseries"))
+
+
+def test_hovmoller_of_a_curvilinear_grid_says_what_it_needs(tmp_path: Path) -> None:
+    with (
+        xr.open_dataset(write_curvilinear_file(tmp_path / "tos.nc")) as ds,
+        pytest.raises(InvalidInput, match="needs a latitude dimension"),
+    ):
+        plot(ds, "tos", "hovmoller")

@@ -264,10 +264,24 @@ def _prepare_map(da: xr.DataArray, var: str, selection: Selection) -> _Plot:
 
 
 def _filled(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Missing positions filled along the grid's rows, then columns, by the straight line
+    through the row's valid ones: cell edges next to them stay where the grid puts them."""
     finite = np.isfinite(values)
     if finite.all() or not finite.any():
         return values
-    return np.where(finite, values, np.nanmean(values))
+    out = values
+    for axis in (1, 0):
+        out = np.apply_along_axis(_line_filled, axis, out)
+    return np.where(np.isfinite(out), out, np.nanmean(values))
+
+
+def _line_filled(line: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    valid = np.isfinite(line)
+    if valid.all() or valid.sum() < 2:
+        return line
+    index = np.arange(line.size, dtype=np.float64)
+    slope, intercept = np.polyfit(index[valid], line[valid], 1)
+    return np.where(valid, line, slope * index + intercept)
 
 
 def _prepare_timeseries(da: xr.DataArray, var: str, selection: Selection) -> _Plot:
