@@ -9,14 +9,7 @@ answer a 400 problem naming the limit, and the process must still be there after
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,23 +25,9 @@ from strato.context import Context
 from strato.errors import InvalidInput
 from strato.settings import Settings
 from tests.helpers import assert_problem
+from tests.served import Api, strato_api
 
 WHO = {"client_id": "test", "iss": "https://auth.example", "sub": "tester"}
-
-
-@dataclass
-class Api:
-    url: str
-    proc: subprocess.Popen[str]
-    log: Path
-
-    def alive(self) -> bool:
-        if self.proc.poll() is not None:
-            return False
-        return httpx.get(f"{self.url}/healthz", timeout=10).status_code == 200
-
-    def died(self) -> str:
-        return f"exit code {self.proc.poll()}; log: {self.log.read_text()[-2000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -63,35 +42,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     items = list(generate_items(5, seed=3))
     apply_events(store, [create_event("CMIP6", it, requester=WHO) for it in items])
     ctx.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
-    env |= {"STRATO_DATA_DEMO": "false", "STRATO_LOG_ACCESS": "false"}
-    log = data_dir.parent / "api.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "strato", "--data-dir", str(data_dir), "api", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=log.open("w"),
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        banner = ""
-        while "health:" not in banner:
-            line = proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"strato api did not start: {log.read_text()[-2000:]}")
-            banner += line
-        found = re.search(r"web:\s+(http://\S+)/", banner)
-        assert found, banner
-        running = Api(found.group(1), proc, log)
-        deadline = time.monotonic() + 60
-        while not running.alive():
-            assert time.monotonic() < deadline, running.died()
-            time.sleep(0.1)
+    with strato_api(data_dir) as running:
         yield running
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def nested_parentheses(n: int) -> str:
