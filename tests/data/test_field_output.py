@@ -67,6 +67,15 @@ def test_stac_item_of_a_model_calendar_gives_iso_dates(
     page = node.http.get("/datasets/model/", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert "2000-01-15 to 2002-12-15" in page.text
+    for path in ("info", "dict", "groupby/tas/time.season/mean", "groupby/tas/time.year/max"):
+        r = node.http.get(f"/datasets/model/{path}")
+        assert r.status_code == 200, (path, r.text)
+    seasons = xr.open_dataset(
+        f"{node.url}/datasets/model/groupby/tas/time.season/mean/zarr/",
+        engine="zarr",
+        zarr_format=3,
+    )
+    assert sorted(seasons.season.values.tolist()) == ["DJF", "JJA", "MAM", "SON"]
 
 
 @pytest.mark.parametrize("calendar", ["noleap", "360_day"])
