@@ -103,3 +103,17 @@ def test_generate_publish_says_in_one_line_that_the_bus_is_unreachable(
     assert done.returncode == 6, done.stdout + done.stderr
     assert_one_clear_line(done.stderr, bus_url.rsplit(":", 1)[1])
     assert "STRATO_BUS_URL" in done.stderr
+
+
+def test_generate_publish_on_an_unreachable_kafka_says_it_in_one_line(
+    env: dict[str, str],
+) -> None:
+    port = closed_port()
+    done = run(
+        "generate", "5", "--publish", env={**env, "STRATO_BUS_URL": f"kafka://127.0.0.1:{port}"}
+    )
+    assert done.returncode == 6, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: event bus kafka://127.0.0.1:")
+    assert "unreachable (Connection refused)" in lines[0]

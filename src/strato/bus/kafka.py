@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,6 +46,28 @@ from strato.redact import mask_secrets, mask_url
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
+
+
+class _ConnectErrors(logging.Filter):
+    """aiokafka logs an error line for each failed connection while it bootstraps; the
+    bus says once what failed instead, with the reason kept here ("Connection refused")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("Unable connect to"):
+            return True
+        reason = message.split('": ', 1)[-1]
+        # "[Errno 111] Connect call failed (...)" without uvloop: the errno says it best.
+        found = re.match(r"\[Errno (-?\d+)\] (.*)", reason)
+        if found is not None:
+            number = int(found.group(1))
+            reason = os.strerror(number) if number > 0 else found.group(2)
+        self.last = reason
+        return False
 
 
 class KafkaBus(Bus):
@@ -95,6 +119,9 @@ class KafkaBus(Bus):
             client_id=f"{self.client_id}-admin",
             request_timeout_ms=self.request_timeout_ms,
         )
+        attempts = _ConnectErrors()
+        client_log = logging.getLogger("aiokafka")
+        client_log.addFilter(attempts)
         try:
             await producer.start()
             await admin.start()
@@ -102,10 +129,11 @@ class KafkaBus(Bus):
             await producer.stop()
             await admin.close()
             shown = mask_url(f"kafka://{self.bootstrap}")
+            reason = attempts.last or mask_secrets(str(exc))
             # Worded as the other backends say it, for the node's and the CLI's one line.
-            raise Unavailable(
-                f"event bus {shown} is unreachable ({mask_secrets(str(exc))})"
-            ) from None
+            raise Unavailable(f"event bus {shown} is unreachable ({reason})") from None
+        finally:
+            client_log.removeFilter(attempts)
         self._producer, self._admin = producer, admin
 
     async def close(self) -> None:
