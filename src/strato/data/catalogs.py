@@ -46,12 +46,20 @@ def holds_cftime(values: np.ndarray[Any, Any]) -> bool:
 
 
 def time_coord(ds: xr.Dataset) -> xr.DataArray | None:
-    for var in ds.coords.values():
-        if var.ndim != 1:
-            continue
-        if np.issubdtype(var.dtype, np.datetime64) or holds_cftime(np.asarray(var.values)):
-            return cast(xr.DataArray, var)
-    return None
+    dated = [
+        cast(xr.DataArray, var)
+        for var in ds.coords.values()
+        if var.ndim == 1
+        and (np.issubdtype(var.dtype, np.datetime64) or holds_cftime(np.asarray(var.values)))
+    ]
+    # The time axis among other dated ones (a forecast's initialisation times, say).
+    for var in dated:
+        if var.name == "time" or var.attrs.get("axis") == "T":
+            return var
+    for var in dated:
+        if var.attrs.get("standard_name") == "time":
+            return var
+    return dated[0] if dated else None
 
 
 def bbox(ds: xr.Dataset) -> list[float]:
@@ -104,8 +112,11 @@ def iso_cftime(value: cftime.datetime) -> str:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return _jsonable(value[()])
         if value.dtype.kind in "mMO":
-            return [_jsonable(v) for v in value.reshape(-1)] if value.ndim else _jsonable(value[()])
+            # Row by row: tolist() would turn nanosecond times into bare integers.
+            return [_jsonable(v) for v in value]
         return [_jsonable(v) for v in value.tolist()]
     # Dates of every kind as ISO text: cftime's model calendars, numpy's, the standard one.
     if isinstance(value, cftime.datetime):
