@@ -140,4 +140,7 @@ def write_hdf5_without_scales(path: Path) -> Path:
         f.create_dataset("scan_time", data=np.arange(5.0))
         f.create_dataset("kernel", data=np.eye(10, dtype="f4"))
         f.attrs["title"] = "instrument granule"
+        geo = f.create_group("geolocation")  # netCDF-C numbers a subgroup's dimensions first
+        geo.create_dataset("latitude", data=np.linspace(-10, 10, 200).reshape(10, 20))
+        geo.create_dataset("orbit", data=np.arange(7, dtype="i2"))
     return path

@@ -188,3 +188,6 @@ def test_hdf5_without_dimension_scales_is_served_alike_by_both_stores(
             assert dict(remote.sizes) == dict(source.sizes)
             for name, var in source.variables.items():
                 assert remote[name].dims == var.dims, name
+    with xr.open_dataset(path, group="geolocation") as source:
+        raw = node.open("granule", "kerchunk", zarr_format=2, group="geolocation")
+        xr.testing.assert_equal(raw, source)

@@ -69,7 +69,7 @@ def fix_hdf5_references(path: Path, refs: dict[str, Any]) -> None:
 
 def _count_scales(group: h5py.Group) -> int:
     count = 0
-    for obj in group.values():
+    for obj in _members(group):
         if isinstance(obj, h5py.Dataset) and h5py.h5ds.is_scale(obj.id):
             count += 1
         elif isinstance(obj, h5py.Group):
@@ -77,13 +77,19 @@ def _count_scales(group: h5py.Group) -> int:
     return count
 
 
+def _members(group: h5py.Group) -> list[Any]:
+    return [group.get(name) for name in group]
+
+
 def _walk(group: h5py.Group, prefix: str, found: _Found, counter: list[int]) -> None:
-    phony: list[tuple[int, str]] = []  # (length, name), in the order they were made
-    children = []
-    for name, obj in group.items():
+    members = [(name, group.get(name)) for name in group]  # None: a link to nothing
+    # netCDF-C numbers the phony dimensions of subgroups first, depth first, and each
+    # group makes its own: a subgroup's phony dimensions are not shared with its parent.
+    for name, obj in members:
         if isinstance(obj, h5py.Group):
-            children.append((name, obj))
-            continue
+            _walk(obj, f"{prefix}{name}/", found, counter)
+    phony: list[tuple[int, str]] = []  # (length, name), in the order they were made
+    for name, obj in members:
         if not isinstance(obj, h5py.Dataset):
             continue
         array = prefix + name
@@ -107,8 +113,6 @@ def _walk(group: h5py.Group, prefix: str, found: _Found, counter: list[int]) -> 
             dims.append(match)
         if any(d is not None for d in dims):
             found.dims[array] = dims
-    for name, child in children:
-        _walk(child, f"{prefix}{name}/", found, counter)
 
 
 def _decoded_dtype(dtype: np.dtype[Any], attrs: dict[str, Any]) -> np.dtype[Any]:
