@@ -96,6 +96,12 @@ class DataSettings(Section):
         "public, max-age=300", description="Cache-Control header of dataset responses."
     )
     open_datasets: int = Field(64, ge=1, description="How many opened datasets to keep cached.")
+    broken_retry_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="A dataset that failed to open is tried again after this many seconds "
+        "even if its files did not change (the failure may have been passing).",
+    )
     demo: bool = Field(True, description="Generate and register demo data on first `strato up`.")
 
     @model_validator(mode="after")

@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
+from strato.data.hdf5 import HDF5_LOCK
+
 Array = npt.NDArray[Any]
 
 TIME_UNITS = "days since 1850-01-01"
@@ -228,7 +230,9 @@ def _write_atomically(ds: xr.Dataset, path: Path, var: _Variable) -> None:
     # name: the temporary name does not match the registration glob, and rename is atomic.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds, var))
+        # libhdf5 is not thread-safe and `strato up` serves requests while this writes.
+        with HDF5_LOCK:
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds, var))
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

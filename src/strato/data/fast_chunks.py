@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from strato.data.confine import OutsideRoots, open_resolved
 from strato.data.references import ByteRange
 from strato.data.service import DataService
 from strato.http.conditional import make_etag
@@ -112,8 +113,9 @@ def _read_cached(where: ByteRange) -> bytearray | None:
     if _NOWAIT is None:
         return None
     try:
-        fd = os.open(where.path, os.O_RDONLY)
-    except OSError:
+        # Not followed through a symbolic link put there since: the application answers.
+        fd = open_resolved(where.path)
+    except (OSError, OutsideRoots):
         return None
     buffer = bytearray(where.length)
     try:
@@ -127,8 +129,9 @@ def _read_cached(where: ByteRange) -> bytearray | None:
 
 def _read(where: ByteRange) -> bytes | None:
     try:
-        fd = os.open(where.path, os.O_RDONLY)
-    except OSError:
+        # Not followed through a symbolic link put there since: the application answers.
+        fd = open_resolved(where.path)
+    except (OSError, OutsideRoots):
         return None
     try:
         chunk = os.pread(fd, where.length, where.offset)

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -40,6 +41,7 @@ import numpy as np
 from kerchunk.combine import MultiZarrToZarr
 from kerchunk.hdf import SingleHdf5ToZarr
 
+from strato.data.confine import as_root_strings, check_path_text, read_resolved, resolve_within
 from strato.data.hdf5_refs import fix_hdf5_references, float32_packed, unpack_in_filter
 from strato.errors import InvalidInput, NotFound
 
@@ -570,7 +572,9 @@ def _local_path(url: Any, key: str) -> str:
         raise InvalidInput(
             f"reference {key!r} points to {url!r}; targets must be absolute local paths"
         )
-    return os.path.normpath(path)
+    # Not normpath: "lnk/../f" is not "f" when lnk is a symbolic link; RawStore resolves
+    # targets the way the kernel does.
+    return check_path_text(path, f"reference {key!r}")
 
 
 def _pread(path: str, offset: int, length: int) -> bytes:
@@ -596,7 +600,7 @@ class RawStore:
 
     def __init__(self, refs: dict[str, Any], *, allowed_roots: Iterable[Path] = ()) -> None:
         mapping = _expanded(refs, "reference set")
-        roots = [str(Path(r).resolve()) for r in allowed_roots]
+        roots = as_root_strings(allowed_roots)
         self._entries: dict[str, bytes | ByteRange] = {}
         self._arrays: dict[str, dict[str, Any]] = {}
         consolidated: dict[str, Any] = {}
@@ -644,19 +648,19 @@ class RawStore:
 
     @staticmethod
     def _checked(path: str, key: str, roots: list[str], sizes: dict[str, int]) -> str:
-        real = os.path.realpath(path)  # a symlink under a root may lead out of it
-        if roots and not any(os.path.commonpath([root, real]) == root for root in roots):
-            raise InvalidInput(f"reference {key!r} points to {path}, outside the allowed roots")
+        """The target resolved once, as the kernel resolves it, and checked; chunks are
+        read from that resolved path only, never through a symbolic link (confine)."""
+        real = resolve_within(path, roots, f"reference {key!r}")
         try:
-            st = os.stat(path)
+            st = os.stat(real)
         except OSError:
             raise InvalidInput(
                 f"reference {key!r} points to {path}, which does not exist"
             ) from None
-        if not os.path.isfile(path):
+        if not stat.S_ISREG(st.st_mode):
             raise InvalidInput(f"reference {key!r} points to {path}, which is not a file")
-        sizes[path] = st.st_size
-        return path
+        sizes[real] = st.st_size
+        return real
 
     def metadata(self) -> dict[str, Any]:
         """The consolidated ``.zmetadata`` document."""
@@ -685,7 +689,11 @@ class RawStore:
         target = self.resolve(key)
         if isinstance(target, bytes):
             return target
-        return _pread(target.path, target.offset, target.length)
+        data = read_resolved(target.path, target.offset, target.length)
+        if data is None:
+            where = f"{target.length} bytes expected at offset {target.offset}"
+            raise NotFound(f"{target.path} changed: {where}")
+        return data
 
     def keys(self) -> list[str]:
         return list(self._entries)

@@ -1,8 +1,11 @@
 """Registrations of datasets: which files make a dataset, and how to serve them.
 
 A registration is validated when made (ids, allowed roots, that the sources
-exist); whether the files open is the business of :mod:`strato.data.sources`,
-which marks a dataset broken without affecting the others.
+exist) and saved only once its data opened (:mod:`strato.data.service`); whether the
+files keep opening is the business of :mod:`strato.data.sources`, which marks a dataset
+broken without affecting the others. A registration keeps the allowed roots it was
+checked against, so a dataset added by ``strato data add`` with roots set for that
+command only is served by a server whose own settings do not name them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from sqlalchemy import JSON, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from strato.data.confine import check_path_text
 from strato.db import Base, UTCDateTime, utcnow
 from strato.errors import Conflict, InvalidInput, NotFound
 
@@ -34,6 +38,9 @@ class DatasetRow(Base):
     sources: Mapped[list[str]] = mapped_column(JSON)
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
     owner: Mapped[str | None] = mapped_column(String(64))
+    # Resolved roots the sources were checked against when registered; None for rows
+    # registered before roots were kept (they are served within the server's roots).
+    allowed_roots: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -46,14 +53,15 @@ class Registration:
     chunks: Mapping[str, int] = field(default_factory=dict)
     concat_dim: str = "time"
     owner: str | None = None
+    allowed_roots: tuple[str, ...] = ()
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
 
 def validate_id(dataset_id: str) -> str:
-    if not _ID.match(dataset_id):
+    if not _ID.fullmatch(dataset_id):
         raise InvalidInput(
-            f"invalid dataset id {dataset_id!r}: 1-128 letters, digits, '.', '_' or '-', "
+            f"id: invalid dataset id {dataset_id!r}: 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
     return dataset_id
@@ -78,9 +86,10 @@ def parse_chunks(text: str | Mapping[str, int] | None) -> dict[str, int]:
         items = list(text.items())
     chunks: dict[str, int] = {}
     for name, size in items:
-        if not _DIM.match(name) or not isinstance(size, int) or size < 1:
+        if not _DIM.fullmatch(name) or not isinstance(size, int) or size < 1:
             raise InvalidInput(
-                f"invalid chunk size {name}={size}: a dimension name and a positive integer"
+                f"chunks: invalid chunk size {name!r}={size}: a dimension name and a positive "
+                "integer"
             )
         chunks[name] = size
     return chunks
@@ -95,7 +104,9 @@ def expand_sources(sources: Sequence[str], roots: Sequence[Path]) -> list[Path]:
     """Files (or Zarr directories) a registration names, in order; refuses anything
     outside the allowed roots, before and after following symbolic links."""
     if not sources:
-        raise InvalidInput("a dataset needs at least one source path or glob")
+        raise InvalidInput("sources: a dataset needs at least one source path or glob")
+    for i, source in enumerate(sources):
+        check_path_text(source, f"sources[{i}]")
     found: list[Path] = []
     for source in sources:
         path = Path(source).expanduser()
@@ -136,7 +147,7 @@ class DatasetRegistry:
         self._sessions = sessions
         self.roots = [Path(r).resolve() for r in roots]
 
-    def add(
+    def prepare(
         self,
         dataset_id: str,
         sources: Sequence[str],
@@ -145,33 +156,69 @@ class DatasetRegistry:
         chunks: Mapping[str, int] | None = None,
         concat_dim: str = "time",
         owner: str | None = None,
-        replace: bool = False,
     ) -> Registration:
+        """A validated registration, not saved yet: :meth:`save` it once its data opened."""
         validate_id(dataset_id)
-        if not _DIM.match(concat_dim):
-            raise InvalidInput(f"invalid concat dimension {concat_dim!r}")
-        if title is not None and len(title) > 255:
-            raise InvalidInput("title is longer than 255 characters")
+        if not _DIM.fullmatch(concat_dim):
+            raise InvalidInput(
+                f"concat_dim: invalid dimension name {concat_dim!r}: a letter or '_', then "
+                "up to 63 letters, digits, '_', '.' or '-'"
+            )
+        if title is not None:
+            if len(title) > 255:
+                raise InvalidInput("title: longer than 255 characters")
+            if any(ord(c) < 32 and c not in "\t" for c in title):
+                raise InvalidInput("title: control characters (such as NUL) are not allowed")
         expand_sources(sources, self.roots)
-        normalized = [str(Path(s).expanduser()) for s in sources]
-        options = {"chunks": dict(chunks or {}), "concat_dim": concat_dim}
+        return Registration(
+            id=dataset_id,
+            title=title or dataset_id,
+            sources=tuple(str(Path(s).expanduser()) for s in sources),
+            chunks=dict(chunks or {}),
+            concat_dim=concat_dim,
+            owner=owner,
+            allowed_roots=tuple(str(r) for r in self.roots),
+        )
+
+    def save(self, reg: Registration, *, replace: bool = False) -> Registration:
+        """Store ``reg``; Conflict if its id is taken and ``replace`` is not set."""
         now = utcnow()
         with self._sessions.begin() as s:
-            row = s.get(DatasetRow, dataset_id)
+            row = s.get(DatasetRow, reg.id)
             if row is not None and not replace:
-                raise Conflict(f"dataset {dataset_id!r} is already registered")
+                raise Conflict(f"dataset {reg.id!r} is already registered")
             if row is None:
-                row = DatasetRow(id=dataset_id, created_at=now)
+                row = DatasetRow(id=reg.id, created_at=now)
                 s.add(row)
-            row.title = title or dataset_id
-            row.sources = normalized
-            row.options = options
-            row.owner = owner
+            row.title = reg.title
+            row.sources = list(reg.sources)
+            row.options = {"chunks": dict(reg.chunks), "concat_dim": reg.concat_dim}
+            row.owner = reg.owner
+            row.allowed_roots = list(reg.allowed_roots)
             row.updated_at = now
             s.flush()
             return _registration(row)
 
+    def exists(self, dataset_id: str) -> bool:
+        if not _ID.fullmatch(dataset_id):
+            return False
+        with self._sessions() as s:
+            return s.get(DatasetRow, dataset_id) is not None
+
+    def roots_of(self, reg: Registration) -> list[Path]:
+        """Where ``reg``'s data may be read from: this process's roots and the ones the
+        registration was checked against."""
+        roots = list(self.roots)
+        for root in reg.allowed_roots:
+            path = Path(root)
+            if path not in roots:
+                roots.append(path)
+        return roots
+
     def get(self, dataset_id: str) -> Registration:
+        if not _ID.fullmatch(dataset_id):
+            # Never sent to the database: PostgreSQL refuses NUL bytes with an error.
+            raise NotFound(f"no dataset {dataset_id!r}")
         with self._sessions() as s:
             row = s.get(DatasetRow, dataset_id)
             if row is None:
@@ -187,6 +234,8 @@ class DatasetRegistry:
             return list(s.scalars(select(DatasetRow.id).order_by(DatasetRow.id)))
 
     def remove(self, dataset_id: str) -> None:
+        if not _ID.fullmatch(dataset_id):
+            raise NotFound(f"no dataset {dataset_id!r}")
         with self._sessions.begin() as s:
             row = s.get(DatasetRow, dataset_id)
             if row is None:
@@ -202,6 +251,7 @@ def _registration(row: DatasetRow) -> Registration:
         chunks=dict(row.options.get("chunks", {})),
         concat_dim=str(row.options.get("concat_dim", "time")),
         owner=row.owner,
+        allowed_roots=tuple(row.allowed_roots or ()),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

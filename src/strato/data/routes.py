@@ -3,7 +3,6 @@ stores, catalogs, plots, diagnostics and the registration API."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 from collections import OrderedDict
@@ -18,7 +17,9 @@ from pydantic import BaseModel, Field
 
 from strato.auth import Principal, Scope
 from strato.data import catalogs
+from strato.data.confine import read_resolved as confined_read
 from strato.data.diagnostics import groupby_reduce
+from strato.data.hdf5 import HDF5_LOCK
 from strato.data.plots import render_plot
 from strato.data.references import ByteRange
 from strato.data.registry import parse_chunks
@@ -379,12 +380,9 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
 def read_resolved(target: bytes | ByteRange) -> bytes:
     if isinstance(target, bytes):
         return target
-    fd = os.open(target.path, os.O_RDONLY)
-    try:
-        chunk = os.pread(fd, target.length, target.offset)
-    finally:
-        os.close(fd)
-    if len(chunk) != target.length:
+    # Never through a symbolic link put on the path since the references were checked.
+    chunk = confined_read(target.path, target.offset, target.length)
+    if chunk is None:
         raise NotFound(
             f"the source file changed: {target.length} bytes expected at {target.offset}"
         )
@@ -392,7 +390,11 @@ def read_resolved(target: bytes | ByteRange) -> bytes:
 
 
 def to_netcdf_bytes(ds: xr.Dataset) -> bytes:
+    # Read first, outside the lock: reading takes it in dask's threads, and this thread
+    # waiting for them while holding it would never end.
+    ds = ds.load()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "result.nc"
-        ds.to_netcdf(path, engine="netcdf4")
+        with HDF5_LOCK:  # netCDF4 writes through libhdf5, which is not thread-safe
+            ds.to_netcdf(path, engine="netcdf4")
         return path.read_bytes()

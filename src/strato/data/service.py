@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from strato.data.registry import DatasetRegistry, Registration
 from strato.data.sources import DatasetBroken, DatasetCache, DatasetStatus, OpenedDataset
-from strato.errors import InvalidInput, StratoError
+from strato.errors import Conflict, InvalidInput, StratoError
 from strato.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,31 +35,33 @@ class DataService:
         owner: str | None = None,
         replace: bool = False,
     ) -> OpenedDataset:
-        """Register and open at once, so that a dataset that cannot open is refused, not kept."""
-        existed = replace and dataset_id in self.registry.ids()
-        self.registry.add(
-            dataset_id,
-            sources,
-            title=title,
-            chunks=chunks,
-            concat_dim=concat_dim,
-            owner=owner,
-            replace=replace,
+        """Open, then register: a dataset that cannot open is refused, and a registration
+        interrupted before its data opened (a killed server) leaves nothing behind."""
+        reg = self.registry.prepare(
+            dataset_id, sources, title=title, chunks=chunks, concat_dim=concat_dim, owner=owner
         )
-        self.cache.forget(dataset_id)
+        if not replace and self.registry.exists(dataset_id):
+            raise Conflict(f"dataset {dataset_id!r} is already registered")
         try:
-            opened = self.cache.get(dataset_id)
-            unknown = sorted(set(opened.registration.chunks) - set(map(str, opened.decoded.dims)))
+            opened = self.cache.open_registration(reg)
+        except DatasetBroken as exc:
+            raise InvalidInput(f"cannot serve {dataset_id!r}: {exc.reason}") from None
+        try:
+            dims = set(map(str, opened.decoded.dims))
+            unknown = sorted(set(reg.chunks) - dims)
             if unknown:
                 raise InvalidInput(
-                    f"chunks name dimension(s) {', '.join(unknown)} the dataset does not have; "
-                    f"its dimensions are {', '.join(map(str, opened.decoded.dims))}"
+                    f"cannot serve {dataset_id!r}: chunks name dimension(s) "
+                    f"{', '.join(unknown)} the dataset does not have; its dimensions are "
+                    f"{', '.join(sorted(dims))}"
                 )
-        except (DatasetBroken, InvalidInput) as exc:
-            if not existed:
-                self.registry.remove(dataset_id)
-                self.cache.forget(dataset_id)
-            raise InvalidInput(f"cannot serve {dataset_id!r}: {exc.detail}") from None
+            self.registry.save(reg, replace=replace)
+            # As the database gives it back (timestamps), so the cache's checks match it.
+            opened.registration = self.registry.get(dataset_id)
+        except BaseException:
+            opened.close()
+            raise
+        self.cache.put(opened)
         try:
             # References are built now so the first raw read does not pay for them.
             opened.raw_store  # noqa: B018

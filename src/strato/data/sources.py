@@ -1,5 +1,9 @@
 """Opening registered datasets: decoded for analysis, raw for serving, kept in a cache
-that reopens a dataset when its files change and remembers why one failed."""
+that reopens a dataset when its files change and remembers why one failed.
+
+Every call into libhdf5 holds :data:`strato.data.hdf5.HDF5_LOCK` (see there why), and
+every file is read within the roots its registration allows (:mod:`strato.data.confine`).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,11 @@ from typing import Any, Literal
 
 import xarray as xr
 
+from strato.data.confine import as_root_strings
+from strato.data.hdf5 import HDF5_LOCK
 from strato.data.references import RawStore, build_references, load_references, save_references
 from strato.data.registry import DatasetRegistry, Registration, expand_sources
+from strato.data.stores import ConfinedLocalStore, ReferenceStore
 from strato.data.zarr_store import Compression, ZarrView
 from strato.errors import InvalidInput, NotFound, StratoError, Unavailable
 from strato.settings import DataSettings
@@ -31,6 +38,10 @@ RECHECK_SECONDS = 1.0
 class DatasetBroken(Unavailable):
     code = "dataset-broken"
     title = "Dataset cannot be opened"
+
+    def __init__(self, detail: str, reason: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = detail if reason is None else reason
 
 
 def detect_kind(files: list[Path]) -> Kind:
@@ -124,16 +135,18 @@ class OpenedDataset:
         path = self.refs_dir / f"{self.id}.{self.fingerprint}.json"
         if path.exists():
             return load_references(path)
-        refs = build_references(self.files, concat_dim=self.registration.concat_dim)
+        with HDF5_LOCK:  # kerchunk reads the files with h5py
+            refs = build_references(self.files, concat_dim=self.registration.concat_dim)
         for old in self.refs_dir.glob(f"{self.id}.*.json"):
             old.unlink(missing_ok=True)
         save_references(refs, path)
         return refs
 
     def close(self) -> None:
-        self.decoded.close()
-        if self.raw is not None:
-            self.raw.close()
+        with HDF5_LOCK:
+            self.decoded.close()
+            if self.raw is not None:
+                self.raw.close()
 
 
 @dataclass(frozen=True)
@@ -145,10 +158,27 @@ class DatasetStatus:
     files: int
 
 
-def _open_netcdf(files: list[Path], concat_dim: str) -> tuple[xr.Dataset, xr.Dataset | None]:
+@dataclass
+class Sources:
+    """What an opener makes of a dataset's files."""
+
+    decoded: xr.Dataset
+    raw: xr.Dataset | None
+    raw_store: RawStore | None = None
+
+
+def _open_netcdf(files: list[Path], concat_dim: str) -> Sources:
+    # The whole open under the lock: xarray locks the file open itself but not the
+    # metadata reads that follow; lock= makes its later chunk reads (and dask's) take it.
+    with HDF5_LOCK:
+        decoded, raw = _open_netcdf_locked(files, concat_dim)
+    return Sources(decoded, raw)
+
+
+def _open_netcdf_locked(files: list[Path], concat_dim: str) -> tuple[xr.Dataset, xr.Dataset | None]:
     if len(files) == 1:
-        decoded = xr.open_dataset(files[0], chunks={})
-        raw = xr.open_dataset(files[0], decode_cf=False, cache=False)
+        decoded = xr.open_dataset(files[0], chunks={}, lock=HDF5_LOCK)
+        raw = xr.open_dataset(files[0], decode_cf=False, cache=False, lock=HDF5_LOCK)
         return decoded, raw
     combine: dict[str, Any] = {
         "combine": "nested",
@@ -176,8 +206,10 @@ def _open_netcdf(files: list[Path], concat_dim: str) -> tuple[xr.Dataset, xr.Dat
                 )
         return ds
 
-    decoded = xr.open_mfdataset(files, **combine)
-    raw = xr.open_mfdataset(files, decode_cf=False, preprocess=note_encoding, **combine)
+    decoded = xr.open_mfdataset(files, lock=HDF5_LOCK, **combine)
+    raw = xr.open_mfdataset(
+        files, decode_cf=False, preprocess=note_encoding, lock=HDF5_LOCK, **combine
+    )
     names = [e[0] for e in encodings]
     if len(names) != len(set(names)):
         # Files encode the same variable differently (e.g. other time units): raw values
@@ -187,34 +219,41 @@ def _open_netcdf(files: list[Path], concat_dim: str) -> tuple[xr.Dataset, xr.Dat
     return decoded, raw
 
 
-def _open_zarr(path: Path) -> tuple[xr.Dataset, xr.Dataset]:
-    decoded = xr.open_dataset(path, engine="zarr", chunks={})
-    raw = xr.open_dataset(path, engine="zarr", decode_cf=False)
-    return decoded, raw
+def _open_zarr(path: Path, roots: list[Path]) -> Sources:
+    # zarr's LocalStore would follow a symbolic link inside the store out of the roots.
+    store = ConfinedLocalStore(path, roots=as_root_strings(roots))
+    # xarray opens zarr Store objects; its annotation does not list them.
+    decoded = xr.open_dataset(store, engine="zarr", chunks={})  # type: ignore[arg-type]
+    raw = xr.open_dataset(store, engine="zarr", decode_cf=False)  # type: ignore[arg-type]
+    return Sources(decoded, raw)
 
 
-def _open_references(path: Path, roots: list[Path]) -> tuple[xr.Dataset, xr.Dataset]:
-    # fsspec would read whatever local file the JSON names; only registered roots may be.
-    RawStore(load_references(path), allowed_roots=roots)
-    kwargs: dict[str, Any] = {
-        "engine": "zarr",
-        "backend_kwargs": {"consolidated": False, "storage_options": {"fo": str(path)}},
-    }
-    decoded = xr.open_dataset("reference://", chunks={}, **kwargs)
-    raw = xr.open_dataset("reference://", decode_cf=False, **kwargs)
-    return decoded, raw
+def _open_references(path: Path, roots: list[Path]) -> Sources:
+    # Read through the checked reference set that /kerchunk serves, not fsspec's reference
+    # file system, which would open whatever the JSON names and follow links out of the
+    # roots; so both stores serve the same bytes and metadata.
+    raw_store = RawStore(load_references(path), allowed_roots=roots)
+    store = ReferenceStore(raw_store)
+    kwargs: dict[str, Any] = {"engine": "zarr", "consolidated": True, "zarr_format": 2}
+    decoded = xr.open_dataset(store, chunks={}, **kwargs)  # type: ignore[arg-type]
+    raw = xr.open_dataset(store, decode_cf=False, **kwargs)  # type: ignore[arg-type]
+    return Sources(decoded, raw, raw_store)
 
 
-Opener = Callable[[list[Path], str, list[Path]], tuple[xr.Dataset, xr.Dataset | None]]
+Opener = Callable[[list[Path], str, list[Path]], Sources]
 OPENERS: dict[Kind, Opener] = {
     "netcdf": lambda files, concat_dim, _: _open_netcdf(files, concat_dim),
-    "zarr": lambda files, _, __: _open_zarr(files[0]),
+    "zarr": lambda files, _, roots: _open_zarr(files[0], roots),
     "references": lambda files, _, roots: _open_references(files[0], roots),
 }
+# Errors of the operating system or of libhdf5 ("NetCDF: HDF error") may pass: a file
+# being replaced, a descriptor limit. The open is tried once more before giving up.
+_TRANSIENT = (OSError, RuntimeError)
 
 
 class DatasetCache:
-    """Opened datasets, least recently used first out; broken ones remember the reason."""
+    """Opened datasets, least recently used first out; broken ones remember the reason
+    for a while (``data.broken_retry_seconds``), then are tried again."""
 
     def __init__(self, registry: DatasetRegistry, settings: DataSettings, refs_dir: Path) -> None:
         self.registry = registry
@@ -226,7 +265,8 @@ class DatasetCache:
             bitround_keepbits=settings.bitround_keepbits,
         )
         self._open: OrderedDict[str, OpenedDataset] = OrderedDict()
-        self._broken: dict[str, tuple[str, str]] = {}  # id -> (fingerprint, reason)
+        # id -> (fingerprint, reason, when it was found broken)
+        self._broken: dict[str, tuple[str, str, float]] = {}
         self._lock = threading.Lock()
         self._opening: dict[str, threading.Lock] = {}
 
@@ -251,14 +291,39 @@ class DatasetCache:
         with gate:
             return self._get_fresh(dataset_id)
 
+    def open_registration(self, reg: Registration) -> OpenedDataset:
+        """Open ``reg`` without caching it or remembering a failure: a registration is
+        saved only once this succeeded (then :meth:`put` it)."""
+        roots = self.registry.roots_of(reg)
+        try:
+            files = expand_sources(reg.sources, roots)
+            digest, newest = fingerprint(files)
+        except StratoError as exc:
+            raise DatasetBroken(f"dataset {reg.id!r} is broken: {exc.detail}", exc.detail) from None
+        return self._open_files(reg, files, roots, digest, newest)
+
+    def put(self, opened: OpenedDataset) -> None:
+        """Cache a dataset opened by :meth:`open_registration`, replacing what was there."""
+        with self._lock:
+            self._broken.pop(opened.id, None)
+            previous = self._open.pop(opened.id, None)
+            self._open[opened.id] = opened
+            evicted = self._evict()
+        for old in [previous, *evicted]:
+            if old is not None and old is not opened:
+                old.close()
+
     def _get_fresh(self, dataset_id: str) -> OpenedDataset:
         reg = self.registry.get(dataset_id)
+        roots = self.registry.roots_of(reg)
         try:
-            files = expand_sources(reg.sources, self.registry.roots)
+            files = expand_sources(reg.sources, roots)
             digest, newest = fingerprint(files)
         except StratoError as exc:
             self._mark_broken(dataset_id, "", exc.detail)
-            raise DatasetBroken(f"dataset {dataset_id!r} is broken: {exc.detail}") from None
+            raise DatasetBroken(
+                f"dataset {dataset_id!r} is broken: {exc.detail}", exc.detail
+            ) from None
         with self._lock:
             current = self._open.get(dataset_id)
             if (
@@ -269,43 +334,68 @@ class DatasetCache:
                 current.checked_at = time.monotonic()
                 return current
             known = self._broken.get(dataset_id)
-        if known is not None and known[0] == digest:
-            raise DatasetBroken(f"dataset {dataset_id!r} is broken: {known[1]}")
+        if (
+            known is not None
+            and known[0] == digest
+            and time.monotonic() - known[2] < self.settings.broken_retry_seconds
+        ):
+            raise DatasetBroken(f"dataset {dataset_id!r} is broken: {known[1]}", known[1])
         try:
-            kind = detect_kind(files)
-            decoded, raw = OPENERS[kind](files, reg.concat_dim, self.registry.roots)
-        except Exception as exc:
-            reason = exc.detail if isinstance(exc, StratoError) else f"{type(exc).__name__}: {exc}"
-            log.warning("dataset %s failed to open: %s", dataset_id, reason)
-            self._mark_broken(dataset_id, digest, reason)
-            raise DatasetBroken(f"dataset {dataset_id!r} is broken: {reason}") from None
-        opened = OpenedDataset(
-            registration=reg,
-            files=files,
-            kind=kind,
-            fingerprint=digest,
-            last_modified=newest,
-            decoded=decoded,
-            raw=raw,
-            compression=self.compression,
-            refs_dir=self.refs_dir,
-            roots=self.registry.roots,
-        )
+            opened = self._open_files(reg, files, roots, digest, newest)
+        except DatasetBroken as exc:
+            self._mark_broken(dataset_id, digest, exc.reason)
+            raise
         with self._lock:
             self._broken.pop(dataset_id, None)
             previous = self._open.pop(dataset_id, None)
             self._open[dataset_id] = opened
-            while len(self._open) > self.settings.open_datasets:
-                _, evicted = self._open.popitem(last=False)
-                evicted.close()
+            evicted = self._evict()
+        for old in evicted:
+            old.close()
         if previous is not None:
             log.info("dataset %s changed on disk; reopened", dataset_id)
             previous.close()
         return opened
 
+    def _open_files(
+        self, reg: Registration, files: list[Path], roots: list[Path], digest: str, newest: float
+    ) -> OpenedDataset:
+        try:
+            kind = detect_kind(files)
+            try:
+                sources = OPENERS[kind](files, reg.concat_dim, roots)
+            except _TRANSIENT as exc:
+                log.info("dataset %s: %s; trying once more", reg.id, exc)
+                sources = OPENERS[kind](files, reg.concat_dim, roots)
+        except Exception as exc:
+            reason = exc.detail if isinstance(exc, StratoError) else f"{type(exc).__name__}: {exc}"
+            log.warning("dataset %s failed to open: %s", reg.id, reason)
+            raise DatasetBroken(f"dataset {reg.id!r} is broken: {reason}", reason) from None
+        return OpenedDataset(
+            registration=reg,
+            files=files,
+            kind=kind,
+            fingerprint=digest,
+            last_modified=newest,
+            decoded=sources.decoded,
+            raw=sources.raw,
+            compression=self.compression,
+            refs_dir=self.refs_dir,
+            roots=roots,
+            _raw_store=sources.raw_store,
+        )
+
+    def _evict(self) -> list[OpenedDataset]:
+        """Drop the least recently used datasets beyond the limit; call with _lock held,
+        close what it returns without it."""
+        evicted = []
+        while len(self._open) > self.settings.open_datasets:
+            evicted.append(self._open.popitem(last=False)[1])
+        return evicted
+
     def _mark_broken(self, dataset_id: str, digest: str, reason: str) -> None:
         with self._lock:
-            self._broken[dataset_id] = (digest, reason)
+            self._broken[dataset_id] = (digest, reason, time.monotonic())
             dropped = self._open.pop(dataset_id, None)
         if dropped is not None:
             dropped.close()
@@ -320,9 +410,8 @@ class DatasetCache:
     def status(self, reg: Registration) -> DatasetStatus:
         try:
             opened = self.get(reg.id)
-        except DatasetBroken:
-            reason = self._broken.get(reg.id, ("", "unknown"))[1]
-            return DatasetStatus(reg.id, reg.title, "broken", reason, 0)
+        except DatasetBroken as exc:
+            return DatasetStatus(reg.id, reg.title, "broken", exc.reason, 0)
         return DatasetStatus(reg.id, reg.title, "ok", None, len(opened.files))
 
     def close(self) -> None:
