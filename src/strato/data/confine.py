@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from strato.errors import Forbidden, InvalidInput
 MAX_PATH_BYTES = 4096
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# A named pipe put where a file was expected would block the open until someone writes.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 class OutsideRoots(Forbidden):
@@ -65,7 +68,7 @@ def open_resolved(path: str) -> int:
     Raises OutsideRoots if it is not, OSError if it cannot be opened.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # the file itself was swapped for a symbolic link
             raise _moved(path) from None
@@ -82,7 +85,7 @@ def open_resolved(path: str) -> int:
 def open_within(path: str, roots: Sequence[str]) -> int:
     """A read-only descriptor of ``path`` if the file opened lies within ``roots``
     (symbolic links among the roots are fine); OutsideRoots if it does not."""
-    fd = os.open(path, os.O_RDONLY | _CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK)
     try:
         if not is_within(_real_path(fd, path), roots):
             raise OutsideRoots(f"{path} leads outside the allowed roots; it is not served")
@@ -97,6 +100,8 @@ def read_resolved(path: str, offset: int, length: int) -> bytes | None:
     shorter now (it changed since it was referenced)."""
     fd = open_resolved(path)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         data = os.pread(fd, length, offset)
     finally:
         os.close(fd)

@@ -41,15 +41,29 @@ def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
 
 
 def _read_within(path: Path, roots: Sequence[str], byte_range: ByteRequest | None) -> bytes | None:
+    """The bytes of a file of the store, None if there is no such file."""
     try:
         fd = open_within(str(path), roots)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    with os.fdopen(fd, "rb") as f:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            return None
-        # Whole small files (metadata, chunks) are read and sliced: ranges are rare here.
-        return _slice(f.read(), byte_range)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None  # a directory of the store, or a pipe that would never end
+        size = st.st_size
+        # Ranges as reads of their own: a shard of Zarr v3 may be large.
+        start, end = 0, size
+        if isinstance(byte_range, RangeByteRequest):
+            start, end = byte_range.start, min(byte_range.end, size)
+        elif isinstance(byte_range, OffsetByteRequest):
+            start = byte_range.offset
+        elif isinstance(byte_range, SuffixByteRequest):
+            start = max(0, size - byte_range.suffix)
+        elif byte_range is not None:
+            raise TypeError(f"unexpected byte range {byte_range!r}")
+        return os.pread(fd, max(0, end - start), start)
+    finally:
+        os.close(fd)
 
 
 class ConfinedLocalStore(LocalStore):
