@@ -1,32 +1,41 @@
 """Schemathesis, a real OpenAPI client, sends property-based requests built from
-strato's own OpenAPI document to a running server: whatever they are, no 5xx."""
+strato's own OpenAPI document to a running server: whatever they are, no 5xx.
+
+Besides the requests the document describes, hooks (:mod:`tests.fuzz_hostile`) send
+deeply nested CQL2 filters to every operation that takes one and bodies beyond the
+server's size limit to every operation that takes a JSON body. The server runs as
+`strato api` in a process of its own, so a request that kills it shows as a dead
+process at the end, not as a test run that vanished.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from strato.app import create_app
 from strato.auth import ALL_SCOPES
 from strato.context import Context
 from strato.data.service import DataService
 from strato.settings import DataSettings, LogSettings, Settings
+from tests.fuzz_hostile import MAX_BODY_BYTES
+from tests.served import strato_api
 
 MAX_EXAMPLES = 10
 PASSWORD = "fuzzing-password"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.timeout(900)
-def test_no_server_errors(tmp_path: Path, serve: Callable[[Any], str]) -> None:
+def test_no_server_errors(tmp_path: Path) -> None:
+    data_dir = tmp_path / "state"
     settings = Settings(
-        data_dir=tmp_path / "state",
+        data_dir=data_dir,
         log=LogSettings(access=False),
         data=DataSettings(demo_scale="small"),
     )
@@ -37,33 +46,42 @@ def test_no_server_errors(tmp_path: Path, serve: Callable[[Any], str]) -> None:
     service = DataService(ctx.sessions, settings)
     [dataset_id, *_] = service.ensure_demo()
     service.close()
-    url = serve(create_app(settings, context=ctx))
+    ctx.close()
     # Real dataset ids let the generated requests reach the data routes' own checks.
     (tmp_path / "schemathesis.toml").write_text(
         f'[parameters]\n"path.dataset_id" = "{dataset_id}"\n'
     )
     st = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
-    run = subprocess.run(
-        [
-            st,
-            "run",
-            f"{url}/openapi.json",
-            "--checks",
-            "not_a_server_error",
-            "--max-examples",
-            str(MAX_EXAMPLES),
-            "--seed",
-            "1",
-            "--auth",
-            f"admin:{PASSWORD}",
-            "--no-color",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp_path,
-    )
-    ctx.close()
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.fuzz_hostile",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    with strato_api(
+        data_dir, STRATO_DATA_DEMO_SCALE="small", STRATO_MAX_BODY_BYTES=str(MAX_BODY_BYTES)
+    ) as api:
+        run = subprocess.run(
+            [
+                st,
+                "run",
+                f"{api.url}/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                str(MAX_EXAMPLES),
+                "--seed",
+                "1",
+                "--auth",
+                f"admin:{PASSWORD}",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert api.alive(), f"the server died under the fuzzer: {api.died()}"
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     counts = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
     assert counts, run.stdout[-4000:]

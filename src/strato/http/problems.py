@@ -124,6 +124,12 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"nothing at {request.url.path}"
+        if isinstance(exc.__cause__, RecursionError):
+            # FastAPI's body parsing says only "There was an error parsing the body".
+            detail = (
+                "the JSON body nests deeper than the server reads (about 1,000 levels of "
+                "arrays and objects)"
+            )
         headers = dict(exc.headers or {})
         if exc.status_code == 401:
             headers.update(AUTH_CHALLENGE)
