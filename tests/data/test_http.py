@@ -445,3 +445,24 @@ def test_codec_is_blosc_lz4_by_default_and_configurable(
         assert node.http.get("/datasets/one/zarr/tas/.zarray").json()["compressor"]["id"] == "zstd"
         with xr.open_dataset(netcdf_file) as source:
             assert_same_data(node.open("one", zarr_format=3), source)
+
+
+def test_references_cached_by_an_older_build_are_rebuilt(
+    node: Node, netcdf_file: Path, tmp_path: Path
+) -> None:
+    """An upgrade that changes what build_references writes must not keep serving the old file."""
+    from strato.data.references import build_references, save_references
+    from strato.data.sources import fingerprint
+
+    digest, _ = fingerprint([netcdf_file])
+    stale = build_references([netcdf_file])
+    text = stale["refs"]["tas/.zattrs"]
+    stale["refs"]["tas/.zattrs"] = text.replace('"units":"K"', '"units":"stale-build"')
+    assert stale["refs"]["tas/.zattrs"] != text
+    # Where a build before generations cached this dataset's references, as a node that
+    # served it before an upgrade has them on disk.
+    save_references(stale, tmp_path / "state" / "references" / f"one.{digest}.json")
+
+    assert node.register("one", [str(netcdf_file)]).status_code == 201
+    with xr.open_dataset(netcdf_file) as source:
+        assert_same_data(node.open("one", "kerchunk", zarr_format=2), source)

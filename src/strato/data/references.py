@@ -46,6 +46,10 @@ from strato.data.hdf5_refs import fix_hdf5_references, float32_packed, unpack_in
 from strato.errors import InvalidInput, NotFound
 
 REFERENCE_VERSION = 1
+# What build_references writes for the same files. Raise it whenever its output changes
+# (phony dimension names, float32 packing): cached reference files of an older build are
+# then rebuilt instead of serving the old answer until the source files change.
+BUILD_GENERATION = 2
 # Kerchunk inlines any chunk below this many stored bytes: tiny chunks cost more as
 # separate file reads than as base64 in the reference file.
 INLINE_THRESHOLD = 500

@@ -21,7 +21,13 @@ import xarray as xr
 
 from strato.data.confine import as_root_strings
 from strato.data.hdf5 import HDF5_LOCK
-from strato.data.references import RawStore, build_references, load_references, save_references
+from strato.data.references import (
+    BUILD_GENERATION,
+    RawStore,
+    build_references,
+    load_references,
+    save_references,
+)
 from strato.data.registry import DatasetRegistry, Registration, expand_sources
 from strato.data.stores import ConfinedLocalStore, ReferenceStore
 from strato.data.zarr_store import Compression, ZarrView
@@ -132,7 +138,7 @@ class OpenedDataset:
             return load_references(self.files[0])
         if self.kind != "netcdf":
             raise NotFound("raw passthrough serves NetCDF and HDF5 files; this is a Zarr store")
-        path = self.refs_dir / f"{self.id}.{self.fingerprint}.json"
+        path = self.refs_dir / f"{self.id}.{self.fingerprint}.g{BUILD_GENERATION}.json"
         if path.exists():
             return load_references(path)
         with HDF5_LOCK:  # kerchunk reads the files with h5py
