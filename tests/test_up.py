@@ -48,7 +48,10 @@ def strato_up(data_dir: Path, **env_extra: str) -> Iterator[Running]:
         while "health:" not in banner or "admin token" not in banner:
             line = proc.stdout.readline()
             if not line or time.monotonic() > deadline:
-                raise AssertionError(f"strato up did not announce itself: {banner!r}")
+                raise AssertionError(
+                    f"strato up did not announce itself (exit {proc.poll()}): {banner!r}\n"
+                    + log.read_text(errors="replace")[-4000:]
+                )
             banner += line
         # The token, when printed, is the line after the announcement.
         if banner.rstrip().endswith("):"):
