@@ -550,29 +550,22 @@ def _array(
         dtype.kind != "f" or keepbits >= _MANTISSA_BITS.get(dtype.itemsize, 0)
     ):
         keepbits = None
+    exact: tuple[Any, ...]
+    pad2: Any
+    pad3: Any
     if dtype == _OBJECT:
-        fill = None
-        exact: tuple[Any, ...] = ()
-        pad = ""  # what zarr gives the unwritten part of a string array
-        return _Array(
-            name=name,
-            variable=variable,
-            read=_DaskBlocks(variable) if variable.chunks is not None else _LazyReader(variable),
-            dims=dims,
-            shape=shape,
-            chunks=chunks,
-            grid=grid,
-            dtype=dtype,
-            keepbits=None,
-            exact=exact,
-            pad2=pad,
-            pad3=pad,
+        exact = ()
+        pad2 = pad3 = ""  # what zarr gives the unwritten part of a string array
+    else:
+        fill = _scalar_fill(variable.attrs.get("_FillValue"), dtype)
+        exact = tuple(
+            v
+            for v in (fill, _scalar_fill(variable.attrs.get("missing_value"), dtype))
+            if v is not None
         )
-    fill = _scalar_fill(variable.attrs.get("_FillValue"), dtype)
-    exact = tuple(
-        v for v in (fill, _scalar_fill(variable.attrs.get("missing_value"), dtype)) if v is not None
-    )
-    v3_fill = variable.encoding.get("fill_value")
+        v3_fill = variable.encoding.get("fill_value")
+        pad2 = fill if fill is not None else _default_fill(dtype)
+        pad3 = _scalar_fill(v3_fill, dtype) if v3_fill is not None else _v3_default_fill(dtype)
     return _Array(
         name=name,
         variable=variable,
@@ -584,8 +577,8 @@ def _array(
         dtype=dtype,
         keepbits=keepbits,
         exact=exact,
-        pad2=fill if fill is not None else _default_fill(dtype),
-        pad3=_scalar_fill(v3_fill, dtype) if v3_fill is not None else _v3_default_fill(dtype),
+        pad2=pad2,
+        pad3=pad3,
     )
 
 
