@@ -8,8 +8,8 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ class Api:
     url: str
     proc: subprocess.Popen[str]
     log: Path
+    banner: str = ""
 
     def alive(self) -> bool:
         """The process runs and answers /healthz."""
@@ -33,21 +34,24 @@ class Api:
 
     def died(self) -> str:
         """What to say when it is not alive: its exit code and the end of its log."""
-        return f"exit code {self.proc.poll()}; log: {self.log.read_text()[-2000:]}"
+        return f"exit code {self.proc.poll()}; log: {self.log.read_text(errors='replace')[-2000:]}"
 
 
 @contextmanager
-def strato_api(data_dir: Path, **env_extra: str) -> Iterator[Api]:
-    """`strato api --port 0` on ``data_dir`` (migrated by the caller), stopped on exit.
+def strato_serving(
+    data_dir: Path, command: str, announced: Sequence[str], env_extra: Mapping[str, str]
+) -> Iterator[Api]:
+    """`strato <command> --port 0` on ``data_dir``, handed over once its banner has shown
+    every one of ``announced`` and /healthz answers; stopped on exit.
 
     ``env_extra`` are ``STRATO_*`` settings; the caller's own ``STRATO_*`` are left out.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
-    env |= {"STRATO_DATA_DEMO": "false", "STRATO_LOG_ACCESS": "false", **env_extra}
-    # A file, not a pipe: nobody drains stderr while the server runs.
-    log = data_dir.parent / f"{data_dir.name}-api.log"
+    env |= {"STRATO_DATA_DEMO": "false", **env_extra}
+    # A file, not a pipe: nobody drains stderr while the server runs, and a full pipe blocks it.
+    log = data_dir.parent / f"{data_dir.name}-{command}.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "strato", "--data-dir", str(data_dir), "api", "--port", "0"],
+        [sys.executable, "-m", "strato", "--data-dir", str(data_dir), command, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=log.open("w"),
         text=True,
@@ -55,15 +59,18 @@ def strato_api(data_dir: Path, **env_extra: str) -> Iterator[Api]:
     )
     try:
         assert proc.stdout is not None
-        banner = ""
-        while "health:" not in banner:
+        api = Api("", proc, log)
+        deadline = time.monotonic() + 60
+        while not all(word in api.banner for word in announced):
             line = proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"strato api did not start: {log.read_text()[-2000:]}")
-            banner += line
-        found = re.search(r"web:\s+(http://\S+)/", banner)
-        assert found, banner
-        api = Api(found.group(1), proc, log)
+            if not line or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"strato {command} did not announce itself: {api.banner!r}; {api.died()}"
+                )
+            api.banner += line
+        found = re.search(r"web:\s+(http://\S+)/", api.banner)
+        assert found, api.banner
+        api.url = found.group(1)
         deadline = time.monotonic() + 60
         while not api.alive():
             assert time.monotonic() < deadline, api.died()
@@ -72,3 +79,10 @@ def strato_api(data_dir: Path, **env_extra: str) -> Iterator[Api]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def strato_api(data_dir: Path, **env_extra: str) -> AbstractContextManager[Api]:
+    """`strato api --port 0` on ``data_dir`` (migrated by the caller), stopped on exit."""
+    return strato_serving(
+        data_dir, "api", ("health:",), {"STRATO_LOG_ACCESS": "false", **env_extra}
+    )

@@ -11,69 +11,23 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from tests.helpers import assert_problem
-
-
-@dataclass
-class Running:
-    url: str
-    banner: str
-    proc: subprocess.Popen[str]
-    log: Path
+from tests.served import Api, strato_serving
 
 
 @contextmanager
-def strato_up(data_dir: Path, **env_extra: str) -> Iterator[Running]:
+def strato_up(data_dir: Path, **env_extra: str) -> Iterator[Api]:
     """`strato up --port 0` in a subprocess, as a user runs it; stopped on exit."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
-    env |= {"STRATO_DATA_DEMO": "false", **env_extra}
-    # A file, not a pipe: nobody drains stderr while the server runs, and a full pipe blocks it.
-    log = data_dir.parent / f"{data_dir.name}-stderr.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "strato", "--data-dir", str(data_dir), "up", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=log.open("w"),
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        banner = ""
-        deadline = time.monotonic() + 60
-        while "health:" not in banner or "admin token" not in banner:
-            line = proc.stdout.readline()
-            if not line or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"strato up did not announce itself (exit {proc.poll()}): {banner!r}\n"
-                    + log.read_text(errors="replace")[-4000:]
-                )
-            banner += line
+    with strato_serving(data_dir, "up", ("health:", "admin token"), env_extra) as up:
         # The token, when printed, is the line after the announcement.
-        if banner.rstrip().endswith("):"):
-            banner += proc.stdout.readline()
-        url = re.search(r"web:\s+(http://\S+)/", banner)
-        assert url, banner
-        wait_healthy(url.group(1))
-        yield Running(url.group(1), banner, proc, log)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def wait_healthy(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("healthz never answered 200")
+        if up.banner.rstrip().endswith("):"):
+            assert up.proc.stdout is not None
+            up.banner += up.proc.stdout.readline()
+        yield up
 
 
 def test_first_start_prints_a_working_admin_token_once(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ from strato.context import Context
 from strato.data.service import DataService
 from strato.settings import Settings
 from tests.data.conftest import cf_dataset, cf_encoding
-from tests.test_up import Running, strato_up
+from tests.served import Api
+from tests.test_up import strato_up
 
 DATASETS = 8
 ROUNDS = 10
@@ -54,7 +55,7 @@ def register(data_dir: Path, paths: list[Path]) -> list[str]:
     return ids
 
 
-def hammer(up: Running, ids: list[str], *, plots: bool = True) -> list[tuple[str, int]]:
+def hammer(up: Api, ids: list[str], *, plots: bool = True) -> list[tuple[str, int]]:
     """Every dataset's schema, a decoded chunk, a raw chunk and a plot, from many threads."""
     templates = [
         "/datasets/{i}/info",
@@ -84,7 +85,7 @@ def variable_of(dataset_id: str) -> str:
     return dataset_id.split("-")[2] if dataset_id.startswith("cmip6-demo-") else "tas"
 
 
-def assert_alive_and_ok(up: Running, answers: list[tuple[str, int]]) -> None:
+def assert_alive_and_ok(up: Api, answers: list[tuple[str, int]]) -> None:
     if any(status == -1 for _, status in answers):
         with contextlib.suppress(subprocess.TimeoutExpired):
             up.proc.wait(timeout=10)
