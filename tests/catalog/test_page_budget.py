@@ -8,6 +8,7 @@ following next (and prev) links still gives every item once, as pystac-client do
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,29 @@ import pytest
 from pystac_client import Client
 
 from strato.app import create_app
-from strato.catalog.apply import apply_events
-from strato.catalog.events import create_event
-from strato.catalog.generator import collection_for, generate_items
+from strato.catalog.generator import generate_items
 from strato.catalog.item_limits import json_size
-from strato.catalog.store import ItemStore
-from strato.context import Context
 from strato.settings import CatalogSettings, LogSettings, Settings
+from tests.catalog.holding import catalog_holding
 
 BUDGET = 64 * 1024
-WHO = {"client_id": "test", "iss": "https://auth.example", "sub": "tester"}
+
+
+@contextmanager
+def budgeted_node(
+    tmp_path: Path, serve: Callable[[Any], str], items: list[dict[str, Any]]
+) -> Iterator[str]:
+    """A node whose pages hold at most ``BUDGET`` bytes, holding ``items``; its URL."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        log=LogSettings(access=False),
+        catalog=CatalogSettings(consume=False, max_page_bytes=BUDGET),
+    )
+    ctx = catalog_holding(settings, items)
+    try:
+        yield serve(create_app(settings, context=ctx))
+    finally:
+        ctx.close()
 
 
 def padded(item: dict[str, Any], size: int) -> dict[str, Any]:
@@ -34,21 +48,10 @@ def padded(item: dict[str, Any], size: int) -> dict[str, Any]:
 
 @pytest.fixture
 def node(tmp_path: Path, serve: Callable[[Any], str]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        log=LogSettings(access=False),
-        catalog=CatalogSettings(consume=False, max_page_bytes=BUDGET),
-    )
-    ctx = Context.open(settings)
-    ctx.migrate()
-    store = ItemStore(ctx.sessions)
-    store.upsert_collection(collection_for("CMIP6"))
     # Ten items of about 20 KB: three fit in a page, the fourth would not.
     items = [padded(it, 20_000) for it in generate_items(10, seed=11)]
-    outcomes = apply_events(store, [create_event("CMIP6", it, requester=WHO) for it in items])
-    assert {o.status for o in outcomes} == {"applied"}
-    yield serve(create_app(settings, context=ctx)), items
-    ctx.close()
+    with budgeted_node(tmp_path, serve, items) as url:
+        yield url, items
 
 
 def pages(http: httpx.Client, first: httpx.Response) -> Iterator[dict[str, Any]]:
@@ -108,28 +111,11 @@ def test_a_stac_client_gets_every_item_through_the_cut_pages(
 def test_one_item_larger_than_the_budget_still_makes_a_page(
     tmp_path: Path, serve: Callable[[Any], str]
 ) -> None:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        log=LogSettings(access=False),
-        catalog=CatalogSettings(consume=False, max_page_bytes=BUDGET),
-    )
-    ctx = Context.open(settings)
-    ctx.migrate()
-    store = ItemStore(ctx.sessions)
-    store.upsert_collection(collection_for("CMIP6"))
     big, small = generate_items(2, seed=12)
-    apply_events(
-        store,
-        [
-            create_event("CMIP6", padded(big, 2 * BUDGET), requester=WHO),
-            create_event("CMIP6", small, requester=WHO),
-        ],
-    )
-    url = serve(create_app(settings, context=ctx))
-    body = httpx.get(f"{url}/stac/search", params={"limit": 10}, timeout=30).json()
+    with budgeted_node(tmp_path, serve, [padded(big, 2 * BUDGET), small]) as url:
+        body = httpx.get(f"{url}/stac/search", params={"limit": 10}, timeout=30).json()
     assert len(body["features"]) == 1
     assert any(link["rel"] == "next" for link in body["links"])
-    ctx.close()
 
 
 def test_the_default_page_budget_is_8_mib() -> None:
