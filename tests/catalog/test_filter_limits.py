@@ -15,19 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
-from strato.catalog.apply import apply_events
 from strato.catalog.cql2_limits import FilterLimits, check_json, check_text
-from strato.catalog.events import create_event
-from strato.catalog.generator import collection_for, generate_items
+from strato.catalog.generator import generate_items
 from strato.catalog.search import parse_cql2_text
-from strato.catalog.store import ItemStore
-from strato.context import Context
 from strato.errors import InvalidInput
 from strato.settings import Settings
+from tests.catalog.holding import catalog_holding
 from tests.helpers import assert_problem
 from tests.served import Api, strato_api
-
-WHO = {"client_id": "test", "iss": "https://auth.example", "sub": "tester"}
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +30,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """`strato api` on a catalog of a few items, as deployed: a process of its own, so a
     crash is seen as one instead of taking the test run with it."""
     data_dir = tmp_path_factory.mktemp("limits") / "data"
-    ctx = Context.open(Settings(data_dir=data_dir))
-    ctx.migrate()
-    store = ItemStore(ctx.sessions)
-    store.upsert_collection(collection_for("CMIP6"))
-    items = list(generate_items(5, seed=3))
-    apply_events(store, [create_event("CMIP6", it, requester=WHO) for it in items])
-    ctx.close()
+    catalog_holding(Settings(data_dir=data_dir), generate_items(5, seed=3)).close()
     with strato_api(data_dir) as running:
         yield running
 

@@ -16,28 +16,17 @@ from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
 
 from strato.app import create_app
-from strato.catalog.apply import apply_events
-from strato.catalog.events import create_event
-from strato.catalog.generator import collection_for, generate_items
-from strato.catalog.store import ItemStore
+from strato.catalog.generator import generate_items
 from strato.context import Context
 from strato.settings import CatalogSettings, LogSettings, Settings
+from tests.catalog.holding import catalog_holding
 from tests.conftest import ThreadedServer
 
-WHO = {"client_id": "test", "iss": "https://auth.example", "sub": "tester"}
 SOURCE = "cmip6:source_id"
 
 
 def _start(settings: Settings, items: list[dict[str, Any]]) -> tuple[Context, ThreadedServer]:
-    ctx = Context.open(settings)
-    ctx.migrate()
-    store = ItemStore(ctx.sessions)
-    store.upsert_collection(collection_for("CMIP6"))
-    store.upsert_collection(collection_for("CORDEX"))
-    outcomes = apply_events(
-        store, [create_event(it["collection"], it, requester=WHO) for it in items]
-    )
-    assert {o.status for o in outcomes} == {"applied"}
+    ctx = catalog_holding(settings, items)
     return ctx, ThreadedServer(create_app(settings, context=ctx)).__enter__()
 
 

@@ -27,15 +27,11 @@ from pystac.validation.local_validator import get_local_schema_cache
 from stac_api_validator.__main__ import main as validator_cli
 
 from strato.app import create_app
-from strato.catalog.apply import apply_events
-from strato.catalog.events import create_event
-from strato.catalog.generator import collection_for, generate_items
-from strato.catalog.store import ItemStore
-from strato.context import Context
+from strato.catalog.generator import generate_items
 from strato.settings import CatalogSettings, LogSettings, Settings
+from tests.catalog.holding import catalog_holding
 from tests.conftest import ThreadedServer
 
-WHO = {"client_id": "test", "iss": "https://auth.example", "sub": "tester"}
 CONFORMANCE = ("core", "features", "item-search", "filter")
 
 # Hosts of JSON Schemas of STAC extensions: no installed package ships them.
@@ -102,16 +98,8 @@ def stac_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log=LogSettings(access=False),
         catalog=CatalogSettings(consume=False),
     )
-    ctx = Context.open(settings)
-    ctx.migrate()
-    store = ItemStore(ctx.sessions)
-    store.upsert_collection(collection_for("CMIP6"))
-    store.upsert_collection(collection_for("CORDEX"))
     items = list(generate_items(20, seed=11)) + list(generate_items(12, project="CORDEX", seed=11))
-    outcomes = apply_events(
-        store, [create_event(it["collection"], it, requester=WHO) for it in items]
-    )
-    assert {o.status for o in outcomes} == {"applied"}
+    ctx = catalog_holding(settings, items)
     with ThreadedServer(create_app(settings, context=ctx)) as server:
         yield f"{server.url}/stac"
     ctx.close()
