@@ -108,13 +108,18 @@ def _pg_admin(sql: str, *params: Any) -> None:
         conn.execute(sql, params or None)  # type: ignore[arg-type]
 
 
+def on_empty_postgresql(tmp_path: Path, database_url: str) -> tuple[Settings, str, str]:
+    """Settings on the emptied database at ``database_url``, migrated; an admin token and
+    the database's name, for :func:`_pg_admin` to act on."""
+    empty_database(database_url)
+    settings = settings_for(tmp_path, database_url=database_url)
+    return settings, prepared(settings), database_url.rsplit("/", 1)[1]
+
+
 def test_read_only_postgresql_is_not_ready_and_writes_answer_503(
     tmp_path: Path, serve: ServeFn, postgres_server_url: str
 ) -> None:
-    empty_database(postgres_server_url)
-    settings = settings_for(tmp_path, database_url=postgres_server_url)
-    token = prepared(settings)
-    name = postgres_server_url.rsplit("/", 1)[1]
+    settings, token, name = on_empty_postgresql(tmp_path, postgres_server_url)
     _pg_admin(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
     try:
         with httpx.Client(base_url=serve(create_app(settings)), timeout=30) as c:
@@ -146,10 +151,7 @@ def test_a_database_that_is_down_answers_503(tmp_path: Path, serve: ServeFn) -> 
 def test_terminated_postgresql_connections_are_retried(
     tmp_path: Path, serve: ServeFn, postgres_server_url: str
 ) -> None:
-    empty_database(postgres_server_url)
-    settings = settings_for(tmp_path, database_url=postgres_server_url)
-    token = prepared(settings)
-    name = postgres_server_url.rsplit("/", 1)[1]
+    settings, token, name = on_empty_postgresql(tmp_path, postgres_server_url)
     stop = threading.Event()
 
     def terminate() -> None:
