@@ -16,6 +16,25 @@ from pathlib import Path
 import httpx
 
 
+def run_strato(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """`strato *args` run to its end as a user runs it, its output captured as text; the
+    exit code is the caller's to check."""
+    return subprocess.run(
+        [sys.executable, "-m", "strato", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @dataclass
 class Api:
     url: str

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.served import run_strato
 from tests.test_up import strato_up
 
 PASSWORD = "s3cret-pw"
@@ -36,17 +35,6 @@ def bus_url() -> str:
 def env(tmp_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
     return {**clean, "STRATO_DATA_DIR": str(tmp_path / "home"), "STRATO_DATA_DEMO": "false"}
-
-
-def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "strato", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def assert_one_clear_line(stderr: str, port: str) -> None:
@@ -84,22 +72,22 @@ def test_up_says_once_that_the_bus_is_unreachable(tmp_path: Path, bus_url: str) 
 def test_playground_refuses_to_start_on_an_unreachable_bus(
     tmp_path: Path, env: dict[str, str], bus_url: str
 ) -> None:
-    done = run("playground", "up", "--ports", "0,0,0", "--bus", bus_url, env=env)
+    done = run_strato("playground", "up", "--ports", "0,0,0", "--bus", bus_url, env=env)
     if done.returncode == 0:
-        run("playground", "down", env=env)
+        run_strato("playground", "down", env=env)
     assert done.returncode != 0, done.stdout + done.stderr
     assert "http://" not in done.stdout
     assert_one_clear_line(done.stderr, bus_url.rsplit(":", 1)[1])
     assert "--bus" in done.stderr
     # Nothing was left running.
-    status = run("playground", "status", env=env)
+    status = run_strato("playground", "status", env=env)
     assert status.returncode == 3, status.stdout + status.stderr
 
 
 def test_generate_publish_says_in_one_line_that_the_bus_is_unreachable(
     env: dict[str, str], bus_url: str
 ) -> None:
-    done = run("generate", "5", "--publish", env={**env, "STRATO_BUS_URL": bus_url})
+    done = run_strato("generate", "5", "--publish", env={**env, "STRATO_BUS_URL": bus_url})
     assert done.returncode == 6, done.stdout + done.stderr
     assert_one_clear_line(done.stderr, bus_url.rsplit(":", 1)[1])
     assert "STRATO_BUS_URL" in done.stderr
@@ -109,7 +97,7 @@ def test_generate_publish_on_an_unreachable_kafka_says_it_in_one_line(
     env: dict[str, str],
 ) -> None:
     port = closed_port()
-    done = run(
+    done = run_strato(
         "generate", "5", "--publish", env={**env, "STRATO_BUS_URL": f"kafka://127.0.0.1:{port}"}
     )
     assert done.returncode == 6, done.stdout + done.stderr

@@ -7,7 +7,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.helpers import assert_problem
-from tests.served import Api, strato_serving
+from tests.served import Api, run_strato, strato_serving
 
 
 @contextmanager
@@ -79,13 +78,14 @@ def test_first_start_serves_the_demo_collection(tmp_path: Path) -> None:
 
 def _up_once(data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
-    return subprocess.run(
-        [sys.executable, "-m", "strato", "--data-dir", str(data_dir), "up", "--port", "0"],
-        capture_output=True,
-        text=True,
+    return run_strato(
+        "--data-dir",
+        str(data_dir),
+        "up",
+        "--port",
+        "0",
         env={**env, "STRATO_DATA_DEMO": "false"},
         timeout=60,
-        check=False,
     )
 
 

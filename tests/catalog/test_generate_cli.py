@@ -21,6 +21,7 @@ from strato.catalog.store import ItemStore
 from strato.db import create_engine, session_factory
 from tests.bus.conftest import _delete_stream
 from tests.catalog.test_consumer import nats_bus_url
+from tests.served import run_strato
 
 CMIP6_ID = re.compile(r"^CMIP6(\.[A-Za-z0-9-]+){8}\.v[0-9]{8}$")
 REQUEST_ID = re.compile(r"request id ([0-9a-f-]{36})")
@@ -30,20 +31,6 @@ REQUEST_ID = re.compile(r"request id ([0-9a-f-]{36})")
 def env(tmp_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
     return {**clean, "STRATO_DATA_DIR": str(tmp_path / "data")}
-
-
-def strato(
-    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "strato", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def read_all(bus_url: str, data_dir: Path, pattern: str = ".*") -> list[tuple[str, str, bytes]]:
@@ -66,7 +53,7 @@ def read_all(bus_url: str, data_dir: Path, pattern: str = ".*") -> list[tuple[st
 
 
 def test_generate_prints_items_as_json_lines(env: dict[str, str], tmp_path: Path) -> None:
-    done = strato("generate", "5", "--no-publish", env=env, cwd=tmp_path)
+    done = run_strato("generate", "5", "--no-publish", env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 5
@@ -80,7 +67,7 @@ def test_generate_prints_items_as_json_lines(env: dict[str, str], tmp_path: Path
     assert [it["id"] for it in items] == [it["id"] for it in generate_items(5)]
     assert not (tmp_path / "data" / "bus.db").exists()
 
-    west = strato(
+    west = run_strato(
         "generate", "3", "--node", "west", "--project", "CORDEX", "--seed", "4",
         "--collection", "my-cordex", env=env, cwd=tmp_path,
     )  # fmt: skip
@@ -109,7 +96,7 @@ def test_generate_prints_items_as_json_lines(env: dict[str, str], tmp_path: Path
 def test_generate_refuses_bad_input(
     args: list[str], message: str, env: dict[str, str], tmp_path: Path
 ) -> None:
-    done = strato("generate", *args, env=env, cwd=tmp_path)
+    done = run_strato("generate", *args, env=env, cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
@@ -130,7 +117,7 @@ def test_generate_publishes_create_events(
         bus_url, stream = asyncio.run(nats_bus_url())
     env = {**env, "STRATO_BUS_URL": bus_url, "STRATO_NODE_NAME": "pub"}
     try:
-        done = strato("generate", "30", "--publish", "--seed", "8", env=env, cwd=tmp_path)
+        done = run_strato("generate", "30", "--publish", "--seed", "8", env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert f"published 30 create events to topic {SINGLE_TOPIC}" in done.stdout
         found = REQUEST_ID.search(done.stdout)
@@ -158,7 +145,7 @@ def test_generate_publishes_create_events(
 def test_generate_routes_by_drs_and_trickles(env: dict[str, str], tmp_path: Path) -> None:
     bus_url = f"sqlite:///{tmp_path / 'bus.db'}"
     env = {**env, "STRATO_BUS_URL": bus_url, "STRATO_CATALOG_TOPIC_STRATEGY": "drs"}
-    done = strato(
+    done = run_strato(
         "generate", "12", "--publish", "--delay", "--project", "CORDEX", env=env, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
@@ -179,7 +166,7 @@ def test_consumer_runs_until_interrupted(env: dict[str, str], tmp_path: Path) ->
     bus_url = f"sqlite:///{tmp_path / 'bus.db'}"
     database_url = f"sqlite:///{tmp_path / 'node.db'}"
     env = {**env, "STRATO_BUS_URL": bus_url, "STRATO_DATABASE_URL": database_url}
-    published = strato("generate", "40", "--publish", env=env, cwd=tmp_path)
+    published = run_strato("generate", "40", "--publish", env=env, cwd=tmp_path)
     assert published.returncode == 0, published.stderr
 
     log = tmp_path / "consumer.log"
@@ -234,7 +221,7 @@ def test_consumer_refuses_bad_input(
     args: list[str], message: str, env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {**env, "STRATO_DATABASE_URL": f"sqlite:///{tmp_path / 'node.db'}"}
-    done = strato("consumer", *args, env=env, cwd=tmp_path)
+    done = run_strato("consumer", *args, env=env, cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr

@@ -14,20 +14,14 @@ import httpx
 import pytest
 
 from strato.catalog import playground
+from tests.served import run_strato
 
 COUNT = 150
 SEED = 11
 
 
 def _strato(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "strato", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
+    done = run_strato(*args, env=env, timeout=timeout)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
