@@ -38,3 +38,53 @@ def test_settle_keeps_the_start_up_heap_out_of_collections_and_still_frees_cycle
     del a, b
     gc.collect()
     assert gone() is None
+
+
+def _anon_rss() -> int:
+    """Resident anonymous memory of this process, in bytes (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    pytest.skip("no RssAnon in /proc/self/status")
+
+
+def _churn_in_threads() -> list[bytes]:
+    # What a server's worker threads do: allocate in their own malloc arenas, keep a
+    # little, free the rest. glibc keeps the freed pages unless told to give them back.
+    import threading
+
+    kept: list[bytes] = []
+    together = threading.Barrier(4)
+
+    def work() -> None:
+        blocks = [b"\x01" * 16_000 for _ in range(4_000)]  # 64 MB, in blocks below mmap's
+        together.wait()  # all four hold theirs at once, each in an arena of its own
+        kept.extend(blocks[::50])  # survivors spread through the arena pin its pages
+        del blocks
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return kept
+
+
+def test_release_gives_freed_memory_back_to_the_operating_system() -> None:
+    if not heap.can_release():
+        pytest.skip("not glibc: nothing to release")
+    before = _anon_rss()
+    survivors = _churn_in_threads()
+    held = _anon_rss()
+    heap.release()
+    after = _anon_rss()
+    assert len(survivors) == 320
+    # Freed, 256 MB of blocks would stay resident without release.
+    assert held - before > 100 * 2**20
+    assert after - before < (held - before) / 2, (before, held, after)
+
+
+def test_a_settled_process_releases_freed_memory_in_the_background() -> None:
+    heap.start_releasing(interval=0.05)
+    assert any(t.name == heap.RELEASER_NAME for t in __import__("threading").enumerate())
