@@ -25,8 +25,18 @@ import gc
 import threading
 from typing import Any
 
-# Allocations between young-generation passes; the older thresholds are CPython's.
+# Allocations between young-generation passes; a middle pass every 10 young ones, as
+# CPython does.
 YOUNG_THRESHOLD = 20_000
+# Middle passes between full ones: CPython's 10 would mean one full pass per 2 million
+# allocations with the young threshold above. A search builds SQLAlchemy statements, which
+# are reference cycles, and the 32 searches in flight during a middle pass reach the old
+# generation before they become garbage: there they waited minutes for a full pass while
+# the server grew by 40-80 MB a minute (bench/soak.py; one gc.collect() freed 311,000
+# such objects). A full pass still runs only once what reached the old generation since
+# the last one is a quarter of what lives there (CPython's rule), so its cost stays a
+# fraction of the work that made the garbage.
+OLD_THRESHOLD = 1
 # Seconds between two releases of free memory; one costs a few milliseconds.
 RELEASE_INTERVAL = 10.0
 RELEASER_NAME = "strato-heap-release"
@@ -81,10 +91,10 @@ def start_releasing(interval: float = RELEASE_INTERVAL) -> None:
 
 def settle() -> None:
     """Call once start-up is done: what exists now is kept out of later collections
-    (``gc.freeze``), young passes run less often, and free memory goes back to the
-    operating system every :data:`RELEASE_INTERVAL` seconds."""
+    (``gc.freeze``), young passes run less often and full ones more often, and free
+    memory goes back to the operating system every :data:`RELEASE_INTERVAL` seconds."""
     gc.collect()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+    _, middle, _ = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, OLD_THRESHOLD)
     start_releasing()
