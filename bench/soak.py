@@ -62,6 +62,9 @@ from _serving import nginx_serving, strato_serving
 from catalog_search import _load
 
 GROWTH_LIMIT = 0.05
+# Each kind's share of the requests when all are drawn.
+KIND_SHARE = {"search": 0.5, "chunk": 0.35, "page": 0.15}
+KINDS = tuple(KIND_SHARE)
 FACETS = (
     "cmip6:variable_id",
     "cmip6:experiment_id",
@@ -202,17 +205,20 @@ class Request:
 class Draw:
     """Random requests; search requests nearly all distinct."""
 
-    def __init__(self, served: Served, rng: random.Random) -> None:
+    def __init__(self, served: Served, rng: random.Random, kinds: tuple[str, ...] = KINDS) -> None:
         self.s = served
         self.rng = rng
+        # The kinds drawn, in their usual proportions among themselves.
+        self.weights = [KIND_SHARE[k] for k in kinds]
+        self.kinds = kinds
         # Next links of earlier searches, followed now and then (keyset tokens).
         self.next_links: list[str] = []
 
     def request(self) -> Request:
-        roll = self.rng.random()
-        if roll < 0.5:
+        kind = self.rng.choices(self.kinds, self.weights)[0]
+        if kind == "search":
             return self.search()
-        if roll < 0.85:
+        if kind == "chunk":
             return Request("chunk", "GET", self.rng.choice(self.s.chunks))
         return self.page()
 
@@ -386,9 +392,16 @@ async def _one(
 
 
 async def client(
-    base: str, served: Served, seed: int, start: float, warmup: float, stop: float, tally: Tally
+    base: str,
+    served: Served,
+    seed: int,
+    start: float,
+    warmup: float,
+    stop: float,
+    tally: Tally,
+    kinds: tuple[str, ...] = KINDS,
 ) -> None:
-    draw = Draw(served, random.Random(seed))
+    draw = Draw(served, random.Random(seed), kinds)
     connector = aiohttp.TCPConnector(limit=1)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -448,7 +461,7 @@ async def soak(base: str, served: Served, args: argparse.Namespace) -> Tally:
     stop = start + args.duration
     await asyncio.gather(
         *(
-            client(base, served, args.seed * 1000 + i, start, args.warmup, stop, tally)
+            client(base, served, args.seed * 1000 + i, start, args.warmup, stop, tally, args.kinds)
             for i in range(args.clients)
         )
     )
@@ -595,7 +608,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "strato-bench-soak"
     )
+    parser.add_argument(
+        "--kinds",
+        type=lambda text: tuple(k for k in text.split(",") if k),
+        default=KINDS,
+        help="comma-separated kinds of request drawn (default: search,chunk,page)",
+    )
     args = parser.parse_args(argv)
+    if not args.kinds or set(args.kinds) - set(KINDS):
+        parser.error(f"--kinds takes some of {','.join(KINDS)}")
     if not 0 <= args.warmup < args.duration:
         parser.error("--warmup must be less than --duration")
 
