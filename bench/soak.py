@@ -28,7 +28,10 @@ strato serving the same chunks alone for as long. The ratio is strato's chunk p5
 the reference's.
 
     .venv/bin/python bench/soak.py [--duration 300] [--warmup 30] [--clients 32]
-                                    [--items 20000] [--seed 1]
+                                    [--items 20000] [--seed 1] [--kinds search,chunk,page]
+
+``--kinds`` draws only the kinds named (in their usual proportions among themselves):
+which kind makes the server grow.
 
 The catalog and the demo data are made once under ``$TMPDIR/strato-bench-soak``
 (``--workdir``) and reused. Only 127.0.0.1
