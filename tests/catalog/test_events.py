@@ -15,20 +15,18 @@ import pytest
 from strato.catalog.events import (
     SINGLE_TOPIC,
     Event,
-    Route,
-    apply_patch,
     create_event,
     error_event,
     parse_event,
     patch_event,
     replication_event,
     retraction_event,
-    topic_for,
-    topic_for_event,
     update_event,
     validate_event,
 )
 from strato.catalog.generator import generate_items
+from strato.catalog.json_patch import apply_patch
+from strato.catalog.topics import Route, topic_for, topic_for_event
 from strato.errors import InvalidInput
 
 REQUESTER = {"client_id": "strato-tests", "iss": "https://auth.east.example", "sub": "alice"}

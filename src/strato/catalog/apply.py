@@ -22,9 +22,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from strato.catalog.events import Event, apply_patch
+from strato.catalog.events import Event
 from strato.catalog.item_limits import TITLE as ITEM_TOO_LARGE
 from strato.catalog.item_limits import json_size, too_large
+from strato.catalog.json_patch import apply_patch
 from strato.catalog.store import (
     COLLECTION_ID_LEN,
     EVENT_ID_LEN,

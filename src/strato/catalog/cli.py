@@ -22,7 +22,7 @@ from strato import heap
 if TYPE_CHECKING:
     from strato.bus import Bus
     from strato.catalog.consumer import Consumer
-    from strato.catalog.events import Strategy
+    from strato.catalog.topics import Strategy
     from strato.settings import Settings
 
 # Events per publish_many call: large enough for throughput, small enough to show progress.
@@ -266,8 +266,9 @@ async def _publish(
     delay: bool,
 ) -> str:
     from strato.bus import open_bus
-    from strato.catalog.events import create_event, topic_for_event
+    from strato.catalog.events import create_event
     from strato.catalog.publisher import EventPublisher
+    from strato.catalog.topics import topic_for_event
     from strato.errors import Unavailable
 
     bus_url, strategy = _target(settings)

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from strato.bus import Bus
-from strato.catalog.events import Event, Strategy, topic_for, topic_for_event
+from strato.catalog.events import Event
+from strato.catalog.topics import Strategy, topic_for, topic_for_event
 from strato.errors import Unavailable
 
 
