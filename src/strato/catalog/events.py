@@ -237,7 +237,6 @@ StacItem = Annotated[dict[str, Any], WrapValidator(_check_item)]
 # --- patches ------------------------------------------------------------------------------
 
 
-
 def _check_pointer(value: str) -> str:
     if not POINTER.match(value):
         raise PydanticCustomError(

@@ -36,38 +36,46 @@ arrays that hold anything but text are not served; they are listed in
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import math
-import threading
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from itertools import product
 from typing import Any, Literal
 
-import cftime
 import numcodecs
 import numpy as np
 import xarray as xr
-from dask.local import get_sync
-from dask.optimization import cull as _untyped_cull
-from xarray.backends.zarr import FillValueCoder, encode_zarr_variable
+from xarray.backends.zarr import encode_zarr_variable
 
 from strato.data.hdf5_refs import float32_packed
+from strato.data.zarr_chunks import (
+    DaskBlocks,
+    LazyReader,
+    bitround,
+    choose_chunks,
+)
+from strato.data.zarr_encoding import (
+    default_fill,
+    dumps,
+    fill_json,
+    holds_cftime,
+    holds_text,
+    json_attr,
+    scalar_fill,
+    texts,
+    unpacked,
+    v2_fill,
+    v3_data_type,
+    v3_default_fill,
+    v3_fill_attr,
+)
 from strato.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
 ZarrFormat = Literal[2, 3]
 
-MiB = 1 << 20
-# A chunk per request: large enough that per-request overhead is small against the
-# transfer, small enough that a client's first plot does not wait for much more than it shows.
-TARGET_CHUNK_BYTES = 8 * MiB
-MAX_CHUNK_BYTES = 16 * MiB
-# Index coordinates are read whole by every client on open, so they stay one chunk up to here.
-INDEX_CHUNK_LIMIT = 64 * MiB
 
 # Mantissa bits of each float width: bit rounding to as many or more is lossless.
 _MANTISSA_BITS = {2: 10, 4: 23, 8: 52}
@@ -192,7 +200,7 @@ class ZarrView:
         for key, variable in variables.items():
             name = str(key)
             if float32_packed(variable.dtype, dict(variable.attrs)):
-                variable = _unpacked(name, variable)
+                variable = unpacked(name, variable)
             why_not = _unservable(name, variable)
             if why_not is None and variable.dtype.kind in "mM":
                 # Decoded times in a raw dataset: encode them the way xarray's zarr writer does.
@@ -210,16 +218,16 @@ class ZarrView:
                 keepbits=None if name in positional else compression.bitround_keepbits,
             )
 
-        attrs = {str(k): _json_attr(v) for k, v in global_attrs.items()}
+        attrs = {str(k): json_attr(v) for k, v in global_attrs.items()}
         self._v2_meta = self._build_v2(attrs)
         self._v3_meta = self._build_v3(attrs)
-        self._v2_docs = {k: _dumps(v) for k, v in self._v2_meta["metadata"].items()}
-        self._v2_docs[".zmetadata"] = _dumps(self._v2_meta)
+        self._v2_docs = {k: dumps(v) for k, v in self._v2_meta["metadata"].items()}
+        self._v2_docs[".zmetadata"] = dumps(self._v2_meta)
         self._v3_docs = {
-            f"{k}/zarr.json": _dumps(v)
+            f"{k}/zarr.json": dumps(v)
             for k, v in self._v3_meta["consolidated_metadata"]["metadata"].items()
         }
-        self._v3_docs["zarr.json"] = _dumps(self._v3_meta)
+        self._v3_docs["zarr.json"] = dumps(self._v3_meta)
 
     @classmethod
     def from_decoded(
@@ -238,7 +246,7 @@ class ZarrView:
         """
         trimmed = ds.copy(deep=False)
         for variable in trimmed.variables.values():
-            if variable.dtype.kind not in "mM" and not _holds_cftime(variable):
+            if variable.dtype.kind not in "mM" and not holds_cftime(variable):
                 variable.encoding = {
                     k: v
                     for k, v in variable.encoding.items()
@@ -247,7 +255,7 @@ class ZarrView:
         variables, attrs = xr.conventions.encode_dataset_coordinates(trimmed)
         encoded: dict[Hashable, xr.Variable] = {}
         for name, variable in variables.items():
-            if variable.dtype.kind == "O" and not _holds_cftime(variable):
+            if variable.dtype.kind == "O" and not holds_cftime(variable):
                 encoded[name] = variable  # strings served as such, others skipped
                 continue
             try:
@@ -304,12 +312,12 @@ class ZarrView:
             fill = var_attrs.pop("_FillValue", None)
             fill_json = None
             if fill is not None and array.dtype != _OBJECT:
-                fill_json = _v2_fill(fill, array.dtype)
+                fill_json = v2_fill(fill, array.dtype)
                 if fill_json is None:
                     # Not representable as this dtype's fill_value: keep it as an attribute,
                     # which xarray reads as _FillValue all the same.
                     var_attrs["_FillValue"] = fill
-            zattrs = {k: _json_attr(v) for k, v in var_attrs.items()}
+            zattrs = {k: json_attr(v) for k, v in var_attrs.items()}
             zattrs["_ARRAY_DIMENSIONS"] = list(array.dims)
             filters = None
             if array.keepbits is not None:
@@ -336,9 +344,9 @@ class ZarrView:
             attributes: dict[str, Any] = {}
             for k, v in array.variable.attrs.items():
                 if k != "_FillValue":
-                    attributes[str(k)] = _json_attr(v)
+                    attributes[str(k)] = json_attr(v)
                 elif v is not None and array.dtype.kind not in "SUO":
-                    attributes["_FillValue"] = _v3_fill_attr(v, array.dtype)
+                    attributes["_FillValue"] = v3_fill_attr(v, array.dtype)
                 # xarray's v3 reader cannot decode a string _FillValue: leaving it out
                 # keeps the array readable, and strings are never masked by it anyway.
             codecs: list[dict[str, Any]] = []
@@ -357,13 +365,13 @@ class ZarrView:
                 codecs.append(compressor)
             metadata[name] = {
                 "shape": list(array.shape),
-                "data_type": _v3_data_type(array.dtype),
+                "data_type": v3_data_type(array.dtype),
                 "chunk_grid": {
                     "name": "regular",
                     "configuration": {"chunk_shape": list(array.chunks)},
                 },
                 "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-                "fill_value": _fill_json(array.pad3, array.dtype),
+                "fill_value": fill_json(array.pad3, array.dtype),
                 "codecs": codecs,
                 "attributes": attributes,
                 "dimension_names": list(array.dims),
@@ -456,10 +464,10 @@ class ZarrView:
             full[tuple(slice(0, s) for s in data.shape)] = data
             data = full
         if array.keepbits is not None:
-            data = _bitround(data, array.keepbits, array.exact)
+            data = bitround(data, array.keepbits, array.exact)
         encoded: Any
         if array.dtype == _OBJECT:
-            encoded = _VLEN_UTF8.encode(_texts(data))
+            encoded = _VLEN_UTF8.encode(texts(data))
         else:
             encoded = np.ascontiguousarray(data)
         if self._compressor is None:
@@ -519,7 +527,7 @@ def _unservable(name: str, variable: xr.Variable) -> str | None:
     if kind == "T":
         return None  # numpy's variable-length strings
     if kind == "O":
-        if _holds_text(variable):
+        if holds_text(variable):
             return None
         return "object dtype holding other than text has no Zarr data type"
     if kind not in _SERVABLE_KINDS + "mM":
@@ -540,11 +548,11 @@ def _array(
     dtype = variable.dtype
     if dtype.kind in "OT":
         dtype = _OBJECT  # variable-length text, whichever way numpy holds it
-    if dtype.byteorder == ">" or (dtype.byteorder == "=" and not _LITTLE_ENDIAN):
+    if dtype.byteorder == ">" or (dtype.byteorder == "=" and not np.little_endian):
         dtype = dtype.newbyteorder("<")
     dims = tuple(str(d) for d in variable.dims)
     shape = tuple(int(n) for n in variable.shape)
-    chunks = _choose_chunks(variable, dims, shape, dtype.itemsize, requested, is_index)
+    chunks = choose_chunks(variable, dims, shape, dtype.itemsize, requested, is_index)
     grid = tuple(math.ceil(n / c) for n, c in zip(shape, chunks, strict=True))
     if keepbits is not None and (
         dtype.kind != "f" or keepbits >= _MANTISSA_BITS.get(dtype.itemsize, 0)
@@ -557,19 +565,19 @@ def _array(
         exact = ()
         pad2 = pad3 = ""  # what zarr gives the unwritten part of a string array
     else:
-        fill = _scalar_fill(variable.attrs.get("_FillValue"), dtype)
+        fill = scalar_fill(variable.attrs.get("_FillValue"), dtype)
         exact = tuple(
             v
-            for v in (fill, _scalar_fill(variable.attrs.get("missing_value"), dtype))
+            for v in (fill, scalar_fill(variable.attrs.get("missing_value"), dtype))
             if v is not None
         )
         v3_fill = variable.encoding.get("fill_value")
-        pad2 = fill if fill is not None else _default_fill(dtype)
-        pad3 = _scalar_fill(v3_fill, dtype) if v3_fill is not None else _v3_default_fill(dtype)
+        pad2 = fill if fill is not None else default_fill(dtype)
+        pad3 = scalar_fill(v3_fill, dtype) if v3_fill is not None else v3_default_fill(dtype)
     return _Array(
         name=name,
         variable=variable,
-        read=_DaskBlocks(variable) if variable.chunks is not None else _LazyReader(variable),
+        read=DaskBlocks(variable) if variable.chunks is not None else LazyReader(variable),
         dims=dims,
         shape=shape,
         chunks=chunks,
@@ -580,310 +588,3 @@ def _array(
         pad2=pad2,
         pad3=pad3,
     )
-
-
-_LITTLE_ENDIAN = np.little_endian
-
-
-def _choose_chunks(
-    variable: xr.Variable,
-    dims: tuple[str, ...],
-    shape: tuple[int, ...],
-    itemsize: int,
-    requested: Mapping[str, int],
-    is_index: bool,
-) -> tuple[int, ...]:
-    if not shape:
-        return ()
-    if is_index and math.prod(shape) * itemsize <= INDEX_CHUNK_LIMIT:
-        return (max(shape[0], 1),)
-    source = _source_chunks(variable, dims)
-    sizes: list[int | None] = [requested.get(d, source.get(d)) for d in dims]
-    free = [i for i, s in enumerate(sizes) if s is None]
-    resolved = [n if s is None else s for s, n in zip(sizes, shape, strict=True)]
-    # Outermost free dimensions shrink first, so chunks hold whole spatial fields unless
-    # one field alone is too large.
-    for i in free:
-        total = math.prod(max(s, 1) for s in resolved) * itemsize
-        if total <= MAX_CHUNK_BYTES:
-            break
-        per_step = total // max(resolved[i], 1)
-        resolved[i] = max(1, TARGET_CHUNK_BYTES // max(per_step, 1))
-    return tuple(max(1, min(s, n)) for s, n in zip(resolved, shape, strict=True))
-
-
-def _source_chunks(variable: xr.Variable, dims: tuple[str, ...]) -> dict[str, int]:
-    """The chunking of the source: on-disk chunks from the encoding, else dask's."""
-    encoding = variable.encoding
-    preferred = encoding.get("preferred_chunks")
-    if isinstance(preferred, Mapping):
-        found = {str(k): int(v) for k, v in preferred.items() if isinstance(v, int | np.integer)}
-        if found:
-            return found
-    for field in ("chunksizes", "chunks"):
-        value = encoding.get(field)
-        if (
-            isinstance(value, tuple | list)
-            and len(value) == len(dims)
-            and all(isinstance(v, int | np.integer) for v in value)
-        ):
-            return {d: int(v) for d, v in zip(dims, value, strict=True)}
-    if variable.chunks is not None:
-        return {d: max(c) for d, c in zip(dims, variable.chunks, strict=True) if c}
-    return {}
-
-
-class _LazyReader:
-    """Reads regions of a numpy or lazily indexed backend array."""
-
-    def __init__(self, variable: xr.Variable) -> None:
-        self._variable = variable
-
-    def __call__(self, region: tuple[slice, ...]) -> Any:
-        if not region:
-            return self._variable.values
-        # Indexing first keeps backend arrays lazy: only this slice is read from the file.
-        return self._variable[region].values
-
-
-class _DaskBlocks:
-    """Reads regions of a dask array by running only the tasks of the blocks they touch.
-
-    ``compute()`` optimises and orders the whole graph on every call: 8 ms per chunk for
-    a 60-file dataset, growing with the number of files. Culling the graph, materialised
-    once, to the blocks of one chunk costs well under a millisecond. The tasks run in the
-    calling thread: the server's thread pool is the parallelism, and a chunk must not
-    queue behind a cluster's other work.
-    """
-
-    def __init__(self, variable: xr.Variable) -> None:
-        self._array: Any = variable.data
-        self._bounds = [np.cumsum((0, *c)) for c in self._array.chunks]
-        self._graph: dict[Any, Any] | None = None
-        self._keys: Any = None
-        self._lock = threading.Lock()
-
-    def __call__(self, region: tuple[slice, ...]) -> Any:
-        if not region:
-            return self._array.compute(scheduler="synchronous")
-        graph, keys = self._materialised()
-        ranges = []
-        for window, bounds in zip(region, self._bounds, strict=True):
-            first = int(np.searchsorted(bounds, window.start, side="right")) - 1
-            stop = int(np.searchsorted(bounds, window.stop, side="left"))
-            ranges.append(range(first, stop))
-        blocks = list(product(*ranges))
-        wanted = [_nested(keys, index) for index in blocks]
-        culled, _ = _cull(graph, wanted)
-        values = get_sync(culled, wanted)
-        out: np.ndarray[Any, Any] | None = None
-        for index, value in zip(blocks, values, strict=True):
-            block = np.asarray(value)
-            origin = [int(b[i]) for b, i in zip(self._bounds, index, strict=True)]
-            source = tuple(
-                slice(max(w.start, o) - o, min(w.stop, o + n) - o)
-                for w, o, n in zip(region, origin, block.shape, strict=True)
-            )
-            if len(blocks) == 1:
-                return block[source]
-            if out is None:
-                out = np.empty(tuple(w.stop - w.start for w in region), dtype=block.dtype)
-            target = tuple(
-                slice(max(w.start, o) - w.start, min(w.stop, o + n) - w.start)
-                for w, o, n in zip(region, origin, block.shape, strict=True)
-            )
-            out[target] = block[source]
-        return out
-
-    def _materialised(self) -> tuple[dict[Any, Any], Any]:
-        with self._lock:
-            if self._graph is None:
-                self._graph = dict(self._array.__dask_graph__())
-                self._keys = self._array.__dask_keys__()
-            return self._graph, self._keys
-
-
-_cull: Callable[[dict[Any, Any], list[Any]], tuple[dict[Any, Any], Any]] = _untyped_cull
-
-
-def _nested(keys: Any, index: tuple[int, ...]) -> Any:
-    for i in index:
-        keys = keys[i]
-    return keys
-
-
-def _bitround(data: np.ndarray[Any, Any], keepbits: int, exact: tuple[Any, ...]) -> Any:
-    rounded = np.asarray(numcodecs.BitRound(keepbits=keepbits).encode(data)).view(data.dtype)
-    keep = np.isnan(data)
-    for value in exact:
-        keep |= data == value
-    if keep.any():
-        np.copyto(rounded, data, where=keep)
-    return rounded
-
-
-# --- fill values and JSON ---------------------------------------------------------------------
-
-
-def _scalar_fill(value: Any, dtype: np.dtype[Any]) -> Any:
-    """``value`` as one scalar of ``dtype``, or None when it is not exactly one."""
-    if value is None:
-        return None
-    array = np.asarray(value)
-    if array.size != 1:
-        return None
-    item = array.reshape(-1)[0]
-    if dtype.kind in "SU":
-        if dtype.kind == "S" and isinstance(item, str | np.str_):
-            item = str(item).encode()
-        try:
-            cast = np.asarray(item, dtype=dtype)
-        except (ValueError, TypeError, UnicodeEncodeError):
-            return None
-        return cast[()] if cast[()] == item else None
-    try:
-        with np.errstate(all="ignore"):
-            cast = np.asarray(item).astype(dtype)
-    except (ValueError, TypeError):
-        return None
-    same = cast == item or (dtype.kind in "fc" and bool(np.isnan(cast)) and bool(np.isnan(item)))
-    return cast[()] if same else None
-
-
-def _default_fill(dtype: np.dtype[Any]) -> Any:
-    return np.zeros((), dtype=dtype)[()]
-
-
-def _v3_default_fill(dtype: np.dtype[Any]) -> Any:
-    # xarray's writer gives float arrays a NaN fill_value, others the dtype's zero.
-    if dtype.kind in "fc":
-        return np.asarray(np.nan, dtype=dtype)[()]
-    return _default_fill(dtype)
-
-
-def _float_json(value: float) -> Any:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def _v2_fill(value: Any, dtype: np.dtype[Any]) -> Any:
-    """The ``.zarray`` fill_value for a _FillValue, as zarr writes it; None if impossible."""
-    scalar = _scalar_fill(value, dtype)
-    if scalar is None:
-        return None
-    return _fill_json(scalar, dtype)
-
-
-def _fill_json(scalar: Any, dtype: np.dtype[Any]) -> Any:
-    kind = dtype.kind
-    if kind == "O":
-        return str(scalar)
-    if kind == "b":
-        return bool(scalar)
-    if kind in "iu":
-        return int(scalar)
-    if kind == "f":
-        return _float_json(float(scalar))
-    if kind == "c":
-        return [_float_json(float(scalar.real)), _float_json(float(scalar.imag))]
-    if kind == "S":
-        return base64.standard_b64encode(bytes(scalar)).decode()
-    return str(scalar)
-
-
-def _v3_fill_attr(value: Any, dtype: np.dtype[Any]) -> Any:
-    """The ``_FillValue`` attribute as xarray's v3 writer encodes it for its reader."""
-    array = np.asarray(value)
-    if array.size == 1:
-        item = array.reshape(-1)[0]
-        try:
-            return FillValueCoder.encode(
-                item.item() if isinstance(item, np.generic) else item, dtype
-            )
-        except (TypeError, ValueError):
-            pass
-    return _json_attr(value)
-
-
-def _unpacked(name: str, variable: xr.Variable) -> xr.Variable:
-    """A variable packed with float32 scale_factor/add_offset, unpacked as xarray unpacks
-    the file: to float32, missing values as NaN. Served packed, its JSON attributes would
-    be Python floats and decode to float64, with other values than the file's."""
-    decoded = xr.conventions.decode_cf_variable(
-        name,
-        variable,
-        concat_characters=False,
-        decode_times=False,
-        decode_timedelta=False,
-    )
-    attrs = dict(decoded.attrs)
-    attrs["_FillValue"] = np.float32(np.nan)  # decoded missing values, never masking more
-    return xr.Variable(decoded.dims, decoded.data, attrs, dict(decoded.encoding))
-
-
-def _holds_cftime(variable: xr.Variable) -> bool:
-    """Whether an object array holds model-calendar dates, which encode to numbers."""
-    if variable.size == 0:
-        return False
-    first = variable[(0,) * variable.ndim].values
-    return isinstance(first[()] if isinstance(first, np.ndarray) else first, cftime.datetime)
-
-
-def _holds_text(variable: xr.Variable) -> bool:
-    """Whether an object array holds strings; one element tells, and reading it is cheap."""
-    if variable.encoding.get("dtype") is str:
-        return True
-    if variable.size == 0:
-        return True
-    first = variable[(0,) * variable.ndim].values
-    return isinstance(first[()] if isinstance(first, np.ndarray) else first, str | bytes)
-
-
-def _texts(data: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """A chunk of strings as vlen-utf8 encodes them: missing values (None, NaN) are empty."""
-    flat = [
-        v if isinstance(v, str) else v.decode("utf-8", "replace") if isinstance(v, bytes) else ""
-        for v in data.reshape(-1)
-    ]
-    return np.array(flat, dtype=object).reshape(data.shape)
-
-
-def _v3_data_type(dtype: np.dtype[Any]) -> Any:
-    kind = dtype.kind
-    if kind == "O":
-        return "string"
-    if kind == "b":
-        return "bool"
-    if kind in "iufc":
-        family = {"i": "int", "u": "uint", "f": "float", "c": "complex"}[kind]
-        return f"{family}{dtype.itemsize * 8}"
-    if kind == "S":
-        return {"name": "null_terminated_bytes", "configuration": {"length_bytes": dtype.itemsize}}
-    return {"name": "fixed_length_utf32", "configuration": {"length_bytes": dtype.itemsize}}
-
-
-def _json_attr(value: Any) -> Any:
-    """An attribute as JSON, the way xarray hands attributes to zarr (arrays as lists)."""
-    if isinstance(value, np.ndarray):
-        return [_json_attr(v) for v in value.tolist()] if value.ndim else _json_attr(value[()])
-    if isinstance(value, np.generic):
-        return _json_attr(value.item())
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, list | tuple):
-        return [_json_attr(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _json_attr(v) for k, v in value.items()}
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, complex):
-        return [value.real, value.imag]
-    return str(value)
-
-
-def _dumps(doc: Any) -> bytes:
-    # NaN as a bare token, as zarr-python itself writes attributes.
-    return json.dumps(doc, allow_nan=True, separators=(",", ":")).encode()
