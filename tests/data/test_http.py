@@ -335,7 +335,8 @@ def test_a_zarr_store_is_served(
 
 
 def test_a_kerchunk_reference_file_is_served(node: Node, netcdf_file: Path, tmp_path: Path) -> None:
-    from strato.data.references import build_references, save_references
+    from strato.data.raw_store import save_references
+    from strato.data.references import build_references
 
     refs = tmp_path / "refs.json"
     save_references(build_references([netcdf_file]), refs)
@@ -451,7 +452,8 @@ def test_references_cached_by_an_older_build_are_rebuilt(
     node: Node, netcdf_file: Path, tmp_path: Path
 ) -> None:
     """An upgrade that changes what build_references writes must not keep serving the old file."""
-    from strato.data.references import build_references, save_references
+    from strato.data.raw_store import save_references
+    from strato.data.references import build_references
     from strato.data.sources import fingerprint
 
     digest, _ = fingerprint([netcdf_file])

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strato.data.confine import OutsideRoots, open_resolved
-from strato.data.references import ByteRange
+from strato.data.raw_store import ByteRange
 from strato.data.service import DataService
 from strato.http.conditional import make_etag
 

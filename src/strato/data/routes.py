@@ -21,7 +21,7 @@ from strato.data.confine import read_resolved as confined_read
 from strato.data.diagnostics import groupby_reduce
 from strato.data.hdf5 import HDF5_LOCK
 from strato.data.plots import render_plot
-from strato.data.references import ByteRange
+from strato.data.raw_store import ByteRange
 from strato.data.registry import parse_chunks
 from strato.data.selection import parse_selection
 from strato.data.service import DataService

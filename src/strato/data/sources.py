@@ -21,13 +21,8 @@ import xarray as xr
 
 from strato.data.confine import as_root_strings
 from strato.data.hdf5 import HDF5_LOCK
-from strato.data.references import (
-    BUILD_GENERATION,
-    RawStore,
-    build_references,
-    load_references,
-    save_references,
-)
+from strato.data.raw_store import RawStore, load_references, save_references
+from strato.data.references import BUILD_GENERATION, build_references
 from strato.data.registry import DatasetRegistry, Registration, expand_sources
 from strato.data.stores import ConfinedLocalStore, ReferenceStore
 from strato.data.zarr_store import Compression, ZarrView

@@ -25,7 +25,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.storage import LocalStore
 
 from strato.data.confine import open_within
-from strato.data.references import RawStore
+from strato.data.raw_store import RawStore
 
 
 def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
