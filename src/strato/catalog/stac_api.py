@@ -23,9 +23,9 @@ from strato.auth import Principal, Scope
 from strato.catalog import stac_links as links
 from strato.catalog.publisher import EventPublisher
 from strato.catalog.search import CatalogSearch
+from strato.catalog.stac_aggregation import StratoAggregationClient
 from strato.catalog.stac_clients import (
     PRINCIPAL_STATE,
-    StratoAggregationClient,
     StratoCoreClient,
     StratoFiltersClient,
     StratoTransactionsClient,

@@ -1,4 +1,5 @@
-"""strato's backend clients of stac-fastapi: core, filter, aggregation and transactions.
+"""strato's backend clients of stac-fastapi: core, filter and transactions (aggregation:
+:mod:`strato.catalog.stac_aggregation`).
 
 stac-fastapi calls these with the parsed request models; they turn the parameters into a
 :class:`SearchRequest` (:mod:`strato.catalog.stac_params`), ask :class:`CatalogSearch` or
@@ -9,7 +10,6 @@ synchronous (stac-fastapi runs them in its thread pool); writes publish events.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,7 +17,6 @@ from typing import Any
 import attr
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from stac_fastapi.extensions.core.aggregation.client import BaseAggregationClient
 from stac_fastapi.extensions.core.filter.client import BaseFiltersClient
 from stac_fastapi.extensions.core.transaction.client import AsyncBaseTransactionsClient
 from stac_fastapi.types.core import BaseCoreClient
@@ -70,7 +69,7 @@ def openapi_version(request: Request) -> str:
     return str(getattr(request.app, "openapi_version", "3.1.0"))
 
 
-def _request(kwargs: Mapping[str, Any]) -> Request:
+def request_of(kwargs: Mapping[str, Any]) -> Request:
     request = kwargs.get("request")
     assert isinstance(request, Request)
     return request
@@ -238,7 +237,7 @@ class StratoCoreClient(BaseCoreClient):
         return sorted(set(self.conformance_uris))
 
     def landing_page(self, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = _request(kwargs)
+        request = request_of(kwargs)
         root = self.urls.root(request)
         names = [TOTAL_COUNT, *self.search.aggregations()]
         body = {
@@ -260,7 +259,7 @@ class StratoCoreClient(BaseCoreClient):
     # --- collections ------------------------------------------------------------------
 
     def all_collections(self, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = _request(kwargs)
+        request = request_of(kwargs)
         root = self.urls.root(request)
         limit = params.parse_limit(kwargs.get("limit"), self.max_limit)
         offset = kwargs.get("offset") or 0
@@ -293,18 +292,18 @@ class StratoCoreClient(BaseCoreClient):
         )
 
     def get_collection(self, collection_id: str, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        root = self.urls.root(_request(kwargs))
+        root = self.urls.root(request_of(kwargs))
         collection = self.store.get_collection(collection_id)
         return JSONResponse(links.with_collection_links(collection, root))
 
     # --- items ------------------------------------------------------------------------
 
     def item_collection(self, collection_id: str, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = _request(kwargs)
+        request = request_of(kwargs)
         root = self.urls.root(request)
         self.store.get_collection(collection_id)
         parsed = parse_get(kwargs, self.max_limit, text_parser=self.search.parse_text)
-        parsed = attr.evolve(parsed, search=_in_collection(parsed.search, collection_id))
+        parsed = attr.evolve(parsed, search=in_collection(parsed.search, collection_id))
         page = self.search.search(parsed.search, max_bytes=self.max_page_bytes)
         page_links = links.get_page_links(
             self.urls.here(request),
@@ -319,12 +318,12 @@ class StratoCoreClient(BaseCoreClient):
         return _geojson(self.presenter.page(page, root, parsed, page_links))
 
     def get_item(self, item_id: str, collection_id: str, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        root = self.urls.root(_request(kwargs))
+        root = self.urls.root(request_of(kwargs))
         item = self.store.get_item(collection_id, item_id)
         return _geojson(self.presenter.item(item, root, collection_id=collection_id))
 
     def get_search(self, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = _request(kwargs)
+        request = request_of(kwargs)
         root = self.urls.root(request)
         parsed = parse_get(kwargs, self.max_limit, text_parser=self.search.parse_text)
         page = self.search.search(parsed.search, max_bytes=self.max_page_bytes)
@@ -338,7 +337,7 @@ class StratoCoreClient(BaseCoreClient):
         return _geojson(self.presenter.page(page, root, parsed, page_links))
 
     def post_search(self, search_request: Any, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = _request(kwargs)
+        request = request_of(kwargs)
         root = self.urls.root(request)
         parsed = parse_post(search_request, self.max_limit, text_parser=self.search.parse_text)
         page = self.search.search(parsed.search, max_bytes=self.max_page_bytes)
@@ -348,7 +347,7 @@ class StratoCoreClient(BaseCoreClient):
         return _geojson(self.presenter.page(page, root, parsed, page_links))
 
 
-def _in_collection(search: SearchRequest, collection_id: str) -> SearchRequest:
+def in_collection(search: SearchRequest, collection_id: str) -> SearchRequest:
     return replace(search, collections=(collection_id,))
 
 
@@ -361,129 +360,9 @@ class StratoFiltersClient(BaseFiltersClient):
     urls: Urls = attr.ib()
 
     def get_queryables(self, collection_id: str | None = None, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = _request(kwargs)
+        request = request_of(kwargs)
         schema = self.search.queryables(collection_id, url=self.urls.here(request))
         return JSONResponse(schema, media_type=links.SCHEMA)
-
-
-@attr.s(kw_only=True)
-class AggregationNames:
-    """The search's aggregation names, kept a while: reading them is a query of its own.
-
-    Read again when older than ``ttl`` seconds or when a name asked for is not among
-    them, so a facet that has just appeared is known at once.
-    """
-
-    search: CatalogSearch = attr.ib()
-    ttl: float = attr.ib(default=30.0)
-    _read: tuple[float, frozenset[str], list[str]] | None = attr.ib(default=None, init=False)
-
-    def known(self, wanted: Sequence[str] = ()) -> list[str]:
-        now = time.monotonic()
-        read = self._read
-        if (
-            read is None
-            or now - read[0] > self.ttl
-            or any(w not in read[1] for w in wanted if w != TOTAL_COUNT)
-        ):
-            names = self.search.aggregations()
-            # One tuple, swapped whole: the worker threads read it without a lock.
-            read = self._read = (now, frozenset(names), names)
-        return [TOTAL_COUNT, *read[2]]
-
-
-@attr.s(kw_only=True)
-class StratoAggregationClient(BaseAggregationClient):
-    """Term counts of facets over the items a search matches (aggregation extension)."""
-
-    store: ItemStore = attr.ib()
-    search: CatalogSearch = attr.ib()
-    urls: Urls = attr.ib()
-    names: AggregationNames = attr.ib()
-
-    @names.default
-    def _names_of_search(self) -> AggregationNames:
-        return AggregationNames(search=self.search)
-
-    def _links(self, request: Request) -> list[dict[str, Any]]:
-        root = self.urls.root(request)
-        return [
-            links.link("root", f"{root}/"),
-            links.link(
-                "self", links.url_with(self.urls.here(request), request.query_params.multi_items())
-            ),
-        ]
-
-    def get_aggregations(self, collection_id: str | None = None, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = _request(kwargs)
-        if collection_id is not None:
-            self.store.get_collection(collection_id)
-        described = [{"name": TOTAL_COUNT, "data_type": "integer"}] + [
-            {"name": name, "data_type": "frequency_distribution"}
-            for name in self.search.aggregations()
-        ]
-        return JSONResponse(
-            {
-                "type": "AggregationCollection",
-                "aggregations": described,
-                "links": self._links(request),
-            }
-        )
-
-    def aggregate(  # type: ignore[override]
-        self, search_request: Any = None, *, collection_id: str | None = None, **kwargs: Any
-    ) -> JSONResponse:
-        """``search_request`` is a POST body; a GET's parameters come as keywords."""
-        request = _request(kwargs)
-        body = search_request
-        if body is not None:
-            parsed = parse_post(
-                body, self.search.max_limit, check_limit=False, text_parser=self.search.parse_text
-            )
-            wanted = list(getattr(body, "aggregations", None) or [])
-        else:
-            parsed = parse_get(
-                kwargs, self.search.max_limit, check_limit=False, text_parser=self.search.parse_text
-            )
-            wanted = list(kwargs.get("aggregations") or [])
-        search = parsed.search
-        if collection_id is not None:
-            self.store.get_collection(collection_id)
-            search = _in_collection(search, collection_id)
-        wanted = [w.strip() for w in wanted if w.strip()]
-        known = self.names.known(wanted)
-        unknown = [w for w in wanted if w not in known]
-        if unknown:
-            raise params.invalid(
-                "aggregations",
-                f"unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}",
-            )
-        terms = [w for w in wanted if w != TOTAL_COUNT]
-        counted = {a.name: a for a in self.search.aggregate(search, terms)} if terms else {}
-        result: list[dict[str, Any]] = []
-        for name in wanted:
-            if name == TOTAL_COUNT:
-                total = self.search.search(_first_only(search)).matched
-                result.append({"name": name, "data_type": "integer", "value": total})
-                continue
-            found = counted.get(name)
-            buckets = found.buckets if found is not None else []
-            result.append(
-                {
-                    "name": name,
-                    "data_type": "frequency_distribution",
-                    "buckets": [
-                        {"key": b.key, "data_type": "string", "frequency": b.count} for b in buckets
-                    ],
-                }
-            )
-        return FastJSONResponse(
-            {"type": "AggregationCollection", "aggregations": result, "links": self._links(request)}
-        )
-
-
-def _first_only(search: SearchRequest) -> SearchRequest:
-    return replace(search, limit=1, token=None, sortby=())
 
 
 @attr.s(kw_only=True)
@@ -534,7 +413,7 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
         )
 
     async def create_item(self, collection_id: str, item: Any, **kwargs: Any) -> JSONResponse:
-        request = _request(kwargs)
+        request = request_of(kwargs)
         await self._collection(collection_id)
         request_id = tx.new_request_id()
         events = await asyncio.to_thread(
@@ -550,7 +429,7 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
     async def update_item(
         self, collection_id: str, item_id: str, item: Any, **kwargs: Any
     ) -> JSONResponse:
-        request = _request(kwargs)
+        request = request_of(kwargs)
         await self._collection(collection_id)
         request_id = tx.new_request_id()
         events = await asyncio.to_thread(
@@ -561,7 +440,7 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
     async def patch_item(
         self, collection_id: str, item_id: str, patch: Any, **kwargs: Any
     ) -> JSONResponse:
-        request = _request(kwargs)
+        request = request_of(kwargs)
         content_type = request.headers.get("content-type")
         if isinstance(patch, bytes | bytearray):
             raise HTTPException(
@@ -582,7 +461,7 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
         return await self._publish(request, request_id, events, items)
 
     async def delete_item(self, item_id: str, collection_id: str, **kwargs: Any) -> JSONResponse:
-        request = _request(kwargs)
+        request = request_of(kwargs)
         tx.check_ids(collection_id, item_id)
         await self._collection(collection_id)
         items = await self._item(collection_id, item_id)
@@ -596,7 +475,7 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
         Not an event: ESGF's events carry items only. Other nodes create a collection
         when they apply the first event that names it, as for every publisher's events.
         """
-        request = _request(kwargs)
+        request = request_of(kwargs)
         checked = tx.checked_collection(collection)
         collection_id = checked["id"]
         href = f"{self.urls.root(request)}/collections/{links.segment(collection_id)}"
