@@ -18,12 +18,11 @@ geometry or bbox literal, a bbox whose west is east of its east crossing the ant
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -31,12 +30,21 @@ from sqlalchemy import (
     case,
     false,
     func,
-    literal,
     not_,
     true,
 )
 
 from strato.catalog.cql2_limits import FilterLimits, check_json
+from strato.catalog.cql2_literals import (
+    Condition,
+    Kind,
+    arity,
+    cmp,
+    item_member,
+    like,
+    literal_kind,
+    number_text,
+)
 from strato.catalog.extents import (
     date_literal,
     date_or_none,
@@ -49,9 +57,6 @@ from strato.catalog.extents import (
 from strato.catalog.store import ItemRow, parse_datetime, words
 from strato.catalog.where import Leaf, SqlBuilder, ValueTest, Where, any_of, negation
 from strato.errors import InvalidInput
-
-Kind = Literal["string", "timestamp", "boolean", "number"]
-Condition = ColumnElement[bool]
 
 
 @dataclass(frozen=True)
@@ -109,17 +114,7 @@ _UNSUPPORTED = {
     "a_equals": "of the array operators only a_contains and a_overlaps are supported",
     "a_containedBy": "of the array operators only a_contains and a_overlaps are supported",
 }
-_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "=": operator.eq,
-    "<>": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
 _ARITHMETIC = {"+", "-", "*", "/", "%", "^", "div"}
-# The LIKE escape character: not a backslash, which MySQL also treats as one in literals.
-_ESCAPE = "!"
 
 # A property that is neither a column nor a facet is read from each item's JSON (a scan).
 # Its name goes into the dialects' JSON paths, which would read quotes, commas or braces
@@ -192,35 +187,35 @@ class FilterCompiler:
             parts = [self._expr(a) for a in args]
             return Where.all(parts) if op == "and" else any_of(parts, self.sql)
         if op == "not":
-            _arity(op, args, 1)
+            arity(op, args, 1)
             return negation(self._expr(args[0]), self.sql)
         if op in _COMPARISONS:
-            _arity(op, args, 2)
+            arity(op, args, 2)
             return self._compare(op, args[0], args[1])
         if op == "like":
-            _arity(op, args, 2)
+            arity(op, args, 2)
             return self._like(args[0], args[1])
         if op == "between":
             if len(args) == 2 and isinstance(args[1], list) and len(args[1]) == 2:
                 # The drafts' form, [property, [low, high]], which clients still send.
                 args = [args[0], *args[1]]
-            _arity(op, args, 3)
+            arity(op, args, 3)
             return self._between(args[0], args[1], args[2])
         if op == "in":
-            _arity(op, args, 2)
+            arity(op, args, 2)
             return self._in(op, args[0], args[1])
         if op == "isNull":
-            _arity(op, args, 1)
+            arity(op, args, 1)
             return self._is_null(args[0])
         if op in ("s_intersects", "s_disjoint"):
-            _arity(op, args, 2)
+            arity(op, args, 2)
             hit = self._s_intersects(op, args[0], args[1])
             return Where.of(hit if op == "s_intersects" else not_(hit))
         if op in _TEMPORAL:
-            _arity(op, args, 2)
+            arity(op, args, 2)
             return Where.of(self._temporal(op, args[0], args[1]))
         if op in ("a_contains", "a_overlaps"):
-            _arity(op, args, 2)
+            arity(op, args, 2)
             return self._array(op, args[0], args[1])
         if op in _UNSUPPORTED:
             raise InvalidInput(f"filter: {_UNSUPPORTED[op]}")
@@ -292,7 +287,7 @@ class FilterCompiler:
 
         def make(kind: Kind) -> ValueTest:
             literal = self._coerce(op, prop, kind, value)
-            return lambda expr: _cmp(op, expr, literal)
+            return lambda expr: cmp(op, expr, literal)
 
         return self._on(prop, op, make, [value] if op == "=" else None, [value])
 
@@ -352,7 +347,7 @@ class FilterCompiler:
         if prop.name in FIELDS:
             return Where.of(FIELDS[prop.name].column.is_(None))
         if not self.is_facet(prop.name):
-            return Where.of(_member(prop.name).as_string().is_(None))
+            return Where.of(item_member(prop.name).as_string().is_(None))
         return Where(excluded=[(Leaf(prop.name),)])
 
     def _on(
@@ -394,9 +389,9 @@ class FilterCompiler:
         """A test on a property read from each item's JSON, in the type of the literals:
         numbers and booleans only where the item's value has that JSON type (so no
         database casts text), anything else as text."""
-        kinds = {_literal_kind(v) for v in literals}
+        kinds = {literal_kind(v) for v in literals}
         kind: Kind = kinds.pop() if len(kinds) == 1 else "string"
-        member = _member(prop.name)
+        member = item_member(prop.name)
         if kind == "string":
             text = member.as_string()
             return make("string")(func.lower(text) if prop.casei else text)
@@ -439,7 +434,7 @@ class FilterCompiler:
             )
         if prop.name not in FIELDS and not isinstance(value, str):
             # Facet values are the text facet_values() wrote: the same text for a number.
-            text = _number_text(value)
+            text = number_text(value)
             if text is not None:
                 return text
         if not isinstance(value, str):
@@ -549,74 +544,3 @@ def _query_node(name: str, op: str, value: Any, prop: dict[str, str]) -> dict[st
         f"query: unknown operator {op!r} for {name!r}; use one of "
         f"{', '.join([*_QUERY_OPS, 'in', 'startsWith', 'endsWith', 'contains'])}"
     )
-
-
-# --- LIKE ---
-
-
-def _like_parts(pattern: str) -> list[tuple[str, str]]:
-    """A CQL2 pattern as ``(kind, char)``: kind ``%``, ``_`` or ``c`` for a literal char."""
-    parts: list[tuple[str, str]] = []
-    chars = iter(pattern)
-    for ch in chars:
-        if ch == "\\":
-            parts.append(("c", next(chars, "\\")))
-        elif ch in "%_":
-            parts.append((ch, ch))
-        else:
-            parts.append(("c", ch))
-    return parts
-
-
-def like(expr: ColumnElement[Any], pattern: str, *, casei: bool, dialect: str) -> Condition:
-    """CQL2 ``like``: ``%`` any run, ``_`` one character, backslash escapes; case counts."""
-    parts = _like_parts(pattern.lower() if casei else pattern)
-    if dialect == "sqlite" and not casei:
-        # SQLite's LIKE ignores ASCII case; GLOB does not.
-        glob = "".join(
-            "*" if k == "%" else "?" if k == "_" else f"[{c}]" if c in "*?[" else c
-            for k, c in parts
-        )
-        return expr.op("GLOB")(literal(glob))
-    sql = "".join(
-        k if k in "%_" else f"{_ESCAPE}{c}" if c in f"%_{_ESCAPE}" else c for k, c in parts
-    )
-    return expr.like(sql, escape=_ESCAPE)
-
-
-# --- literals ---
-
-
-def _arity(op: str, args: list[Any], n: int) -> None:
-    if len(args) != n:
-        raise InvalidInput(
-            f"filter: '{op}' takes {n} argument{'s' if n > 1 else ''}, not {len(args)}"
-        )
-
-
-def _number_text(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        # CQL2 text makes every number a float; 1 was written as "1".
-        return str(int(value))
-    if isinstance(value, int | float):
-        return str(value)
-    return None
-
-
-def _cmp(op: str, expr: ColumnElement[Any], value: Any) -> Condition:
-    return cast(Condition, _OPERATORS[op](expr, value))
-
-
-def _member(name: str) -> Any:
-    """Property ``name`` of an item's JSON (``name`` matched :data:`PROPERTY_NAME`)."""
-    return ItemRow.content[("properties", name)]
-
-
-def _literal_kind(value: Any) -> Kind:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return "string"
