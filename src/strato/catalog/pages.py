@@ -21,13 +21,8 @@ from strato import __version__
 from strato.auth import Scope
 from strato.capabilities import NavLink
 from strato.catalog.activity import MAX_ACTIVITY, activity_json, item_path, recent_activity
-from strato.catalog.esg_search import (
-    Constraints,
-    FacetVocabulary,
-    all_of,
-    checksum_of,
-    count_facets,
-)
+from strato.catalog.esg_facets import Constraints, FacetVocabulary, all_of
+from strato.catalog.esg_search import checksum_of, count_facets
 from strato.catalog.search import CatalogSearch, SearchPage, SearchRequest
 from strato.catalog.store import ItemStore
 from strato.errors import InvalidInput, NotFound, StratoError
