@@ -17,13 +17,8 @@ import pytest
 import pytest_asyncio
 
 from strato.bus import Bus, open_bus
-from strato.catalog.consumer import (
-    DEFAULT_TOPICS,
-    Consumer,
-    consumer_from_settings,
-    describe,
-    subscription_pattern,
-)
+from strato.catalog.consumer import Consumer, consumer_from_settings
+from strato.catalog.consumer_stats import describe
 from strato.catalog.events import (
     SINGLE_TOPIC,
     Event,
@@ -36,6 +31,7 @@ from strato.catalog.events import (
 from strato.catalog.generator import generate_items
 from strato.catalog.publisher import EventPublisher
 from strato.catalog.store import ItemStore
+from strato.catalog.topics import DEFAULT_TOPICS, subscription_pattern
 from strato.db import create_engine, session_factory, upgrade
 from strato.errors import InvalidInput
 from strato.settings import CatalogSettings, Settings

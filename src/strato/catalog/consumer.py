@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -37,22 +36,19 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from strato.bus import Bus, Message, Subscription
-from strato.bus.names import compile_pattern, encode_event, validate_group, validate_topic
+from strato.bus.names import encode_event, validate_group, validate_topic
 from strato.catalog.apply import Outcome, apply_events, record_failures
-from strato.catalog.events import SINGLE_TOPIC, Event, error_event, parse_event
+from strato.catalog.consumer_stats import ConsumerStats, Counts, describe
+from strato.catalog.events import Event, error_event, parse_event
 from strato.catalog.item_limits import TITLE as ITEM_TOO_LARGE
 from strato.catalog.item_limits import oversize_message, without_content
 from strato.catalog.store import ItemStore
+from strato.catalog.topics import default_topics, subscription_pattern
 from strato.errors import InvalidInput, Unavailable
 from strato.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_NAME_PART = r"[A-Za-z0-9_-]+"
-DEFAULT_TOPICS = {
-    "single": re.escape(SINGLE_TOPIC),
-    "drs": rf"{_NAME_PART}\.{_NAME_PART}\.{_NAME_PART}",
-}
 MAX_BATCH = 10_000
 # Waits while the database or the bus is out: from max(retry_backoff, this), doubling.
 OUTAGE_FIRST_WAIT = 0.5
@@ -61,25 +57,6 @@ RETRY_MAX_WAIT = 30.0
 LOG_EVERY = 1.0
 # A publish of error events from inside the database transaction waits at most this long.
 PUBLISH_TIMEOUT = 60.0
-DETAIL_MAX = 500
-
-
-def default_topics(strategy: str) -> str:
-    """The pattern of every event topic of a topic strategy ("single" or "drs")."""
-    try:
-        return DEFAULT_TOPICS[strategy]
-    except KeyError:
-        raise InvalidInput(
-            f"unknown topic strategy {strategy!r}: {' or '.join(DEFAULT_TOPICS)}"
-        ) from None
-
-
-def subscription_pattern(topics: str, error_topic: str) -> str:
-    """``topics`` without the error topic: a node never consumes error reports as events."""
-    if compile_pattern(topics).match(error_topic) is None:
-        # Left as given, so a backend can hand it to its server (NATS subject filters).
-        return topics
-    return rf"(?!{re.escape(error_topic)}\Z)(?:{topics})"
 
 
 class _BusDown(Exception):
@@ -94,57 +71,6 @@ class _Stopped(Exception):
 class _Report:
     key: str
     body: bytes
-
-
-@dataclass
-class _Counts:
-    messages: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    invalid: int = 0
-    failed: int = 0
-
-    def add(self, other: _Counts) -> None:
-        self.messages += other.messages
-        self.applied += other.applied
-        self.duplicates += other.duplicates
-        self.rejected += other.rejected
-        self.invalid += other.invalid
-        self.failed += other.failed
-
-
-@dataclass
-class ConsumerStats:
-    """What the consumer did since it started; ``rejected`` includes ``invalid``."""
-
-    messages: int = 0
-    batches: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    invalid: int = 0
-    failed: int = 0
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    outage: str | None = None
-    last_batch_at: datetime | None = None
-
-
-def describe(exc: BaseException) -> str:
-    """One line saying what went wrong: the driver's message, never SQL or a traceback."""
-    cause: BaseException = exc
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        cause = exc.orig
-    args: tuple[Any, ...] = tuple(getattr(cause, "args", ()))
-    # PyMySQL's errors are (code, message) pairs.
-    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
-        message = args[1]
-    else:
-        message = str(cause)
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    first = lines[0] if lines else type(cause).__name__
-    return first[:DETAIL_MAX]
 
 
 class Consumer:
@@ -191,7 +117,7 @@ class Consumer:
         self._stop = asyncio.Event()
         self._running = False
         self._outages = 0
-        self._window = _Counts()
+        self._window = Counts()
         self._window_start = time.monotonic()
 
     # --- running ----------------------------------------------------------------------
@@ -235,7 +161,7 @@ class Consumer:
         messages = await subscription.fetch(self.batch_size, timeout)
         if not messages:
             return 0
-        counts = _Counts(messages=len(messages))
+        counts = Counts(messages=len(messages))
         try:
             await self._handle(messages, counts)
         except _Stopped:
@@ -298,7 +224,7 @@ class Consumer:
 
     # --- one batch ------------------------------------------------------------------------
 
-    async def _handle(self, messages: Sequence[Message], counts: _Counts) -> None:
+    async def _handle(self, messages: Sequence[Message], counts: Counts) -> None:
         # Parsing a batch takes long enough to stall a web server sharing the loop.
         valid, invalid = await asyncio.to_thread(self._parse, messages)
         counts.invalid += len(invalid)
@@ -330,7 +256,7 @@ class Consumer:
         return valid, invalid
 
     async def _apply_with_retries(
-        self, items: list[tuple[Message, Event]], invalid: list[_Report], counts: _Counts
+        self, items: list[tuple[Message, Event]], invalid: list[_Report], counts: Counts
     ) -> None:
         attempt = 0
         while True:
@@ -366,7 +292,7 @@ class Consumer:
             await self._publish_until_done(invalid)
         await self._bisect(items, counts)
 
-    async def _bisect(self, items: list[tuple[Message, Event]], counts: _Counts) -> None:
+    async def _bisect(self, items: list[tuple[Message, Event]], counts: Counts) -> None:
         """Apply what can be of ``items``, in order; the events that fail alone go to errors."""
         if len(items) == 1:
             await self._isolate(items[0], counts)
@@ -381,7 +307,7 @@ class Consumer:
         if not await self._attempt(right, counts):
             await self._bisect(right, counts)
 
-    async def _attempt(self, items: list[tuple[Message, Event]], counts: _Counts) -> bool:
+    async def _attempt(self, items: list[tuple[Message, Event]], counts: Counts) -> bool:
         """One try (outages waited out); False when the events failed."""
         while True:
             try:
@@ -395,7 +321,7 @@ class Consumer:
             self._count(outcomes, counts)
             return True
 
-    async def _isolate(self, item: tuple[Message, Event], counts: _Counts) -> None:
+    async def _isolate(self, item: tuple[Message, Event], counts: Counts) -> None:
         """One event alone, with every retry; if it still fails it goes to errors."""
         message, event = item
         attempts = 0
@@ -580,7 +506,7 @@ class Consumer:
 
     # --- counting -------------------------------------------------------------------------
 
-    def _count(self, outcomes: Sequence[Outcome], counts: _Counts) -> None:
+    def _count(self, outcomes: Sequence[Outcome], counts: Counts) -> None:
         for outcome in outcomes:
             if outcome.status == "applied":
                 counts.applied += 1
@@ -593,7 +519,7 @@ class Consumer:
         self.stats.last_error = describe(exc)
         self.stats.last_error_at = datetime.now(UTC)
 
-    def _batch_done(self, counts: _Counts) -> None:
+    def _batch_done(self, counts: Counts) -> None:
         s = self.stats
         s.batches += 1
         s.messages += counts.messages
@@ -619,7 +545,7 @@ class Consumer:
             w.rejected,
             w.failed,
         )
-        self._window = _Counts()
+        self._window = Counts()
         self._window_start = now
 
 
@@ -667,12 +593,4 @@ def consumer_from_settings(
     )
 
 
-__all__ = [
-    "DEFAULT_TOPICS",
-    "Consumer",
-    "ConsumerStats",
-    "consumer_from_settings",
-    "default_topics",
-    "describe",
-    "subscription_pattern",
-]
+__all__ = ["Consumer", "ConsumerStats", "consumer_from_settings"]

@@ -18,9 +18,8 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from strato.auth import Scope
 from strato.bus.names import compile_pattern
-from strato.catalog.consumer import DEFAULT_TOPICS
 from strato.catalog.store import EVENT_ID_LEN, ItemStore, RecordedOutcome
-from strato.catalog.topics import topic_for
+from strato.catalog.topics import DEFAULT_TOPICS, topic_for
 from strato.errors import InvalidInput
 from strato.http.security import Authenticator
 from strato.redact import mask_secrets, mask_url

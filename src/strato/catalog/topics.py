@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
+from strato.bus.names import compile_pattern
 from strato.catalog.events import SINGLE_TOPIC, Event
 from strato.errors import InvalidInput
 
@@ -83,3 +84,30 @@ def topic_for_event(event: Event, strategy: Strategy = "single") -> Route:
     if facets is None and item is not None:
         facets = _facets_from_item(item)
     return _route(event.item_id, facets, strategy)
+
+
+# --- what a node consumes ------------------------------------------------------------------
+
+_NAME_PART = r"[A-Za-z0-9_-]+"
+DEFAULT_TOPICS = {
+    "single": re.escape(SINGLE_TOPIC),
+    "drs": rf"{_NAME_PART}\.{_NAME_PART}\.{_NAME_PART}",
+}
+
+
+def default_topics(strategy: str) -> str:
+    """The pattern of every event topic of a topic strategy ("single" or "drs")."""
+    try:
+        return DEFAULT_TOPICS[strategy]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown topic strategy {strategy!r}: {' or '.join(DEFAULT_TOPICS)}"
+        ) from None
+
+
+def subscription_pattern(topics: str, error_topic: str) -> str:
+    """``topics`` without the error topic: a node never consumes error reports as events."""
+    if compile_pattern(topics).match(error_topic) is None:
+        # Left as given, so a backend can hand it to its server (NATS subject filters).
+        return topics
+    return rf"(?!{re.escape(error_topic)}\Z)(?:{topics})"
