@@ -12,7 +12,7 @@ import pystac
 import pytest
 from pystac.validation import validate_dict
 
-from strato.catalog import vocab
+from strato.catalog import vocab, vocab_cordex
 from strato.catalog.generator import collection_for, generate_items
 from strato.errors import InvalidInput
 
@@ -314,19 +314,19 @@ def test_cordex_ids_follow_the_drs_and_the_vocabulary(cordex: list[dict[str, Any
         assert props["cordex:variable_id"] == var
         assert props["version"] == version[1:]
 
-        model = vocab.REGIONAL_MODELS[rcm]
+        model = vocab_cordex.REGIONAL_MODELS[rcm]
         assert institution in model.institutions
         assert domain in model.domains
         assert props["cordex:source_type"] == model.source_type
-        assert frequency in vocab.CORDEX_VARIABLES[var][1]
-        assert item["bbox"] == list(vocab.DOMAINS[domain].bbox)
-        span = vocab.DRIVING_EXPERIMENTS[exp]
+        assert frequency in vocab_cordex.CORDEX_VARIABLES[var][1]
+        assert item["bbox"] == list(vocab_cordex.DOMAINS[domain].bbox)
+        span = vocab_cordex.DRIVING_EXPERIMENTS[exp]
         assert props["start_datetime"].startswith(f"{span.start_year:04d}-01-")
         assert props["end_datetime"].startswith(f"{span.end_year:04d}-12-")
         if exp == "evaluation":
-            assert (driver, variant) == (vocab.REANALYSIS, "none")
+            assert (driver, variant) == (vocab_cordex.REANALYSIS, "none")
         else:
-            assert driver in vocab.DRIVING_SOURCES
+            assert driver in vocab_cordex.DRIVING_SOURCES
             source = vocab.SOURCES[driver]
             m = MEMBER.match(variant)
             assert m is not None

@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from typing import Any, Literal, TypeVar
 
 from strato.catalog import vocab
+from strato.catalog import vocab_cordex as cordex
 from strato.errors import InvalidInput
 
 Project = Literal["CMIP6", "CORDEX"]
@@ -429,16 +430,16 @@ class _Cordex:
         self.node, self.data_url, self.stac_url = node, data_url, stac_url
         self.files = _Files(self.rng, "CORDEX", node)
         self.seen: set[str] = set()
-        self.models = list(vocab.REGIONAL_MODELS.values())
+        self.models = list(cordex.REGIONAL_MODELS.values())
         self.experiments = _Weighted(
-            [(e, _DRIVING_WEIGHTS[e.experiment_id]) for e in vocab.DRIVING_EXPERIMENTS.values()]
+            [(e, _DRIVING_WEIGHTS[e.experiment_id]) for e in cordex.DRIVING_EXPERIMENTS.values()]
         )
         self.frequencies = _Weighted(list(_CORDEX_FREQUENCY_WEIGHTS.items()))
         self.variables: dict[str, list[vocab.Variable]] = {
-            f: [v for v, fs in vocab.CORDEX_VARIABLES.values() if f in fs]
-            for f in vocab.CORDEX_FREQUENCIES
+            f: [v for v, fs in cordex.CORDEX_VARIABLES.values() if f in fs]
+            for f in cordex.CORDEX_FREQUENCIES
         }
-        self.drivers = [vocab.SOURCES[s] for s in vocab.DRIVING_SOURCES]
+        self.drivers = [vocab.SOURCES[s] for s in cordex.DRIVING_SOURCES]
         self.versions = _dates(date(2023, 3, 1), 1000)
         self.extensions = EXTENSIONS["CORDEX"]
 
@@ -446,13 +447,13 @@ class _Cordex:
         rng = self.rng
         model = rng.choice(self.models)
         institution = rng.choice(model.institutions)
-        domain = vocab.DOMAINS[rng.choice(model.domains)]
+        domain = cordex.DOMAINS[rng.choice(model.domains)]
         exp = self.experiments.pick(rng)
         frequency = self.frequencies.pick(rng)
         var = rng.choice(self.variables[frequency])
         rcm_version = rng.choice(model.versions)
         if exp.experiment_id == "evaluation":
-            driver, calendar, physics, forcing = vocab.REANALYSIS, "proleptic_gregorian", 0, 0
+            driver, calendar, physics, forcing = cordex.REANALYSIS, "proleptic_gregorian", 0, 0
         else:
             source = rng.choice(self.drivers)
             driver, calendar = source.source_id, source.calendar
@@ -460,7 +461,7 @@ class _Cordex:
 
         def make(r: int) -> tuple[str, tuple[str, str, int]]:
             # A reanalysis has no ensemble: a repeat becomes another realization of the RCM.
-            if driver == vocab.REANALYSIS:
+            if driver == cordex.REANALYSIS:
                 variant = "none"
                 realization = rcm_version if r == 1 else f"{rcm_version.split('-')[0]}-r{r}"
             else:
@@ -474,7 +475,7 @@ class _Cordex:
             item_id = f"CORDEX.DD.{run}.{frequency}.{var.variable_id}.v{version}"
             return item_id, (variant, realization, when)
 
-        first = 1 if driver == vocab.REANALYSIS else _REALIZATIONS.pick(rng)
+        first = 1 if driver == cordex.REANALYSIS else _REALIZATIONS.pick(rng)
         item_id, (variant, realization, when) = _unique(self.seen, make, first)
         version, version_day = self.versions[when % len(self.versions)]
         base_id = item_id[: -len(version) - 2]
@@ -619,9 +620,9 @@ def _cmip6_collection() -> dict[str, Any]:
 
 
 def _cordex_collection() -> dict[str, Any]:
-    domains = vocab.DOMAINS.values()
-    models = vocab.REGIONAL_MODELS.values()
-    experiments = vocab.DRIVING_EXPERIMENTS.values()
+    domains = cordex.DOMAINS.values()
+    models = cordex.REGIONAL_MODELS.values()
+    experiments = cordex.DRIVING_EXPERIMENTS.values()
     boxes = [d.bbox for d in domains]
     union = [
         min(b[0] for b in boxes),
@@ -652,10 +653,10 @@ def _cordex_collection() -> dict[str, Any]:
             "cordex:domain_id": sorted(d.domain_id for d in domains),
             "cordex:institution_id": sorted({i for m in models for i in m.institutions}),
             "cordex:source_id": sorted(m.source_id for m in models),
-            "cordex:driving_source_id": sorted([*vocab.DRIVING_SOURCES, vocab.REANALYSIS]),
+            "cordex:driving_source_id": sorted([*cordex.DRIVING_SOURCES, cordex.REANALYSIS]),
             "cordex:driving_experiment_id": sorted(e.experiment_id for e in experiments),
-            "cordex:frequency": sorted(vocab.CORDEX_FREQUENCIES),
-            "cordex:variable_id": sorted(vocab.CORDEX_VARIABLES),
+            "cordex:frequency": sorted(cordex.CORDEX_FREQUENCIES),
+            "cordex:variable_id": sorted(cordex.CORDEX_VARIABLES),
         },
         "links": [],
     }

@@ -314,7 +314,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.experiment_id: e for e in _EXPERIMENT_LI
 ACTIVITIES: tuple[str, ...] = tuple(sorted({e.activity_id for e in _EXPERIMENT_LIST}))
 
 
-def _v(
+def var(
     variable_id: str,
     standard_name: str,
     long_name: str,
@@ -326,14 +326,14 @@ def _v(
     return Variable(variable_id, standard_name, long_name, units, levels, frequency, realm)
 
 
-_TAS = ("tas", "air_temperature", "Near-Surface Air Temperature", "K")
-_PR = ("pr", "precipitation_flux", "Precipitation", "kg m-2 s-1")
-_PSL = ("psl", "air_pressure_at_mean_sea_level", "Sea Level Pressure", "Pa")
-_UAS = ("uas", "eastward_wind", "Eastward Near-Surface Wind", "m s-1")
-_VAS = ("vas", "northward_wind", "Northward Near-Surface Wind", "m s-1")
-_HUSS = ("huss", "specific_humidity", "Near-Surface Specific Humidity", "1")
-_CLT = ("clt", "cloud_area_fraction", "Total Cloud Cover Percentage", "%")
-_RSDS = (
+TAS = ("tas", "air_temperature", "Near-Surface Air Temperature", "K")
+PR = ("pr", "precipitation_flux", "Precipitation", "kg m-2 s-1")
+PSL = ("psl", "air_pressure_at_mean_sea_level", "Sea Level Pressure", "Pa")
+UAS = ("uas", "eastward_wind", "Eastward Near-Surface Wind", "m s-1")
+VAS = ("vas", "northward_wind", "Northward Near-Surface Wind", "m s-1")
+HUSS = ("huss", "specific_humidity", "Near-Surface Specific Humidity", "1")
+CLT = ("clt", "cloud_area_fraction", "Total Cloud Cover Percentage", "%")
+RSDS = (
     "rsds",
     "surface_downwelling_shortwave_flux_in_air",
     "Surface Downwelling Shortwave Radiation",
@@ -350,21 +350,21 @@ _TABLE_LIST = (
         "atmos",
         "atmos",
         (
-            _v(*_TAS),
-            _v(*_PR),
-            _v(*_PSL),
-            _v("ts", "surface_temperature", "Surface Temperature", "K"),
-            _v(*_UAS),
-            _v(*_VAS),
-            _v(*_HUSS),
-            _v(*_CLT),
-            _v(*_RSDS),
-            _v("rlut", "toa_outgoing_longwave_flux", "TOA Outgoing Longwave Radiation", "W m-2"),
-            _v(*_HFLS),
-            _v("ta", "air_temperature", "Air Temperature", "K", 19),
-            _v("ua", "eastward_wind", "Eastward Wind", "m s-1", 19),
-            _v("zg", "geopotential_height", "Geopotential Height", "m", 19),
-            _v("hur", "relative_humidity", "Relative Humidity", "%", 19),
+            var(*TAS),
+            var(*PR),
+            var(*PSL),
+            var("ts", "surface_temperature", "Surface Temperature", "K"),
+            var(*UAS),
+            var(*VAS),
+            var(*HUSS),
+            var(*CLT),
+            var(*RSDS),
+            var("rlut", "toa_outgoing_longwave_flux", "TOA Outgoing Longwave Radiation", "W m-2"),
+            var(*_HFLS),
+            var("ta", "air_temperature", "Air Temperature", "K", 19),
+            var("ua", "eastward_wind", "Eastward Wind", "m s-1", 19),
+            var("zg", "geopotential_height", "Geopotential Height", "m", 19),
+            var("hur", "relative_humidity", "Relative Humidity", "%", 19),
         ),
     ),
     Table(
@@ -373,24 +373,24 @@ _TABLE_LIST = (
         "ocean",
         "ocean",
         (
-            _v(*_TOS),
-            _v(*_SOS),
-            _v("zos", "sea_surface_height_above_geoid", "Sea Surface Height Above Geoid", "m"),
-            _v(
+            var(*_TOS),
+            var(*_SOS),
+            var("zos", "sea_surface_height_above_geoid", "Sea Surface Height Above Geoid", "m"),
+            var(
                 "mlotst",
                 "ocean_mixed_layer_thickness_defined_by_sigma_t",
                 "Ocean Mixed Layer Thickness Defined by Sigma T",
                 "m",
             ),
-            _v(
+            var(
                 "thetao",
                 "sea_water_potential_temperature",
                 "Sea Water Potential Temperature",
                 "degC",
                 50,
             ),
-            _v("so", "sea_water_salinity", "Sea Water Salinity", "0.001", 50),
-            _v("uo", "sea_water_x_velocity", "Sea Water X Velocity", "m s-1", 50),
+            var("so", "sea_water_salinity", "Sea Water Salinity", "0.001", 50),
+            var("uo", "sea_water_x_velocity", "Sea Water X Velocity", "m s-1", 50),
         ),
     ),
     Table(
@@ -399,16 +399,16 @@ _TABLE_LIST = (
         "atmos",
         "atmos",
         (
-            _v(*_TAS),
-            _v("tasmax", "air_temperature", "Daily Maximum Near-Surface Air Temperature", "K"),
-            _v("tasmin", "air_temperature", "Daily Minimum Near-Surface Air Temperature", "K"),
-            _v(*_PR),
-            _v(*_PSL),
-            _v(*_UAS),
-            _v(*_VAS),
-            _v("sfcWind", "wind_speed", "Daily-Mean Near-Surface Wind Speed", "m s-1"),
-            _v(*_HUSS),
-            _v(*_RSDS),
+            var(*TAS),
+            var("tasmax", "air_temperature", "Daily Maximum Near-Surface Air Temperature", "K"),
+            var("tasmin", "air_temperature", "Daily Minimum Near-Surface Air Temperature", "K"),
+            var(*PR),
+            var(*PSL),
+            var(*UAS),
+            var(*VAS),
+            var("sfcWind", "wind_speed", "Daily-Mean Near-Surface Wind Speed", "m s-1"),
+            var(*HUSS),
+            var(*RSDS),
         ),
     ),
     Table(
@@ -417,15 +417,15 @@ _TABLE_LIST = (
         "atmos",
         "atmos",
         (
-            _v(*_TAS, frequency="3hrPt"),
-            _v(*_UAS, frequency="3hrPt"),
-            _v(*_VAS, frequency="3hrPt"),
-            _v(*_HUSS, frequency="3hrPt"),
-            _v("ps", "surface_air_pressure", "Surface Air Pressure", "Pa", frequency="3hrPt"),
-            _v(*_PR),
-            _v(*_CLT),
-            _v(*_RSDS),
-            _v(*_HFLS),
+            var(*TAS, frequency="3hrPt"),
+            var(*UAS, frequency="3hrPt"),
+            var(*VAS, frequency="3hrPt"),
+            var(*HUSS, frequency="3hrPt"),
+            var("ps", "surface_air_pressure", "Surface Air Pressure", "Pa", frequency="3hrPt"),
+            var(*PR),
+            var(*CLT),
+            var(*RSDS),
+            var(*_HFLS),
         ),
     ),
     Table(
@@ -434,28 +434,28 @@ _TABLE_LIST = (
         "atmos",
         "atmos",
         (
-            _v(
+            var(
                 "areacella",
                 "cell_area",
                 "Grid-Cell Area for Atmospheric Grid Variables",
                 "m2",
                 realm="atmos land",
             ),
-            _v("orog", "surface_altitude", "Surface Altitude", "m", realm="land"),
-            _v(
+            var("orog", "surface_altitude", "Surface Altitude", "m", realm="land"),
+            var(
                 "sftlf",
                 "land_area_fraction",
                 "Percentage of the grid cell occupied by land (including lakes)",
                 "%",
             ),
-            _v(
+            var(
                 "mrsofc",
                 "soil_moisture_content_at_field_capacity",
                 "Capacity of Soil to Store Water (Field Capacity)",
                 "kg m-2",
                 realm="land",
             ),
-            _v(
+            var(
                 "sftgif",
                 "land_ice_area_fraction",
                 "Percentage of the Grid Cell Covered by Glacier",
@@ -470,19 +470,19 @@ _TABLE_LIST = (
         "land",
         "atmos",
         (
-            _v("mrso", "mass_content_of_water_in_soil", "Total Soil Moisture Content", "kg m-2"),
-            _v("mrro", "runoff_flux", "Total Runoff", "kg m-2 s-1"),
-            _v("mrros", "surface_runoff_flux", "Surface Runoff", "kg m-2 s-1"),
-            _v("lai", "leaf_area_index", "Leaf Area Index", "1"),
-            _v(
+            var("mrso", "mass_content_of_water_in_soil", "Total Soil Moisture Content", "kg m-2"),
+            var("mrro", "runoff_flux", "Total Runoff", "kg m-2 s-1"),
+            var("mrros", "surface_runoff_flux", "Surface Runoff", "kg m-2 s-1"),
+            var("lai", "leaf_area_index", "Leaf Area Index", "1"),
+            var(
                 "gpp",
                 "gross_primary_productivity_of_biomass_expressed_as_carbon",
                 "Carbon Mass Flux out of Atmosphere Due to Gross Primary Production on Land "
                 "[kgC m-2 s-1]",
                 "kg m-2 s-1",
             ),
-            _v("cVeg", "vegetation_carbon_content", "Carbon Mass in Vegetation", "kg m-2"),
-            _v("tsl", "soil_temperature", "Temperature of Soil", "K", 10),
+            var("cVeg", "vegetation_carbon_content", "Carbon Mass in Vegetation", "kg m-2"),
+            var("tsl", "soil_temperature", "Temperature of Soil", "K", 10),
         ),
     ),
     Table(
@@ -491,11 +491,11 @@ _TABLE_LIST = (
         "seaIce",
         "ocean",
         (
-            _v("siconc", "sea_ice_area_fraction", "Sea-Ice Area Percentage (Ocean Grid)", "%"),
-            _v("sithick", "sea_ice_thickness", "Sea-Ice Thickness", "m"),
-            _v("simass", "sea_ice_amount", "Sea-Ice Mass per Area", "kg m-2"),
-            _v("sisnthick", "surface_snow_thickness", "Snow Thickness", "m"),
-            _v("siu", "sea_ice_x_velocity", "X-Component of Sea-Ice Velocity", "m s-1"),
+            var("siconc", "sea_ice_area_fraction", "Sea-Ice Area Percentage (Ocean Grid)", "%"),
+            var("sithick", "sea_ice_thickness", "Sea-Ice Thickness", "m"),
+            var("simass", "sea_ice_amount", "Sea-Ice Mass per Area", "kg m-2"),
+            var("sisnthick", "surface_snow_thickness", "Snow Thickness", "m"),
+            var("siu", "sea_ice_x_velocity", "X-Component of Sea-Ice Velocity", "m s-1"),
         ),
     ),
     Table(
@@ -504,9 +504,9 @@ _TABLE_LIST = (
         "ocean",
         "ocean",
         (
-            _v(*_TOS),
-            _v(*_SOS),
-            _v(
+            var(*_TOS),
+            var(*_SOS),
+            var(
                 "omldamax",
                 "ocean_mixed_layer_thickness_defined_by_mixing_scheme",
                 "Daily Maximum Ocean Mixed Layer Thickness Defined by Mixing Scheme",
@@ -536,135 +536,3 @@ STEPS_PER_YEAR: dict[str, int] = {
     "fx": 0,
 }
 DAYS_IN_YEAR = {"360_day": 360}
-
-# --- CORDEX-CMIP6 -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Domain:
-    domain_id: str
-    name: str
-    # Approximate geographic extent of the rotated grid: west, south, east, north.
-    bbox: tuple[float, float, float, float]
-    cells: int
-
-
-@dataclass(frozen=True, slots=True)
-class RegionalModel:
-    source_id: str
-    institutions: tuple[str, ...]
-    source_type: str
-    domains: tuple[str, ...]
-    versions: tuple[str, ...] = ("v1-r1",)
-
-
-@dataclass(frozen=True, slots=True)
-class DrivingExperiment:
-    experiment_id: str
-    start_year: int
-    end_year: int
-    description: str
-
-
-_DOMAIN_LIST = (
-    Domain("EUR-12", "Europe", (-44.0, 21.0, 65.0, 73.0), 174688),
-    Domain("MED-12", "Mediterranean", (-20.0, 25.0, 45.0, 55.0), 96000),
-    Domain("AFR-25", "Africa", (-25.0, -46.0, 60.0, 42.0), 152000),
-    Domain("NAM-12", "North America", (-172.0, 12.0, -23.0, 76.0), 300000),
-    Domain("SAM-25", "South America", (-106.0, -58.0, -16.0, 18.0), 72000),
-    Domain("EAS-25", "East Asia", (62.0, -15.0, 180.0, 60.0), 140000),
-    Domain("WAS-25", "South Asia", (19.0, -16.0, 116.0, 45.0), 96000),
-    Domain("AUS-25", "Australasia", (89.0, -53.0, 180.0, 13.0), 110000),
-)
-DOMAINS: dict[str, Domain] = {d.domain_id: d for d in _DOMAIN_LIST}
-
-_RCM_LIST = (
-    RegionalModel("REMO2020", ("GERICS",), "ARCM", ("EUR-12", "AFR-25", "WAS-25")),
-    RegionalModel("RACMO23E", ("KNMI",), "ARCM", ("EUR-12",)),
-    RegionalModel(
-        "HCLIM43-ALADIN",
-        ("HCLIMcom-DMI", "HCLIMcom-METNo", "HCLIMcom-SMHI"),
-        "ARCM",
-        ("EUR-12",),
-    ),
-    RegionalModel(
-        "ICON-CLM-202407-1-1",
-        ("CLMcom-DWD", "CLMcom-KIT", "CLMcom-CMCC", "CLMcom-GERICS"),
-        "ARCM",
-        ("EUR-12", "AFR-25"),
-    ),
-    RegionalModel("CNRM-ALADIN64E1", ("CNRM-MF",), "ARCM", ("EUR-12", "MED-12")),
-    RegionalModel("HadREM3-GA7-05", ("MOHC",), "ARCM", ("EUR-12",)),
-    RegionalModel("CRCM5-SN", ("OURANOS",), "ARCM", ("NAM-12",)),
-    RegionalModel("CanRCM5-SN", ("CCCma",), "ARCM", ("NAM-12",)),
-    RegionalModel("BARPA-R1-NN", ("BOM",), "ARCM", ("AUS-25",)),
-    RegionalModel("CCAM-v2112", ("UQ-DEC",), "AGCM", ("AUS-25", "SAM-25", "EAS-25")),
-    RegionalModel("ALARO1-SFX", ("RMIB-UGent",), "ARCM", ("EUR-12",), ("v1-r1", "v1-r2")),
-)
-REGIONAL_MODELS: dict[str, RegionalModel] = {r.source_id: r for r in _RCM_LIST}
-
-_DRIVING_EXPERIMENT_LIST = (
-    DrivingExperiment("evaluation", 1979, 2020, "reanalysis simulation of the recent past"),
-    DrivingExperiment("historical", 1950, 2014, "all-forcing simulation of the recent past"),
-    DrivingExperiment("ssp126", 2015, 2100, "update of RCP2.6 based on SSP1"),
-    DrivingExperiment("ssp245", 2015, 2100, "update of RCP4.5 based on SSP2"),
-    DrivingExperiment("ssp370", 2015, 2100, "gap-filling scenario reaching 7.0 based on SSP3"),
-    DrivingExperiment("ssp585", 2015, 2100, "update of RCP8.5 based on SSP5"),
-)
-DRIVING_EXPERIMENTS: dict[str, DrivingExperiment] = {
-    e.experiment_id: e for e in _DRIVING_EXPERIMENT_LIST
-}
-# The reanalysis that drives "evaluation" runs; it has no variant label.
-REANALYSIS = "ERA5"
-# Global models (from SOURCES) that drive the regional ones.
-DRIVING_SOURCES: tuple[str, ...] = (
-    "ACCESS-ESM1-5",
-    "CanESM5",
-    "CESM2",
-    "CNRM-ESM2-1",
-    "EC-Earth3",
-    "GFDL-ESM4",
-    "MIROC6",
-    "MPI-ESM1-2-LR",
-    "NorESM2-LM",
-    "UKESM1-0-LL",
-)
-
-# variable -> the frequencies at which the CORDEX-CMIP6 data request asks for it.
-CORDEX_VARIABLES: dict[str, tuple[Variable, tuple[str, ...]]] = {
-    "tas": (_v(*_TAS), ("1hr", "3hr", "day", "mon")),
-    "pr": (_v(*_PR), ("1hr", "3hr", "day", "mon")),
-    "tasmax": (
-        _v("tasmax", "air_temperature", "Daily Maximum Near-Surface Air Temperature", "K"),
-        ("day", "mon"),
-    ),
-    "tasmin": (
-        _v("tasmin", "air_temperature", "Daily Minimum Near-Surface Air Temperature", "K"),
-        ("day", "mon"),
-    ),
-    "psl": (_v(*_PSL), ("3hr", "6hr", "day", "mon")),
-    "uas": (_v(*_UAS), ("3hr", "day", "mon")),
-    "vas": (_v(*_VAS), ("3hr", "day", "mon")),
-    "sfcWind": (
-        _v("sfcWind", "wind_speed", "Near-Surface Wind Speed", "m s-1"),
-        ("1hr", "day", "mon"),
-    ),
-    "huss": (_v(*_HUSS), ("3hr", "day", "mon")),
-    "rsds": (_v(*_RSDS), ("3hr", "day", "mon")),
-    "clt": (_v(*_CLT), ("3hr", "day", "mon")),
-    "ua850": (_v("ua850", "eastward_wind", "Eastward Wind at 850 hPa", "m s-1"), ("6hr", "day")),
-    "zg500": (
-        _v("zg500", "geopotential_height", "Geopotential Height at 500 hPa", "m"),
-        ("6hr", "day"),
-    ),
-    "orog": (_v("orog", "surface_altitude", "Surface Altitude", "m"), ("fx",)),
-    "sftlf": (
-        _v("sftlf", "land_area_fraction", "Percentage of the Grid Cell Occupied by Land", "%"),
-        ("fx",),
-    ),
-    "areacella": (
-        _v("areacella", "cell_area", "Grid-Cell Area for Atmospheric Grid Variables", "m2"),
-        ("fx",),
-    ),
-}
-CORDEX_FREQUENCIES = ("1hr", "3hr", "6hr", "day", "mon", "fx")
