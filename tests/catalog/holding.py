@@ -7,7 +7,7 @@ from typing import Any
 
 from strato.catalog.apply import apply_events
 from strato.catalog.events import create_event
-from strato.catalog.generator import collection_for
+from strato.catalog.generated_collections import collection_for
 from strato.catalog.store import ItemStore
 from strato.context import Context
 from strato.settings import Settings

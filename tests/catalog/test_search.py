@@ -25,7 +25,8 @@ from sqlalchemy import Engine
 
 from strato.catalog.apply import apply_events
 from strato.catalog.events import create_event
-from strato.catalog.generator import collection_for, generate_items
+from strato.catalog.generated_collections import collection_for
+from strato.catalog.generator import generate_items
 from strato.catalog.search import CatalogSearch, SearchRequest
 from strato.catalog.store import WORDS, ItemStore, facet_values, item_words, parse_datetime
 from strato.db import create_engine, session_factory, upgrade

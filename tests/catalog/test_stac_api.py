@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from strato.app import create_app
-from strato.catalog.generator import collection_for, generate_items
+from strato.catalog.generated_collections import collection_for
+from strato.catalog.generator import generate_items
 from strato.catalog.stac_api import CONFORMANCE
 from strato.catalog.store import ItemStore, parse_datetime
 from strato.context import Context
