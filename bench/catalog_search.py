@@ -39,10 +39,10 @@ import httpx
 from sqlalchemy import text
 
 from _serving import nginx_serving, strato_serving
-from strato.catalog.apply import apply_events
-from strato.catalog.events import create_event
-from strato.catalog.generator import generate_items
-from strato.catalog.search import CatalogSearch, SearchRequest
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.ingest.apply import apply_events
+from strato.catalog.model.events import create_event
+from strato.catalog.search.search import CatalogSearch, SearchRequest
 from strato.catalog.store import ItemStore
 from strato.context import Context
 from strato.db import create_engine, session_factory, upgrade

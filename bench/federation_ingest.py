@@ -37,11 +37,11 @@ from fastapi import FastAPI, Request
 from _serving import serving
 from strato import heap
 from strato.bus import open_bus
-from strato.catalog import playground
-from strato.catalog.apply import apply_events
-from strato.catalog.events import Event, create_event, parse_event
-from strato.catalog.generator import generate_items
-from strato.catalog.publisher import EventPublisher
+from strato.catalog.demo import playground
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.ingest.apply import apply_events
+from strato.catalog.ingest.publisher import EventPublisher
+from strato.catalog.model.events import Event, create_event, parse_event
 from strato.catalog.store import ItemStore
 from strato.db import create_engine, session_factory, upgrade
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from strato.catalog.apply import apply_events
-from strato.catalog.events import create_event
-from strato.catalog.generated_collections import collection_for
+from strato.catalog.demo.generated_collections import collection_for
+from strato.catalog.ingest.apply import apply_events
+from strato.catalog.model.events import create_event
 from strato.catalog.store import ItemStore
 from strato.context import Context
 from strato.settings import Settings

@@ -12,9 +12,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from strato.catalog.apply import apply_events
-from strato.catalog.events import create_event, replication_event
-from strato.catalog.generator import generate_items
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.ingest.apply import apply_events
+from strato.catalog.model.events import create_event, replication_event
 from tests.catalog.test_esg_search import WHO, Node, counts, matching, node_settings, start_node
 
 pytestmark = pytest.mark.browser

@@ -17,9 +17,11 @@ import pytest
 import pytest_asyncio
 
 from strato.bus import Bus, open_bus
-from strato.catalog.consumer import Consumer, consumer_from_settings
-from strato.catalog.consumer_stats import describe
-from strato.catalog.events import (
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.ingest.consumer import Consumer, consumer_from_settings
+from strato.catalog.ingest.consumer_stats import describe
+from strato.catalog.ingest.publisher import EventPublisher
+from strato.catalog.model.events import (
     SINGLE_TOPIC,
     Event,
     create_event,
@@ -28,10 +30,8 @@ from strato.catalog.events import (
     retraction_event,
     update_event,
 )
-from strato.catalog.generator import generate_items
-from strato.catalog.publisher import EventPublisher
+from strato.catalog.model.topics import DEFAULT_TOPICS, subscription_pattern
 from strato.catalog.store import ItemStore
-from strato.catalog.topics import DEFAULT_TOPICS, subscription_pattern
 from strato.db import create_engine, session_factory, upgrade
 from strato.errors import InvalidInput
 from strato.settings import CatalogSettings, Settings

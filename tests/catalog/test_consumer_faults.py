@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from strato.bus import Bus, open_bus
-from strato.catalog.events import create_event, retraction_event
-from strato.catalog.generator import generate_items
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.model.events import create_event, retraction_event
 from strato.catalog.store import AppliedEventRow, ItemRow, ItemStore
 from strato.db import create_engine, session_factory, upgrade
 from tests.bus.conftest import _delete_stream

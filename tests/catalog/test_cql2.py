@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from strato.catalog.search import SearchRequest, parse_cql2_text
+from strato.catalog.search.search import SearchRequest, parse_cql2_text
 from strato.errors import InvalidInput
 from tests.catalog.test_search import (
     Catalog,

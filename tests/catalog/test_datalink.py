@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from strato.catalog.apply import apply_events
-from strato.catalog.datalink import DatasetLink, collection_id
-from strato.catalog.events import parse_event
+from strato.catalog.ingest.apply import apply_events
+from strato.catalog.ingest.datalink import DatasetLink, collection_id
+from strato.catalog.model.events import parse_event
 from strato.catalog.store import ItemStore
 from strato.context import Context
 from strato.data.service import DataService

@@ -18,9 +18,9 @@ from pyesgf.search import SearchConnection
 from pyesgf.search.constraints import not_equals
 
 from strato.app import create_app
-from strato.catalog.apply import apply_events
-from strato.catalog.events import create_event, replication_event, retraction_event
-from strato.catalog.generator import generate_items
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.ingest.apply import apply_events
+from strato.catalog.model.events import create_event, replication_event, retraction_event
 from strato.catalog.store import ItemStore
 from strato.context import Context
 from strato.settings import CatalogSettings, LogSettings, Settings

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from strato.catalog.events import (
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.model.events import (
     SINGLE_TOPIC,
     Event,
     create_event,
@@ -24,9 +25,8 @@ from strato.catalog.events import (
     update_event,
     validate_event,
 )
-from strato.catalog.generator import generate_items
-from strato.catalog.json_patch import apply_patch
-from strato.catalog.topics import Route, topic_for, topic_for_event
+from strato.catalog.model.json_patch import apply_patch
+from strato.catalog.model.topics import Route, topic_for, topic_for_event
 from strato.errors import InvalidInput
 
 REQUESTER = {"client_id": "strato-tests", "iss": "https://auth.east.example", "sub": "alice"}

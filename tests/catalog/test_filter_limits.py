@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from strato.catalog.cql2_limits import FilterLimits, check_json, check_text
-from strato.catalog.generator import generate_items
-from strato.catalog.search import parse_cql2_text
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.model.cql2_limits import FilterLimits, check_json, check_text
+from strato.catalog.search.search import parse_cql2_text
 from strato.errors import InvalidInput
 from strato.settings import Settings
 from tests.catalog.holding import catalog_holding

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from strato.bus import open_bus
-from strato.catalog.events import SINGLE_TOPIC, parse_event
-from strato.catalog.generator import generate_items
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.model.events import SINGLE_TOPIC, parse_event
 from strato.catalog.store import ItemStore
 from strato.db import create_engine, session_factory
 from tests.bus.conftest import _delete_stream

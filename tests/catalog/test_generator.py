@@ -12,9 +12,9 @@ import pystac
 import pytest
 from pystac.validation import validate_dict
 
-from strato.catalog import vocab, vocab_cordex
-from strato.catalog.generated_collections import collection_for
-from strato.catalog.generator import generate_items
+from strato.catalog.demo import vocab, vocab_cordex
+from strato.catalog.demo.generated_collections import collection_for
+from strato.catalog.demo.generator import generate_items
 from strato.errors import InvalidInput
 
 CMIP6_ID = re.compile(r"^CMIP6(\.[A-Za-z0-9-]+){8}\.v[0-9]{8}$")

@@ -14,10 +14,10 @@ import pytest
 import pytest_asyncio
 
 from strato.bus import Bus, open_bus
-from strato.catalog.consumer import consumer_from_settings
-from strato.catalog.events import SINGLE_TOPIC, create_event, patch_event
-from strato.catalog.generator import generate_items
-from strato.catalog.publisher import EventPublisher
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.ingest.consumer import consumer_from_settings
+from strato.catalog.ingest.publisher import EventPublisher
+from strato.catalog.model.events import SINGLE_TOPIC, create_event, patch_event
 from strato.catalog.store import ItemStore
 from strato.db import create_engine, session_factory, upgrade
 from strato.errors import NotFound

@@ -17,8 +17,8 @@ import pytest
 from pystac_client import Client
 
 from strato.app import create_app
-from strato.catalog.generator import generate_items
-from strato.catalog.item_limits import json_size
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.model.item_limits import json_size
 from strato.settings import CatalogSettings, LogSettings, Settings
 from tests.catalog.holding import catalog_holding
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from strato.catalog import playground
+from strato.catalog.demo import playground
 from tests.served import run_strato
 
 COUNT = 150

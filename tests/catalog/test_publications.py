@@ -12,9 +12,9 @@ from pydantic import SecretStr
 
 from strato.app import create_app
 from strato.auth import Scope
-from strato.catalog.apply import apply_events
-from strato.catalog.events import create_event
-from strato.catalog.generator import generate_items
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.ingest.apply import apply_events
+from strato.catalog.model.events import create_event
 from strato.catalog.store import ItemStore
 from strato.context import Context
 from strato.settings import Settings

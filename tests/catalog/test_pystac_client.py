@@ -16,7 +16,7 @@ from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
 
 from strato.app import create_app
-from strato.catalog.generator import generate_items
+from strato.catalog.demo.generator import generate_items
 from strato.context import Context
 from strato.settings import CatalogSettings, LogSettings, Settings
 from tests.catalog.holding import catalog_holding

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from strato.catalog import rfc3339
+from strato.catalog.model import rfc3339
 
 
 @pytest.mark.parametrize(

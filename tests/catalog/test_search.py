@@ -23,11 +23,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from strato.catalog.apply import apply_events
-from strato.catalog.events import create_event
-from strato.catalog.generated_collections import collection_for
-from strato.catalog.generator import generate_items
-from strato.catalog.search import CatalogSearch, SearchRequest
+from strato.catalog.demo.generated_collections import collection_for
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.ingest.apply import apply_events
+from strato.catalog.model.events import create_event
+from strato.catalog.search.search import CatalogSearch, SearchRequest
 from strato.catalog.store import WORDS, ItemStore, facet_values, item_words, parse_datetime
 from strato.db import create_engine, session_factory, upgrade
 from strato.errors import InvalidInput, NotFound

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from alembic import command
 
 from strato import db
-from strato.catalog.apply import apply_events
-from strato.catalog.events import create_event
-from strato.catalog.generator import generate_items
-from strato.catalog.search import CatalogSearch, SearchRequest
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.ingest.apply import apply_events
+from strato.catalog.model.events import create_event
+from strato.catalog.search.search import CatalogSearch, SearchRequest
 from strato.catalog.store import WORDS, ItemStore, facet_values, item_words
 
 WHO = {"client_id": "test", "iss": "https://test.example", "sub": "test"}

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from strato.app import create_app
-from strato.catalog.generated_collections import collection_for
-from strato.catalog.generator import generate_items
-from strato.catalog.stac_api import CONFORMANCE
+from strato.catalog.api.stac_api import CONFORMANCE
+from strato.catalog.demo.generated_collections import collection_for
+from strato.catalog.demo.generator import generate_items
 from strato.catalog.store import ItemStore, parse_datetime
 from strato.context import Context
 from strato.settings import CatalogSettings, LogSettings, Settings

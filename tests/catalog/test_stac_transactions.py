@@ -21,9 +21,9 @@ import pytest
 from strato.app import create_app
 from strato.auth import Scope
 from strato.bus import open_bus
-from strato.catalog.events import SINGLE_TOPIC, parse_event, retraction_patch
-from strato.catalog.generated_collections import collection_for
-from strato.catalog.generator import generate_items
+from strato.catalog.demo.generated_collections import collection_for
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.model.events import SINGLE_TOPIC, parse_event, retraction_patch
 from strato.context import Context
 from strato.settings import CatalogSettings, LogSettings, Settings
 from tests.conftest import ThreadedServer

@@ -27,7 +27,7 @@ from pystac.validation.local_validator import get_local_schema_cache
 from stac_api_validator.__main__ import main as validator_cli
 
 from strato.app import create_app
-from strato.catalog.generator import generate_items
+from strato.catalog.demo.generator import generate_items
 from strato.settings import CatalogSettings, LogSettings, Settings
 from tests.catalog.holding import catalog_holding
 from tests.conftest import ThreadedServer

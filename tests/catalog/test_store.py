@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select, text
 
-from strato.catalog.apply import _Batch, apply_events
-from strato.catalog.events import (
+from strato.catalog.demo.generator import generate_items
+from strato.catalog.ingest.apply import _Batch, apply_events
+from strato.catalog.model.events import (
     create_event,
     patch_event,
     replication_event,
     retraction_event,
     update_event,
 )
-from strato.catalog.generator import generate_items
 from strato.catalog.store import FacetRow, ItemStore, minimal_collection
 from strato.db import create_engine, session_factory, upgrade
 from strato.errors import NotFound

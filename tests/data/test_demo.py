@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from strato.data.demo import DemoDataset, generate_demo
+from strato.data.demo.collection import DemoDataset, generate_demo
 
 IDS = ["cmip6-demo-tas-mon", "cmip6-demo-pr-mon", "cmip6-demo-tasmax-day"]
 DRS = re.compile(

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from strato.data.demo import generate_demo
-from strato.data.diagnostics import ACTIONS, GROUPERS, groupby_reduce
+from strato.data.analysis.diagnostics import ACTIONS, GROUPERS, groupby_reduce
+from strato.data.demo.collection import generate_demo
 from strato.errors import InvalidInput, NotFound, PayloadTooLarge
 
 BUDGET = 1 << 30

@@ -14,7 +14,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from strato.context import Context
-from strato.data.fast_chunks import RawChunkFastPath
+from strato.data.api.fast_chunks import RawChunkFastPath
 from strato.data.service import DataService
 from strato.settings import DataSettings, LogSettings, Settings
 from tests.data.test_http import Node, make_node

@@ -335,8 +335,8 @@ def test_a_zarr_store_is_served(
 
 
 def test_a_kerchunk_reference_file_is_served(node: Node, netcdf_file: Path, tmp_path: Path) -> None:
-    from strato.data.raw_store import save_references
-    from strato.data.references import build_references
+    from strato.data.raw.raw_store import save_references
+    from strato.data.raw.references import build_references
 
     refs = tmp_path / "refs.json"
     save_references(build_references([netcdf_file]), refs)
@@ -358,7 +358,7 @@ def test_diagnostics_run_on_a_dask_cluster(
 ) -> None:
     from distributed import LocalCluster
 
-    from strato.data.compute import release_dask
+    from strato.data.datasets.compute import release_dask
 
     with LocalCluster(
         n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
@@ -388,7 +388,7 @@ def test_diagnostics_run_on_a_dask_cluster(
 
 
 def test_demo_collection_reads_back_exactly_through_every_store(node: Node) -> None:
-    from strato.data.demo import generate_demo
+    from strato.data.demo.collection import generate_demo
     from strato.data.service import DataService
 
     service = DataService(node.context.sessions, node.context.settings)
@@ -419,7 +419,7 @@ def test_a_reference_file_cannot_reach_outside_the_allowed_roots(
 ) -> None:
     import json
 
-    from strato.data.references import build_references
+    from strato.data.raw.references import build_references
 
     refs = build_references([netcdf_file])
     # Point one chunk at a file outside the roots, as a malicious publisher might.
@@ -452,9 +452,9 @@ def test_references_cached_by_an_older_build_are_rebuilt(
     node: Node, netcdf_file: Path, tmp_path: Path
 ) -> None:
     """An upgrade that changes what build_references writes must not keep serving the old file."""
-    from strato.data.raw_store import save_references
-    from strato.data.references import build_references
-    from strato.data.sources import fingerprint
+    from strato.data.datasets.sources import fingerprint
+    from strato.data.raw.raw_store import save_references
+    from strato.data.raw.references import build_references
 
     digest, _ = fingerprint([netcdf_file])
     stale = build_references([netcdf_file])

@@ -12,9 +12,9 @@ import pytest
 import xarray as xr
 from matplotlib.image import imread
 
-from strato.data.demo import generate_demo
-from strato.data.plots import KINDS, render_plot
-from strato.data.selection import parse_selection
+from strato.data.analysis.plots import KINDS, render_plot
+from strato.data.demo.collection import generate_demo
+from strato.data.model.selection import parse_selection
 from strato.errors import InvalidInput, NotFound, PayloadTooLarge
 from tests.data.model_files import write_curvilinear_file
 

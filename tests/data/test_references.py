@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from strato.data.raw_store import ByteRange, RawStore, load_references, save_references
-from strato.data.references import build_references
+from strato.data.raw.raw_store import ByteRange, RawStore, load_references, save_references
+from strato.data.raw.references import build_references
 from strato.errors import InvalidInput, NotFound
 from tests.data.conftest import cf_dataset, cf_encoding
 from tests.data.key_store import KeyStore

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from strato.data.demo import generate_demo
-from strato.data.selection import (
+from strato.data.demo.collection import generate_demo
+from strato.data.model.selection import (
     SELECTION_HELP,
     Range,
     Selection,

@@ -41,18 +41,18 @@ class CatalogCapability:
 
     def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
         from strato.bus import open_bus
-        from strato.catalog.esg_search_routes import make_esg_search_router
-        from strato.catalog.node import CatalogNode
-        from strato.catalog.pages import make_catalog_pages_router
-        from strato.catalog.publications import make_publications_router
-        from strato.catalog.publisher import EventPublisher
-        from strato.catalog.search import CatalogSearch
-        from strato.catalog.stac_api import install_stac_api
+        from strato.catalog.api.esg_search_routes import make_esg_search_router
+        from strato.catalog.api.publications import make_publications_router
+        from strato.catalog.api.stac_api import install_stac_api
+        from strato.catalog.ingest.node import CatalogNode
+        from strato.catalog.ingest.publisher import EventPublisher
+        from strato.catalog.search.search import CatalogSearch
         from strato.catalog.store import ItemStore
+        from strato.catalog.web.pages import make_catalog_pages_router
 
         settings = ctx.settings
         store = ItemStore(ctx.sessions)
-        from strato.catalog.cql2_limits import filter_limits
+        from strato.catalog.model.cql2_limits import filter_limits
 
         search = CatalogSearch(
             ctx.sessions,
@@ -69,7 +69,7 @@ class CatalogCapability:
         )
         data = getattr(app.state, "data", None)
         if data is not None:
-            from strato.catalog.datalink import DatasetLink
+            from strato.catalog.ingest.datalink import DatasetLink
 
             node.datalink = DatasetLink(data, store, settings.node_name, settings.base_url)
         app.state.catalog = node
@@ -87,7 +87,7 @@ class CatalogCapability:
 
     def register_cli(self, app: typer.Typer) -> None:
         from strato.catalog.cli import register
-        from strato.catalog.playground_cli import register as register_playground
+        from strato.catalog.demo.playground_cli import register as register_playground
 
         register(app)
         register_playground(app)
@@ -96,7 +96,7 @@ class CatalogCapability:
         return None
 
     def readiness(self, app: FastAPI, ctx: Context) -> list[ReadinessCheck]:
-        from strato.catalog.node import CatalogNode
+        from strato.catalog.ingest.node import CatalogNode
 
         node = getattr(app.state, "catalog", None)
         if not isinstance(node, CatalogNode):
@@ -106,7 +106,7 @@ class CatalogCapability:
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        from strato.catalog.node import CatalogNode
+        from strato.catalog.ingest.node import CatalogNode
 
         node = getattr(app.state, "catalog", None)
         if not isinstance(node, CatalogNode):

@@ -21,8 +21,8 @@ from strato import heap
 
 if TYPE_CHECKING:
     from strato.bus import Bus
-    from strato.catalog.consumer import Consumer
-    from strato.catalog.topics import Strategy
+    from strato.catalog.ingest.consumer import Consumer
+    from strato.catalog.model.topics import Strategy
     from strato.settings import Settings
 
 # Events per publish_many call: large enough for throughput, small enough to show progress.
@@ -75,7 +75,7 @@ def consumer(
 ) -> None:
     """Consume this node's events into its catalog until SIGINT or SIGTERM."""
     from strato.bus import open_bus
-    from strato.catalog.consumer import consumer_from_settings
+    from strato.catalog.ingest.consumer import consumer_from_settings
     from strato.catalog.store import ItemStore
     from strato.cli import state
     from strato.context import Context
@@ -173,7 +173,7 @@ def generate(
     ] = None,
 ) -> None:
     """Generate realistic CMIP6 or CORDEX STAC items; print them or publish them."""
-    from strato.catalog.generator import PROJECTS, generate_items
+    from strato.catalog.demo.generator import PROJECTS, generate_items
     from strato.cli import state
     from strato.errors import InvalidInput
 
@@ -266,9 +266,9 @@ async def _publish(
     delay: bool,
 ) -> str:
     from strato.bus import open_bus
-    from strato.catalog.events import create_event
-    from strato.catalog.publisher import EventPublisher
-    from strato.catalog.topics import topic_for_event
+    from strato.catalog.ingest.publisher import EventPublisher
+    from strato.catalog.model.events import create_event
+    from strato.catalog.model.topics import topic_for_event
     from strato.errors import Unavailable
 
     bus_url, strategy = _target(settings)
@@ -313,7 +313,7 @@ async def _publish(
 def _target(settings: Settings) -> tuple[str | None, Strategy]:
     """The bus and topic strategy to publish with: the configured ones, or else those of
     the playground running in the data directory, so it is found without configuration."""
-    from strato.catalog import playground
+    from strato.catalog.demo import playground
 
     if settings.bus.url is None or not settings.bus.url.strip():
         found = playground.running(settings.data_dir / "playground")

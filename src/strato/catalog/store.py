@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from strato.catalog import rfc3339
+from strato.catalog.model import rfc3339
 from strato.db import Base, UTCDateTime, utcnow
 from strato.errors import InvalidInput, NotFound
 

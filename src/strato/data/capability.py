@@ -34,11 +34,11 @@ class DataCapability:
         ]
 
     def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
-        from strato.data.compute import configure_dask
-        from strato.data.fast_chunks import RawChunkFastPath
-        from strato.data.pages import make_pages_router
-        from strato.data.routes import make_router
+        from strato.data.api.fast_chunks import RawChunkFastPath
+        from strato.data.api.routes import make_router
+        from strato.data.datasets.compute import configure_dask
         from strato.data.service import DataService
+        from strato.data.web.pages import make_pages_router
 
         configure_dask(ctx.settings)
         service = DataService(ctx.sessions, ctx.settings)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from strato.data.registry import parse_chunks
+from strato.data.datasets.registry import parse_chunks
 
 data_app = typer.Typer(help="Register, list and remove served datasets.", no_args_is_help=True)
 

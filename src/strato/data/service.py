@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from strato.data.registry import DatasetRegistry, Registration
-from strato.data.sources import DatasetBroken, DatasetCache, DatasetStatus, OpenedDataset
+from strato.data.datasets.registry import DatasetRegistry, Registration
+from strato.data.datasets.sources import DatasetBroken, DatasetCache, DatasetStatus, OpenedDataset
 from strato.errors import Conflict, InvalidInput, StratoError
 from strato.settings import Settings
 
@@ -102,7 +102,7 @@ class DataService:
 
     def ensure_demo(self, root: Path | None = None, *, scale: str | None = None) -> list[str]:
         """Generate the demo collection if missing and register what is not registered yet."""
-        from strato.data.demo import generate_demo
+        from strato.data.demo.collection import generate_demo
 
         root = root or self.settings.data_dir / "demo"
         scale = scale or self.settings.data.demo_scale

@@ -4,7 +4,7 @@ from alembic import context
 
 import strato.auth
 import strato.catalog.store
-import strato.data.registry  # noqa: F401
+import strato.data.datasets.registry  # noqa: F401
 from strato.db import Base
 
 engine = context.config.attributes["engine"]

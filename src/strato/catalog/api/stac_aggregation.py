@@ -1,0 +1,149 @@
+"""The aggregation extension's backend client: which aggregations a search offers, and their
+answers (counts per facet value, total_count), for stac-fastapi's aggregation routes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import attr
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from stac_fastapi.extensions.core.aggregation.client import BaseAggregationClient
+
+from strato.catalog.api import stac_links as links
+from strato.catalog.api import stac_params as params
+from strato.catalog.api.stac_clients import (
+    TOTAL_COUNT,
+    Urls,
+    in_collection,
+    parse_get,
+    parse_post,
+    request_of,
+)
+from strato.catalog.api.stac_fast import FastJSONResponse
+from strato.catalog.search.search import CatalogSearch, SearchRequest
+from strato.catalog.store import ItemStore
+
+
+@attr.s(kw_only=True)
+class AggregationNames:
+    """The search's aggregation names, kept a while: reading them is a query of its own.
+
+    Read again when older than ``ttl`` seconds or when a name asked for is not among
+    them, so a facet that has just appeared is known at once.
+    """
+
+    search: CatalogSearch = attr.ib()
+    ttl: float = attr.ib(default=30.0)
+    _read: tuple[float, frozenset[str], list[str]] | None = attr.ib(default=None, init=False)
+
+    def known(self, wanted: Sequence[str] = ()) -> list[str]:
+        now = time.monotonic()
+        read = self._read
+        if (
+            read is None
+            or now - read[0] > self.ttl
+            or any(w not in read[1] for w in wanted if w != TOTAL_COUNT)
+        ):
+            names = self.search.aggregations()
+            # One tuple, swapped whole: the worker threads read it without a lock.
+            read = self._read = (now, frozenset(names), names)
+        return [TOTAL_COUNT, *read[2]]
+
+
+@attr.s(kw_only=True)
+class StratoAggregationClient(BaseAggregationClient):
+    """Term counts of facets over the items a search matches (aggregation extension)."""
+
+    store: ItemStore = attr.ib()
+    search: CatalogSearch = attr.ib()
+    urls: Urls = attr.ib()
+    names: AggregationNames = attr.ib()
+
+    @names.default
+    def _names_of_search(self) -> AggregationNames:
+        return AggregationNames(search=self.search)
+
+    def _links(self, request: Request) -> list[dict[str, Any]]:
+        root = self.urls.root(request)
+        return [
+            links.link("root", f"{root}/"),
+            links.link(
+                "self", links.url_with(self.urls.here(request), request.query_params.multi_items())
+            ),
+        ]
+
+    def get_aggregations(self, collection_id: str | None = None, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
+        request = request_of(kwargs)
+        if collection_id is not None:
+            self.store.get_collection(collection_id)
+        described = [{"name": TOTAL_COUNT, "data_type": "integer"}] + [
+            {"name": name, "data_type": "frequency_distribution"}
+            for name in self.search.aggregations()
+        ]
+        return JSONResponse(
+            {
+                "type": "AggregationCollection",
+                "aggregations": described,
+                "links": self._links(request),
+            }
+        )
+
+    def aggregate(  # type: ignore[override]
+        self, search_request: Any = None, *, collection_id: str | None = None, **kwargs: Any
+    ) -> JSONResponse:
+        """``search_request`` is a POST body; a GET's parameters come as keywords."""
+        request = request_of(kwargs)
+        body = search_request
+        if body is not None:
+            parsed = parse_post(
+                body, self.search.max_limit, check_limit=False, text_parser=self.search.parse_text
+            )
+            wanted = list(getattr(body, "aggregations", None) or [])
+        else:
+            parsed = parse_get(
+                kwargs, self.search.max_limit, check_limit=False, text_parser=self.search.parse_text
+            )
+            wanted = list(kwargs.get("aggregations") or [])
+        search = parsed.search
+        if collection_id is not None:
+            self.store.get_collection(collection_id)
+            search = in_collection(search, collection_id)
+        wanted = [w.strip() for w in wanted if w.strip()]
+        known = self.names.known(wanted)
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise params.invalid(
+                "aggregations",
+                f"unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}",
+            )
+        terms = [w for w in wanted if w != TOTAL_COUNT]
+        counted = {a.name: a for a in self.search.aggregate(search, terms)} if terms else {}
+        result: list[dict[str, Any]] = []
+        for name in wanted:
+            if name == TOTAL_COUNT:
+                total = self.search.search(_first_only(search)).matched
+                result.append({"name": name, "data_type": "integer", "value": total})
+                continue
+            found = counted.get(name)
+            buckets = found.buckets if found is not None else []
+            result.append(
+                {
+                    "name": name,
+                    "data_type": "frequency_distribution",
+                    "buckets": [
+                        {"key": b.key, "data_type": "string", "frequency": b.count} for b in buckets
+                    ],
+                }
+            )
+        return FastJSONResponse(
+            {"type": "AggregationCollection", "aggregations": result, "links": self._links(request)}
+        )
+
+
+def _first_only(search: SearchRequest) -> SearchRequest:
+    return replace(search, limit=1, token=None, sortby=())

@@ -1,0 +1,2 @@
+"""Plots and groupby diagnostics of a dataset variable.
+"""

@@ -1,0 +1,142 @@
+"""Raw chunks of /kerchunk served straight from the ASGI scope.
+
+A client reading a variable through the raw passthrough asks for hundreds of chunks,
+and each is just a byte range of a file: FastAPI's routing, dependency resolution and
+thread hand-off cost more than the read itself (measured in ``bench/zarr_serving.py``).
+This middleware answers the plain case itself -- an anonymous ``GET`` of a chunk of a
+dataset that is open and recently checked -- and hands everything else to the
+application, which answers it as it always does (errors, 304s, authentication, a
+dataset due for its check of the source files). The answer is the same either way:
+same body, ``ETag``, ``Last-Modified``, ``Cache-Control`` and media type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from email.utils import formatdate
+from typing import NamedTuple
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from strato.data.datasets.confine import OutsideRoots, open_resolved
+from strato.data.raw.raw_store import ByteRange
+from strato.data.service import DataService
+from strato.http.conditional import make_etag
+
+ROUTE_PATH = "/datasets/{dataset_id}/kerchunk/{key:path}"
+_PATH = re.compile(r"^/datasets/([^/]+)/kerchunk/(.+)$")
+# Chunk keys only: metadata documents are few, small and go the usual way.
+_METADATA = (".zmetadata", ".zgroup", ".zattrs", ".zarray")
+# Headers the application would act on: with any of them, it answers.
+_DEFER = (b"authorization", b"if-none-match", b"cookie")
+
+
+# Linux: a read that fails instead of waiting for the disk.
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
+
+
+class _Route(NamedTuple):
+    # What the request-context middleware reads to label metrics: the route's template.
+    path: str
+
+
+_ROUTE = _Route(ROUTE_PATH)
+
+
+class RawChunkFastPath:
+    def __init__(
+        self, app: ASGIApp, *, service: DataService, cache_control: str, anonymous_read: bool
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.cache_control = cache_control.encode()
+        self.enabled = anonymous_read
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.enabled or scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        target = self._target(scope)
+        if target is None:
+            await self.app(scope, receive, send)
+            return
+        fingerprint_etag, last_modified, where = target
+        body: bytes | bytearray | None
+        if isinstance(where, bytes):
+            body = where
+        else:
+            # From the page cache right here: a hop to a thread and back costs more than
+            # the copy, and under load each hop waits for the scheduler. What is not all
+            # cached is read in a thread, so the event loop never waits for a disk.
+            body = _read_cached(where)
+            if body is None:
+                loop = asyncio.get_running_loop()
+                body = await loop.run_in_executor(None, _read, where)
+            if body is None:  # the file changed under us: the application says how
+                await self.app(scope, receive, send)
+                return
+        scope["route"] = _ROUTE
+        headers = [
+            (b"content-type", b"application/octet-stream"),
+            (b"content-length", str(len(body)).encode()),
+            (b"etag", fingerprint_etag),
+            (b"cache-control", self.cache_control),
+        ]
+        if last_modified:
+            headers.append((b"last-modified", last_modified))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _target(self, scope: Scope) -> tuple[bytes, bytes, bytes | ByteRange] | None:
+        match = _PATH.match(scope["path"])
+        if match is None:
+            return None
+        dataset_id, key = match.groups()
+        if key.endswith(_METADATA) or any(name in _DEFER for name, _ in scope["headers"]):
+            return None
+        opened = self.service.cache.peek(dataset_id)
+        store = None if opened is None else opened.raw_store_if_built
+        if opened is None or store is None:
+            return None
+        where = store.entry(key)
+        if where is None:
+            return None
+        etag = make_etag(opened.fingerprint, key, str(opened.compression)).encode()
+        modified = formatdate(opened.last_modified, usegmt=True).encode()
+        return etag, modified if opened.last_modified else b"", where
+
+
+def _read_cached(where: ByteRange) -> bytearray | None:
+    """The bytes if the page cache holds every one of them, else None; never blocks."""
+    if _NOWAIT is None:
+        return None
+    try:
+        # Not followed through a symbolic link put there since: the application answers.
+        fd = open_resolved(where.path)
+    except (OSError, OutsideRoots):
+        return None
+    buffer = bytearray(where.length)
+    try:
+        got = os.preadv(fd, [buffer], where.offset, _NOWAIT)
+    except OSError:  # BlockingIOError when not cached; others are for _read to meet
+        return None
+    finally:
+        os.close(fd)
+    return buffer if got == where.length else None
+
+
+def _read(where: ByteRange) -> bytes | None:
+    try:
+        # Not followed through a symbolic link put there since: the application answers.
+        fd = open_resolved(where.path)
+    except (OSError, OutsideRoots):
+        return None
+    try:
+        chunk = os.pread(fd, where.length, where.offset)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return chunk if len(chunk) == where.length else None
