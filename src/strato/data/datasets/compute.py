@@ -7,6 +7,7 @@ from typing import Any
 import dask
 
 from strato.errors import Unavailable
+from strato.extras import optional_driver
 from strato.settings import Settings
 
 _clients: dict[str, Any] = {}
@@ -19,12 +20,8 @@ def configure_dask(settings: Settings) -> None:
         return
     if address in _clients:
         return
-    try:
+    with optional_driver():
         from distributed import Client
-    except ImportError:
-        raise Unavailable(
-            "dask_scheduler is set but the 'distributed' package is not installed"
-        ) from None
     try:
         # set_as_default makes every dask computation of this process use the cluster.
         _clients[address] = Client(  # type: ignore[no-untyped-call]
