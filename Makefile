@@ -10,12 +10,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# `make run` needs the base only: the embedded default (SQLite, embedded bus).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# `make test` needs every engine's extra: the suite runs against each database and bus.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,all]'
 	touch $(VENV)/.installed $@
 
 venv: $(VENV)/.installed
@@ -30,7 +32,7 @@ test: venv-test
 	bash scripts/test-deps.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## lint: ruff and mypy
+## lint: ruff and mypy --strict (the same checks as .pre-commit-config.yaml)
 lint: venv-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy

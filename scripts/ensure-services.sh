@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start any of the services the tests use that is not answering (CI machine layout).
-set -uo pipefail
+# Exits non-zero as soon as one does not come up: CI must not go on without it.
+set -euo pipefail
 
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -15,6 +16,8 @@ start() {
   local name=$1 port=$2; shift 2
   if up "$port"; then return 0; fi
   echo "starting $name"
+  # The start command's own status is no verdict (some fail when already starting):
+  # whether the port answers is.
   "$@" || true
   wait_for "$name" "$port"
 }
