@@ -13,14 +13,14 @@ same body, ``ETag``, ``Last-Modified``, ``Cache-Control`` and media type.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from email.utils import formatdate
+from functools import partial
 from typing import NamedTuple
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from strato.data.datasets.confine import OutsideRoots, open_resolved
+from strato.data.datasets.confine import OutsideRoots, read_resolved
 from strato.data.raw.raw_store import ByteRange
 from strato.data.service import DataService
 from strato.http.conditional import make_etag
@@ -31,10 +31,6 @@ _PATH = re.compile(r"^/datasets/([^/]+)/kerchunk/(.+)$")
 _METADATA = (".zmetadata", ".zgroup", ".zattrs", ".zarray")
 # Headers the application would act on: with any of them, it answers.
 _DEFER = (b"authorization", b"if-none-match", b"cookie")
-
-
-# Linux: a read that fails instead of waiting for the disk.
-_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 
 class _Route(NamedTuple):
@@ -70,10 +66,10 @@ class RawChunkFastPath:
             # From the page cache right here: a hop to a thread and back costs more than
             # the copy, and under load each hop waits for the scheduler. What is not all
             # cached is read in a thread, so the event loop never waits for a disk.
-            body = _read_cached(where)
+            body = _read(where, cached_only=True)
             if body is None:
                 loop = asyncio.get_running_loop()
-                body = await loop.run_in_executor(None, _read, where)
+                body = await loop.run_in_executor(None, partial(_read, where, cached_only=False))
             if body is None:  # the file changed under us: the application says how
                 await self.app(scope, receive, send)
                 return
@@ -108,35 +104,9 @@ class RawChunkFastPath:
         return etag, modified if opened.last_modified else b"", where
 
 
-def _read_cached(where: ByteRange) -> bytearray | None:
-    """The bytes if the page cache holds every one of them, else None; never blocks."""
-    if _NOWAIT is None:
-        return None
+def _read(where: ByteRange, *, cached_only: bool) -> bytes | bytearray | None:
     try:
         # Not followed through a symbolic link put there since: the application answers.
-        fd = open_resolved(where.path)
+        return read_resolved(where.path, where.offset, where.length, cached_only=cached_only)
     except (OSError, OutsideRoots):
         return None
-    buffer = bytearray(where.length)
-    try:
-        got = os.preadv(fd, [buffer], where.offset, _NOWAIT)
-    except OSError:  # BlockingIOError when not cached; others are for _read to meet
-        return None
-    finally:
-        os.close(fd)
-    return buffer if got == where.length else None
-
-
-def _read(where: ByteRange) -> bytes | None:
-    try:
-        # Not followed through a symbolic link put there since: the application answers.
-        fd = open_resolved(where.path)
-    except (OSError, OutsideRoots):
-        return None
-    try:
-        chunk = os.pread(fd, where.length, where.offset)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return chunk if len(chunk) == where.length else None

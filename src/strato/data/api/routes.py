@@ -19,13 +19,12 @@ from strato.auth import Principal, Scope
 from strato.data import catalogs
 from strato.data.analysis.diagnostics import groupby_reduce
 from strato.data.analysis.plots import render_plot
-from strato.data.datasets.confine import read_resolved as confined_read
 from strato.data.datasets.hdf5 import HDF5_LOCK
 from strato.data.datasets.registry import parse_chunks
 from strato.data.datasets.sources import DatasetStatus, OpenedDataset
 from strato.data.model.selection import parse_selection
-from strato.data.raw.raw_store import ByteRange
 from strato.data.service import DataService
+from strato.data.settings import DataSettings
 from strato.data.zarr_views.zarr_store import ZarrView
 from strato.errors import NotFound
 from strato.http.conditional import conditional, make_etag
@@ -117,7 +116,7 @@ def get_and_head(
 
 def make_router(service: DataService, auth: Authenticator, settings: Settings) -> APIRouter:
     router = APIRouter()
-    data = settings.data
+    data = DataSettings.of(settings)
     read = Depends(auth.require(Scope.READ))
     publish = Depends(auth.require(Scope.PUBLISH))
     results = GroupbyCache()
@@ -237,7 +236,7 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
                 "this is a Zarr v2 store: open it with xr.open_dataset(url, engine='zarr')"
             )
         store = opened.raw_store
-        return store_key(opened, request, key, lambda: read_resolved(store.resolve(key)))
+        return store_key(opened, request, key, lambda: store.read(key))
 
     # --- catalogs ---------------------------------------------------------------------
     @router.get("/datasets/{dataset_id}/stac", tags=["catalogs"], summary="STAC Item of a dataset")
@@ -375,18 +374,6 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
         )
 
     return router
-
-
-def read_resolved(target: bytes | ByteRange) -> bytes:
-    if isinstance(target, bytes):
-        return target
-    # Never through a symbolic link put on the path since the references were checked.
-    chunk = confined_read(target.path, target.offset, target.length)
-    if chunk is None:
-        raise NotFound(
-            f"the source file changed: {target.length} bytes expected at {target.offset}"
-        )
-    return chunk
 
 
 def to_netcdf_bytes(ds: xr.Dataset) -> bytes:

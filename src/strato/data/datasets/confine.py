@@ -7,6 +7,10 @@ result is checked against the roots. Files are then opened so that a symbolic li
 place afterwards is not followed out: the real path of the opened file descriptor is
 checked again (``/proc/self/fd``), so even a directory on the way swapped for a link is
 caught, and the check and the read are on the same open file.
+
+:func:`read_at` is the one positional read of served bytes (the raw chunks of
+``/kerchunk`` in both of their paths, the confined Zarr stores, the coordinates a
+reference set inlines): a short read means the file changed, never short bytes served.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import overload
 
 from strato.errors import Forbidden, InvalidInput
 
@@ -25,6 +30,8 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # A named pipe put where a file was expected would block the open until someone writes.
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+# Linux: a read that fails instead of waiting for the disk.
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 
 class OutsideRoots(Forbidden):
@@ -95,17 +102,56 @@ def open_within(path: str, roots: Sequence[str]) -> int:
     return fd
 
 
-def read_resolved(path: str, offset: int, length: int) -> bytes | None:
-    """``length`` bytes at ``offset`` of the checked file ``path``; None if the file is
-    shorter now (it changed since it was referenced)."""
+@overload
+def read_at(fd: int, offset: int, length: int) -> bytes | None: ...
+@overload
+def read_at(
+    fd: int, offset: int, length: int, *, cached_only: bool
+) -> bytes | bytearray | None: ...
+def read_at(
+    fd: int, offset: int, length: int, *, cached_only: bool = False
+) -> bytes | bytearray | None:
+    """``length`` bytes at ``offset`` of the open regular file ``fd``; None if the file is
+    shorter now (it changed since it was measured).
+
+    With ``cached_only`` it never waits for a disk: None unless the page cache holds every
+    byte, and None where the system cannot tell (no ``RWF_NOWAIT``) or the read fails.
+    """
+    if not cached_only:
+        data = os.pread(fd, length, offset)
+        return data if len(data) == length else None
+    if _NOWAIT is None:
+        return None
+    buffer = bytearray(length)
+    try:
+        got = os.preadv(fd, [buffer], offset, _NOWAIT)
+    except OSError:  # BlockingIOError when not cached; the caller reads the usual way
+        return None
+    return buffer if got == length else None
+
+
+@overload
+def read_resolved(path: str, offset: int, length: int) -> bytes | None: ...
+@overload
+def read_resolved(
+    path: str, offset: int, length: int, *, cached_only: bool
+) -> bytes | bytearray | None: ...
+def read_resolved(
+    path: str, offset: int, length: int, *, cached_only: bool = False
+) -> bytes | bytearray | None:
+    """``length`` bytes at ``offset`` of the checked file ``path`` (:func:`read_at`); None
+    if the file is shorter now (it changed since it was referenced) or no longer a file.
+
+    Raises OutsideRoots if a symbolic link now stands on the path, OSError if it cannot be
+    opened.
+    """
     fd = open_resolved(path)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        data = os.pread(fd, length, offset)
+        return read_at(fd, offset, length, cached_only=cached_only)
     finally:
         os.close(fd)
-    return data if len(data) == length else None
 
 
 def _real_path(fd: int, path: str) -> str:

@@ -24,7 +24,7 @@ from zarr.abc.store import (
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.storage import LocalStore
 
-from strato.data.datasets.confine import open_within
+from strato.data.datasets.confine import open_within, read_at
 from strato.data.raw.raw_store import RawStore
 
 
@@ -61,7 +61,8 @@ def _read_within(path: Path, roots: Sequence[str], byte_range: ByteRequest | Non
             start = max(0, size - byte_range.suffix)
         elif byte_range is not None:
             raise TypeError(f"unexpected byte range {byte_range!r}")
-        return os.pread(fd, max(0, end - start), start)
+        # A file that shrank since its size was read reads as missing, not short.
+        return read_at(fd, start, max(0, end - start))
     finally:
         os.close(fd)
 

@@ -138,13 +138,11 @@ def local_path(url: Any, key: str) -> str:
     return check_path_text(path, f"reference {key!r}")
 
 
-def pread(path: str, offset: int, length: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.pread(fd, length, offset)
-    finally:
-        os.close(fd)
-    if len(data) != length:
+def read_range(path: str, offset: int, length: int) -> bytes:
+    """``length`` bytes at ``offset`` of a referenced file, read as the server reads chunks
+    (:func:`~strato.data.datasets.confine.read_resolved`)."""
+    data = read_resolved(os.path.realpath(path), offset, length)
+    if data is None:
         raise NotFound(f"{path} changed: {length} bytes expected at offset {offset}")
     return data
 
@@ -250,10 +248,12 @@ class RawStore:
         target = self.resolve(key)
         if isinstance(target, bytes):
             return target
+        # Never through a symbolic link put on the path since the references were checked.
         data = read_resolved(target.path, target.offset, target.length)
-        if data is None:
-            where = f"{target.length} bytes expected at offset {target.offset}"
-            raise NotFound(f"{target.path} changed: {where}")
+        if data is None:  # said without the server's path: this reaches clients
+            raise NotFound(
+                f"the source file changed: {target.length} bytes expected at {target.offset}"
+            )
         return data
 
     def keys(self) -> list[str]:

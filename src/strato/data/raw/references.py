@@ -35,7 +35,7 @@ from kerchunk.combine import MultiZarrToZarr
 from kerchunk.hdf import SingleHdf5ToZarr
 
 from strato.data.raw.hdf5_refs import fix_hdf5_references, float32_packed, unpack_in_filter
-from strato.data.raw.raw_store import RawStore, local_path, pread
+from strato.data.raw.raw_store import RawStore, local_path, read_range
 from strato.data.raw.reference_json import (
     REFERENCE_VERSION,
     dumps,
@@ -394,5 +394,5 @@ def _inline_coordinates(refs: dict[str, Any]) -> None:
         if any(len(r) != 3 for r in ranges) or sum(r[2] for r in ranges) > COORDINATE_INLINE_LIMIT:
             continue
         for key, (url, offset, length) in zip(keys, ranges, strict=True):
-            data = pread(local_path(url, key), offset, length)
+            data = read_range(local_path(url, key), offset, length)
             refs[key] = "base64:" + base64.b64encode(data).decode("ascii")
