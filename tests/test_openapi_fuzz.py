@@ -21,6 +21,7 @@ import pytest
 
 from strato.auth import ALL_SCOPES
 from strato.context import Context
+from strato.data.demo.ensure import ensure_demo
 from strato.data.service import DataService
 from strato.settings import DataSettings, LogSettings, Settings
 from tests.fuzz_hostile import MAX_BODY_BYTES
@@ -44,7 +45,7 @@ def test_no_server_errors(tmp_path: Path) -> None:
     # A password, not a token: the fuzzer may well revoke every token it can list.
     ctx.identities.create_user("admin", password=PASSWORD, scopes=ALL_SCOPES)
     service = DataService(ctx.sessions, settings)
-    [dataset_id, *_] = service.ensure_demo()
+    [dataset_id, *_] = ensure_demo(service)
     service.close()
     ctx.close()
     # Real dataset ids let the generated requests reach the data routes' own checks.

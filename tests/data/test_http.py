@@ -389,10 +389,11 @@ def test_diagnostics_run_on_a_dask_cluster(
 
 def test_demo_collection_reads_back_exactly_through_every_store(node: Node) -> None:
     from strato.data.demo.collection import generate_demo
+    from strato.data.demo.ensure import ensure_demo
     from strato.data.service import DataService
 
     service = DataService(node.context.sessions, node.context.settings)
-    added = service.ensure_demo(scale="small")
+    added = ensure_demo(service, scale="small")
     service.close()
     assert len(added) == 3
     combine = {

@@ -90,11 +90,12 @@ def demo(
     ] = False,
 ) -> None:
     """Generate the CMIP6-like demo collection and register it."""
+    from strato.data.demo.ensure import ensure_demo
     from strato.data.service import DataService
 
     service = _service(ctx)
     assert isinstance(service, DataService)
-    added = service.ensure_demo(scale="small" if small else "full")
+    added = ensure_demo(service, scale="small" if small else "full")
     typer.echo(f"demo datasets registered: {', '.join(added) if added else 'all already there'}")
 
 

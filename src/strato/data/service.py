@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from strato.data.datasets.registry import DatasetRegistry, Registration
 from strato.data.datasets.sources import DatasetBroken, DatasetCache, DatasetStatus, OpenedDataset
+from strato.data.settings import DataSettings
 from strato.errors import Conflict, InvalidInput, StratoError
 from strato.settings import Settings
 
@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 class DataService:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
         self.settings = settings
-        self.registry = DatasetRegistry(sessions, settings.data_roots)
+        section = DataSettings.of(settings)
+        self.registry = DatasetRegistry(sessions, section.roots(settings.data_dir))
         self.refs_dir = settings.data_dir / "references"
-        self.cache = DatasetCache(self.registry, settings.data, self.refs_dir)
+        self.cache = DatasetCache(self.registry, section, self.refs_dir)
 
     def register(
         self,
@@ -99,21 +100,6 @@ class DataService:
 
     def registrations(self) -> list[Registration]:
         return self.registry.all()
-
-    def ensure_demo(self, root: Path | None = None, *, scale: str | None = None) -> list[str]:
-        """Generate the demo collection if missing and register what is not registered yet."""
-        from strato.data.demo.collection import generate_demo
-
-        root = root or self.settings.data_dir / "demo"
-        scale = scale or self.settings.data.demo_scale
-        known = set(self.registry.ids())
-        added = []
-        for demo in generate_demo(root, scale=scale):  # type: ignore[arg-type]
-            if demo.id in known:
-                continue
-            self.register(demo.id, [demo.glob], title=demo.title, owner="strato")
-            added.append(demo.id)
-        return added
 
     def close(self) -> None:
         self.cache.close()
