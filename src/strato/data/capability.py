@@ -66,12 +66,13 @@ class DataCapability:
         if not ctx.settings.data.demo:
             return
         log.info("demo data: generating and registering in the background")
+        from strato.data.demo.ensure import ensure_demo
         from strato.data.service import DataService
 
         def make_demo() -> None:
             service = DataService(ctx.sessions, ctx.settings)
             try:
-                added = service.ensure_demo()
+                added = ensure_demo(service)
                 if added:
                     log.info("demo datasets registered: %s", ", ".join(added))
             except Exception:
