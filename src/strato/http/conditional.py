@@ -11,7 +11,13 @@ from fastapi.responses import Response
 
 
 def make_etag(*parts: str) -> str:
+    """The entity tag of what ``parts`` determine: every ETag strato sends is made here."""
     return '"' + hashlib.blake2b("\0".join(parts).encode(), digest_size=12).hexdigest() + '"'
+
+
+def http_date(timestamp: float) -> str:
+    """``timestamp`` as an HTTP date (``Last-Modified``)."""
+    return formatdate(timestamp, usegmt=True)
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -30,7 +36,7 @@ def not_modified(request: Request, etag: str) -> bool:
 def validators(etag: str, last_modified: float | None, cache_control: str) -> dict[str, str]:
     headers = {"ETag": etag, "Cache-Control": cache_control}
     if last_modified:
-        headers["Last-Modified"] = formatdate(last_modified, usegmt=True)
+        headers["Last-Modified"] = http_date(last_modified)
     return headers
 
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from email.utils import formatdate
 from functools import partial
 from typing import NamedTuple
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from strato.data.api.routes import store_etag
 from strato.data.datasets.confine import OutsideRoots, read_resolved
 from strato.data.raw.raw_store import ByteRange
 from strato.data.service import DataService
-from strato.http.conditional import make_etag
+from strato.http.conditional import http_date
 
 ROUTE_PATH = "/datasets/{dataset_id}/kerchunk/{key:path}"
 _PATH = re.compile(r"^/datasets/([^/]+)/kerchunk/(.+)$")
@@ -99,8 +99,8 @@ class RawChunkFastPath:
         where = store.entry(key)
         if where is None:
             return None
-        etag = make_etag(opened.fingerprint, key, str(opened.compression)).encode()
-        modified = formatdate(opened.last_modified, usegmt=True).encode()
+        etag = store_etag(opened, key).encode()
+        modified = http_date(opened.last_modified).encode()
         return etag, modified if opened.last_modified else b"", where
 
 

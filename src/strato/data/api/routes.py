@@ -95,6 +95,12 @@ class GroupbyCache:
         return entry
 
 
+def store_etag(opened: OpenedDataset, key: str) -> str:
+    """The ETag of a key of a dataset's stores (/zarr and /kerchunk, either path): the
+    files it was opened from and the encoding its chunks are served in."""
+    return make_etag(opened.fingerprint, key, str(opened.compression))
+
+
 def get_and_head(
     router: APIRouter, path: str, **options: Any
 ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
@@ -204,7 +210,7 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
         return conditional(
             request,
             get,
-            etag=make_etag(opened.fingerprint, key, str(opened.compression)),
+            etag=store_etag(opened, key),
             last_modified=opened.last_modified,
             cache_control=data.cache_control,
             media_type=media_type_of(key),
