@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from strato.app import create_app
+from strato.catalog.settings import CatalogSettings
 from strato.context import Context
-from strato.settings import CatalogSettings, LogSettings, Settings
+from strato.settings import LogSettings, Settings
 from tests.helpers import assert_problem
 
 LIMIT = 64 * 1024

@@ -23,7 +23,8 @@ from strato.auth import ALL_SCOPES
 from strato.context import Context
 from strato.data.demo.ensure import ensure_demo
 from strato.data.service import DataService
-from strato.settings import DataSettings, LogSettings, Settings
+from strato.data.settings import DataSettings
+from strato.settings import LogSettings, Settings
 from tests.fuzz_hostile import MAX_BODY_BYTES
 from tests.served import strato_api
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.types import Message, Receive, Scope, Send
 
 from strato import __version__
-from strato.capabilities import NavLink, load_capabilities
+from strato.capabilities import CapabilityFailed, NavLink, load_capabilities, starting
 from strato.context import Context
 from strato.http.core_routes import make_core_router
 from strato.http.faults import StorageFaultMiddleware
@@ -23,6 +25,8 @@ from strato.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from strato.http.problems import install_error_handlers
 from strato.http.security import Authenticator
 from strato.settings import Settings
+
+LifespanHandler = Callable[[Scope, Receive, Send], Coroutine[Any, Any, None]]
 
 
 def make_templates() -> Jinja2Templates:
@@ -34,8 +38,12 @@ def make_templates() -> Jinja2Templates:
 
 
 def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI:
-    """Build the web app. A given context is borrowed; otherwise one is opened and closed
-    with the app's lifespan."""
+    """Build the web app with the capabilities ``settings`` switch on. A given context is
+    borrowed; otherwise one is opened and closed with the app's lifespan.
+
+    A capability that fails to install raises :class:`CapabilityFailed` here; one whose
+    lifespan fails to start makes the app's start fail with it, kept in
+    ``app.state.failed`` for the server to report (strato.capabilities says why)."""
     ctx = context or Context.open(settings)
     owns_context = context is None
 
@@ -45,7 +53,12 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
             # Entered in order and left in reverse, so a later capability may use an earlier one.
             async with AsyncExitStack() as stack:
                 for cap in capabilities:
-                    await stack.enter_async_context(cap.lifespan(app))
+                    try:
+                        with starting(cap.name):
+                            await stack.enter_async_context(cap.lifespan(app))
+                    except CapabilityFailed as failed:
+                        app.state.failed = failed
+                        raise
                 yield
         finally:
             if owns_context:
@@ -60,10 +73,14 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.context = ctx
+    app.state.failed = None
+    # Starlette reports a failed start with the traceback; a capability's failure is
+    # reported in its one line instead (per router, so requests pay nothing for it).
+    app.router.lifespan = _reported_in_one_line(app, app.router.lifespan)  # type: ignore[method-assign,assignment]
     metrics = Metrics()
     templates = make_templates()
     auth = Authenticator(ctx.identities, settings.auth)
-    capabilities = load_capabilities()
+    capabilities = load_capabilities(settings)
     nav: list[NavLink] = [link for cap in capabilities for link in cap.nav()]
 
     install_error_handlers(app)
@@ -79,7 +96,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.state.templates = templates
     app.state.nav = nav
     for cap in capabilities:
-        cap.install(app, ctx, auth)
+        with starting(cap.name):
+            cap.install(app, ctx, auth)
     # Read by /readyz with the core's own checks.
     app.state.readiness = [check for cap in capabilities for check in cap.readiness(app, ctx)]
     # Around the routes and the capabilities' middleware: a database or data directory
@@ -100,3 +118,16 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access=settings.log.access)
     return app
+
+
+def _reported_in_one_line(app: FastAPI, run: LifespanHandler) -> LifespanHandler:
+    async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
+        async def reported(message: Message) -> None:
+            failed = app.state.failed
+            if message["type"] == "lifespan.startup.failed" and failed is not None:
+                message = {**message, "message": failed.detail}
+            await send(message)
+
+        await run(scope, receive, reported)
+
+    return lifespan

@@ -13,7 +13,7 @@ import sqlalchemy.exc
 import typer
 
 from strato import __version__
-from strato.capabilities import load_capabilities
+from strato.capabilities import load_capabilities, loadable_capabilities
 from strato.errors import Conflict, Forbidden, InvalidInput, NotFound, StratoError, Unavailable
 from strato.redact import mask_secrets
 from strato.settings import Settings, load_settings
@@ -96,22 +96,18 @@ def _context(ctx: typer.Context, **more: Any) -> Any:
 
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
-    """Apply all database migrations."""
-    from strato import db
-
+    """Apply the migrations of the core and of every capability switched on."""
     c = _context(ctx)
     c.migrate()
-    typer.echo(f"database at revision {db.current_revision(c.engine)}")
+    typer.echo(f"database at revision {c.schema()}")
 
 
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
-    """Print the database's schema revision and the newest one."""
-    from strato import db
-
+    """Print the database's schema revisions (one per history) and the newest ones."""
     c = _context(ctx)
-    typer.echo(f"current: {db.current_revision(c.engine) or 'empty'}")
-    typer.echo(f"head:    {db.head_revision(c.engine)}")
+    typer.echo(f"current: {c.schema() or 'empty'}")
+    typer.echo(f"head:    {c.schema_head()}")
 
 
 def _read_password(password: str | None, password_stdin: bool) -> str | None:
@@ -249,6 +245,7 @@ PortOpt = Annotated[int | None, typer.Option(help="Port to bind; 0 picks a free 
 def _serve(ctx: typer.Context, host: str | None, port: int | None, *, first_start: bool) -> None:
     from strato.app import create_app
     from strato.bootstrap import admin_token_path, ensure_admin
+    from strato.capabilities import starting
     from strato.context import Context, ensure_data_dir, require_writable_data_dir
     from strato.logs import configure_logging
     from strato.server import bind, serve
@@ -257,25 +254,24 @@ def _serve(ctx: typer.Context, host: str | None, port: int | None, *, first_star
     settings = state(ctx).settings(**more)
     configure_logging(settings.log)
     sock = bind(settings.host, settings.port)
-    update: dict[str, Any] = {"port": sock.getsockname()[1]}
-    if not first_start:
-        # `strato api` serves; consuming is `strato consumer`'s role when scaled out.
-        update["catalog"] = settings.catalog.model_copy(update={"consume": False})
-    settings = settings.model_copy(update=update)
+    settings = settings.model_copy(update={"port": sock.getsockname()[1]})
     if first_start:
         # `up` writes its database, token and demo data there: a directory it cannot
         # write is named now, in one line, rather than met as a driver error later.
         ensure_data_dir(settings.data_dir)
         require_writable_data_dir(settings.data_dir)
     c = Context.open(settings)
+    # `strato api` serves; consuming is `strato consumer`'s role when scaled out.
+    c.serve_only = not first_start
     issued = None
     if first_start:
         c.migrate()
         issued = ensure_admin(c.identities, settings)
     web = create_app(settings, context=c)
     if first_start:
-        for cap in load_capabilities():
-            cap.on_start(c)
+        for cap in load_capabilities(settings):
+            with starting(cap.name):
+                cap.on_start(c)
     base = settings.base_url
     lines = [
         f"strato {__version__} on node {settings.node_name!r}",
@@ -296,6 +292,8 @@ def _serve(ctx: typer.Context, host: str | None, port: int | None, *, first_star
         serve(web, sock)
     finally:
         c.close()
+    if web.state.failed is not None:
+        raise web.state.failed
 
 
 @app.command()
@@ -310,7 +308,9 @@ def api(ctx: typer.Context, host: HostOpt = None, port: PortOpt = None) -> None:
     _serve(ctx, host, port, first_start=False)
 
 
-for _cap in load_capabilities():
+# Every installed capability's commands, switched on or not: they are listed before any
+# settings are read (a capability that cannot even be loaded has none).
+for _cap in loadable_capabilities():
     _cap.register_cli(app)
 
 

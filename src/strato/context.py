@@ -1,11 +1,16 @@
-"""The platform's shared parts, built once from Settings and passed down."""
+"""The platform's shared parts, built once from Settings and passed down.
+
+Capabilities take what they share from here, never from each other: the database
+engine and sessions, the identities, the event bus, and what one capability offers the
+others (the served datasets)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +20,10 @@ from strato.auth import IdentityStore
 from strato.errors import Unavailable
 from strato.settings import Settings
 
+if TYPE_CHECKING:
+    from strato.bus import Bus
+    from strato.dataset_sources import DatasetSource
+
 
 @dataclass
 class Context:
@@ -22,6 +31,27 @@ class Context:
     engine: Engine
     sessions: sessionmaker[Session]
     identities: IdentityStore
+    # This process only answers requests: background consumers run elsewhere
+    # (`strato api` behind a load balancer, `strato consumer` beside it).
+    serve_only: bool = False
+    # Set by the capability that serves datasets, read by those describing them.
+    datasets: DatasetSource | None = None
+    _bus: Bus | None = field(default=None, repr=False)
+
+    @property
+    def bus(self) -> Bus:
+        """The node's event bus (one per Context, made on first use, not connected: its
+        user connects it with ``async with`` or ``start()``, and may reconnect it)."""
+        if self._bus is None:
+            from strato.bus import open_bus
+
+            self._bus = open_bus(self.settings.bus.url, self.settings.data_dir)
+        return self._bus
+
+    def provide_datasets(self, source: DatasetSource) -> None:
+        if self.datasets is not None and self.datasets is not source:
+            raise RuntimeError("two capabilities serve datasets to this node's Context")
+        self.datasets = source
 
     @classmethod
     def open(cls, settings: Settings) -> Context:
@@ -36,7 +66,25 @@ class Context:
         )
 
     def migrate(self) -> None:
-        db.upgrade(self.engine)
+        """Bring the core's schema and that of every capability switched on up to date."""
+        from strato.capabilities import load_capabilities
+        from strato.db.migrate import upgrade
+
+        upgrade(self.engine, load_capabilities(self.settings))
+
+    def schema(self) -> str | None:
+        """The database's schema revisions (the core's and each switched-on capability's)."""
+        from strato.capabilities import load_capabilities
+        from strato.db.migrate import current_revision
+
+        return current_revision(self.engine, load_capabilities(self.settings))
+
+    def schema_head(self) -> str | None:
+        """What :meth:`schema` is once migrated, as the installed code has it."""
+        from strato.capabilities import load_capabilities
+        from strato.db.migrate import head_revision
+
+        return head_revision(self.engine, load_capabilities(self.settings))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -5,17 +5,26 @@ variables, a ``strato.toml`` file, the defaults below. Nested sections are
 reached from the environment with one underscore after the section name
 (``STRATO_AUTH_ANONYMOUS_READ``, ``STRATO_LOG_FORMAT``).
 Nothing here runs at import time: callers build Settings and pass them down.
+
+The core defines its own sections; each capability brings its section (a
+:class:`Section` with a ``key``, e.g. ``strato.catalog.settings.CatalogSettings``),
+which joins Settings under that key: ``[catalog]`` in the file, ``STRATO_CATALOG_*``
+in the environment, ``settings.catalog`` at run time, and typed as
+``CatalogSettings.of(settings)``. ``Settings(...)`` builds the class that holds the
+sections of every installed capability (made once, on first use).
 """
 
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -36,6 +45,16 @@ class Section(BaseModel):
     # Sections ignore unknown keys because ``STRATO_DATA_DIR`` is also offered to a
     # section named ``data`` by the nested-variable splitter; the top level forbids them.
     model_config = ConfigDict(extra="ignore")
+    # Where a capability's section lives in Settings (and the file and environment).
+    key: ClassVar[str] = ""
+
+    @classmethod
+    def of(cls, settings: Settings) -> Self:
+        """This capability's section of ``settings``, typed."""
+        section = getattr(settings, cls.key, None) if cls.key else None
+        if not isinstance(section, cls):
+            raise LookupError(f"settings have no {cls.key or cls.__name__!r} section")
+        return section
 
 
 class AuthSettings(Section):
@@ -71,59 +90,19 @@ class LogSettings(Section):
     access: bool = Field(True, description="Log one line per HTTP request.")
 
 
-class DataSettings(Section):
-    allowed_roots: list[Path] = Field(
+class CapabilitiesSettings(Section):
+    disabled: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Directories datasets may be registered from; the data directory always is.",
+        description="Capabilities switched off, by name (comma-separated in the environment): "
+        "their routes, pages, background work and migrations are left out.",
     )
-    byte_budget: int = Field(
-        1 << 30,
-        gt=0,
-        description="Most bytes one plot or diagnostic may read; larger requests answer 413.",
-    )
-    # blosc-lz4 with byte shuffle: on model output it both compresses better than zstd-1
-    # and decodes about three times faster, which is what a reading client waits on.
-    compression: Literal["blosc-lz4", "zstd", "none"] = Field(
-        "blosc-lz4", description="Codec of chunks served at /zarr."
-    )
-    compression_level: int | None = Field(
-        None, ge=0, le=22, description="Level of that codec; default 5 for blosc-lz4, 1 for zstd."
-    )
-    bitround_keepbits: int | None = Field(
-        None, ge=1, le=52, description="Keep this many mantissa bits of floats (lossy)."
-    )
-    cache_control: str = Field(
-        "public, max-age=300", description="Cache-Control header of dataset responses."
-    )
-    open_datasets: int = Field(64, ge=1, description="How many opened datasets to keep cached.")
-    broken_retry_seconds: float = Field(
-        10.0,
-        ge=0,
-        description="A dataset that failed to open is tried again after this many seconds "
-        "even if its files did not change (the failure may have been passing).",
-    )
-    demo: bool = Field(True, description="Generate and register demo data on first `strato up`.")
 
-    @model_validator(mode="after")
-    def _level_fits_codec(self) -> DataSettings:
-        # zstd knows levels up to 22, blosc only up to 9.
-        if (
-            self.compression == "blosc-lz4"
-            and self.compression_level is not None
-            and self.compression_level > 9
-        ):
-            raise ValueError("compression_level must be 0-9 for blosc-lz4")
-        return self
-
-    @property
-    def effective_level(self) -> int:
-        if self.compression_level is not None:
-            return self.compression_level
-        return 5 if self.compression == "blosc-lz4" else 1
-
-    demo_scale: Literal["full", "small"] = Field(
-        "full", description="Demo collection size: full (decades, 1-degree) or small (quick)."
-    )
+    @field_validator("disabled", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
 
 class BusSettings(Section):
@@ -131,86 +110,6 @@ class BusSettings(Section):
         None,
         description="Event bus: nats://host:4222 (JetStream), kafka://host:9092, or "
         "sqlite:///path; default an embedded SQLite log bus.db in the data directory.",
-    )
-
-
-class CatalogSettings(Section):
-    topic_strategy: Literal["single", "drs"] = Field(
-        "single",
-        description="Where events are published: one topic esgf.events keyed by item id "
-        "(ESGF production) or topics <mip_era>.<experiment_id>.<source_id> (playground).",
-    )
-    topics: str | None = Field(
-        None,
-        description="Regular expression of the topics this node consumes; default every "
-        "event topic of the strategy (never the error topic).",
-    )
-    error_topic: str = Field("esgf.errors", description="Topic of events that failed.")
-    group: str | None = Field(
-        None, description="Consumer group of this node; default the node name."
-    )
-    consume: bool = Field(
-        True, description="Run this node's consumer inside `strato up` (else `strato consumer`)."
-    )
-    batch_size: int = Field(500, ge=1, le=10_000, description="Most events written per batch.")
-    retries: int = Field(
-        3, ge=0, le=20, description="Attempts after the first before an event goes to errors."
-    )
-    retry_backoff: float = Field(
-        0.2, ge=0, le=60, description="Seconds before the first retry; doubles each time."
-    )
-    peers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Other nodes of the federation, name -> base URL, asked for publications.",
-    )
-    peer_token: SecretStr | None = Field(
-        None,
-        description="Bearer token (read scope on the peers) this node shows its peers when "
-        "it asks them about publications; needed when they are private.",
-    )
-    max_limit: int = Field(10_000, ge=1, description="Largest page a search may ask for.")
-    # Filter limits: CQL2 text nested deeper than a few hundred levels crashes the native
-    # parser's process, and filters of thousands of arguments make SQL that takes
-    # minutes; beyond these a filter answers 400 naming the limit.
-    filter_max_length: int = Field(
-        65_536, ge=1, description="Most characters of a filter (CQL2 text or JSON text)."
-    )
-    filter_max_depth: int = Field(
-        64,
-        ge=2,
-        le=128,
-        description="Most nesting levels of a filter: JSON objects and arrays; in CQL2 text "
-        "parentheses and operators.",
-    )
-    filter_max_nodes: int = Field(
-        1_000,
-        ge=10,
-        le=4_000,
-        description="Most operators and values in a filter (JSON values; in text operators).",
-    )
-    filter_max_args: int = Field(
-        500, ge=2, description="Most arguments of one filter operator or values of one list."
-    )
-    filter_max_literal: int = Field(
-        1_024, ge=1, description="Most characters of one string in a filter (a LIKE pattern)."
-    )
-    max_item_bytes: int = Field(
-        1024 * 1024,
-        ge=1024,
-        description="Largest item (its JSON) a transaction or an event may carry, 1 MiB; "
-        "larger ones answer 413 or go to the error topic.",
-    )
-    max_page_bytes: int = Field(
-        8 * 1024 * 1024,
-        ge=1024,
-        description="Bytes of items a STAC search page holds at most, 8 MiB: a page stops "
-        "short of its limit there and links the next (at least one item per page).",
-    )
-    dataset_sync_interval: float = Field(
-        5.0,
-        ge=0,
-        description="Seconds between publishing changes of served datasets to the catalog; "
-        "0 turns the link off.",
     )
 
 
@@ -252,9 +151,16 @@ class Settings(BaseSettings):
     )
     auth: AuthSettings = Field(default_factory=AuthSettings)
     log: LogSettings = Field(default_factory=LogSettings)
-    data: DataSettings = Field(default_factory=DataSettings)
+    # The event bus is shared: any capability may publish or consume through the Context.
     bus: BusSettings = Field(default_factory=BusSettings)
-    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    capabilities: CapabilitiesSettings = Field(default_factory=CapabilitiesSettings)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # The core class alone lacks the capabilities' sections: build the class that
+        # has them, so every ``Settings(...)`` reads and checks them all.
+        target: type[Any] = settings_class() if cls is Settings else cls
+        instance: Self = super().__new__(target)
+        return instance
 
     @classmethod
     def settings_customise_sources(
@@ -272,14 +178,6 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'strato.db'}"
-
-    @property
-    def consumer_group(self) -> str:
-        return self.catalog.group or self.node_name
-
-    @property
-    def data_roots(self) -> list[Path]:
-        return [self.data_dir.resolve(), *(p.resolve() for p in self.data.allowed_roots)]
 
     @property
     def base_url(self) -> str:
@@ -308,7 +206,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         path = Path(DEFAULT_CONFIG_FILE)
     if path is None:
         return Settings(**overrides)
-    return _with_toml(path)(**overrides)
+    return settings_class(path)(**overrides)
 
 
 def _config_from_env() -> Path | None:
@@ -316,9 +214,22 @@ def _config_from_env() -> Path | None:
     return Path(value) if value else None
 
 
-def _with_toml(path: Path) -> type[Settings]:
-    class FileSettings(Settings):
-        model_config = SettingsConfigDict(toml_file=path)
+@cache
+def settings_class(toml_file: Path | None = None) -> type[Settings]:
+    """Settings with the section of every installed capability, read from ``toml_file``."""
+    from strato.capabilities import capability_sections
 
-    FileSettings.__name__ = "Settings"
-    return FileSettings
+    base: type[Settings] = Settings
+    if toml_file is not None:
+
+        class FileSettings(Settings):
+            model_config = SettingsConfigDict(toml_file=toml_file)
+
+        base = FileSettings
+    fields: dict[str, Any] = {}
+    for key, section in capability_sections().items():
+        if key in Settings.model_fields:
+            raise ValueError(f"a capability's settings section {key!r} is a core setting")
+        fields[key] = (section, Field(default_factory=section))
+    built: type[Settings] = create_model("Settings", __base__=base, **fields)
+    return built

@@ -31,10 +31,11 @@ from strato.catalog.model.events import (
     update_event,
 )
 from strato.catalog.model.topics import DEFAULT_TOPICS, subscription_pattern
+from strato.catalog.settings import CatalogSettings
 from strato.catalog.store import ItemStore
 from strato.db import create_engine, session_factory, upgrade
 from strato.errors import InvalidInput
-from strato.settings import CatalogSettings, Settings
+from strato.settings import Settings
 from tests.bus.conftest import (  # noqa: F401 (tansu: a fixture)
     KAFKA_TEST_OPTIONS,
     NATS,

@@ -21,9 +21,10 @@ from strato.app import create_app
 from strato.catalog.demo.generator import generate_items
 from strato.catalog.ingest.apply import apply_events
 from strato.catalog.model.events import create_event, replication_event, retraction_event
+from strato.catalog.settings import CatalogSettings
 from strato.catalog.store import ItemStore
 from strato.context import Context
-from strato.settings import CatalogSettings, LogSettings, Settings
+from strato.settings import LogSettings, Settings
 from tests.helpers import assert_problem
 
 WHO = {"client_id": "test", "iss": "https://auth.example", "sub": "tester"}

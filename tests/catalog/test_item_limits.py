@@ -18,10 +18,11 @@ from strato.catalog.demo.generator import generate_items
 from strato.catalog.ingest.consumer import consumer_from_settings
 from strato.catalog.ingest.publisher import EventPublisher
 from strato.catalog.model.events import SINGLE_TOPIC, create_event, patch_event
+from strato.catalog.settings import CatalogSettings
 from strato.catalog.store import ItemStore
 from strato.db import create_engine, session_factory, upgrade
 from strato.errors import NotFound
-from strato.settings import CatalogSettings, Settings
+from strato.settings import Settings
 from tests.catalog.test_stac_transactions import Node, _start
 from tests.helpers import assert_problem
 

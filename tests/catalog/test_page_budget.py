@@ -19,7 +19,8 @@ from pystac_client import Client
 from strato.app import create_app
 from strato.catalog.demo.generator import generate_items
 from strato.catalog.model.item_limits import json_size
-from strato.settings import CatalogSettings, LogSettings, Settings
+from strato.catalog.settings import CatalogSettings
+from strato.settings import LogSettings, Settings
 from tests.catalog.holding import catalog_holding
 
 BUDGET = 64 * 1024

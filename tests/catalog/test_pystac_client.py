@@ -17,8 +17,9 @@ from pystac_client.conformance import ConformanceClasses
 
 from strato.app import create_app
 from strato.catalog.demo.generator import generate_items
+from strato.catalog.settings import CatalogSettings
 from strato.context import Context
-from strato.settings import CatalogSettings, LogSettings, Settings
+from strato.settings import LogSettings, Settings
 from tests.catalog.holding import catalog_holding
 from tests.conftest import ThreadedServer
 

@@ -6,24 +6,25 @@ import json
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import command
 
 from strato import db
+from strato.db import migrate
 from strato.catalog.demo.generator import generate_items
 from strato.catalog.ingest.apply import apply_events
 from strato.catalog.model.events import create_event
 from strato.catalog.search.search import CatalogSearch, SearchRequest
 from strato.catalog.store import WORDS, ItemStore, facet_values, item_words
 
+CATALOG = migrate.History("catalog", "strato.catalog.migrations")
 WHO = {"client_id": "test", "iss": "https://test.example", "sub": "test"}
 
 
-def test_0004_fills_in_an_existing_catalog_and_goes_back(database_url: str) -> None:
+def test_catalog_0002_fills_in_an_existing_catalog_and_goes_back(database_url: str) -> None:
     engine = db.create_engine(database_url)
-    db.upgrade(engine, "0003")
+    migrate.upgrade_history(engine, CATALOG, "catalog_0001")
     items = list(generate_items(3, seed=21))
     items[0]["properties"]["description"] = "Written before the words were indexed"
-    # As 0003 made them; JSON said so, since MariaDB reflects it as text.
+    # As catalog_0001 made them; JSON said so, since MariaDB reflects it as text.
     item_table = sa.table(
         "catalog_items",
         *(sa.column(n) for n in ("pk", "collection_id", "id", "latest", "retracted")),
@@ -70,7 +71,7 @@ def test_0004_fills_in_an_existing_catalog_and_goes_back(database_url: str) -> N
     expected = sorted((n, v) for n, v in facet_values(items[0]) if n != WORDS)
     assert ItemStore(sessions).facets("CMIP6", items[0]["id"]) == expected
 
-    command.downgrade(db._alembic_config(engine), "0003")
+    migrate.downgrade_history(engine, CATALOG, "catalog_0001")
     with engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("catalog_items")}
         words = conn.scalar(
@@ -84,14 +85,14 @@ def test_0004_fills_in_an_existing_catalog_and_goes_back(database_url: str) -> N
     engine.dispose()
 
 
-def test_0005_keeps_facet_words_once_per_value_and_goes_back(database_url: str) -> None:
+def test_catalog_0003_keeps_facet_words_once_per_value_and_goes_back(database_url: str) -> None:
     engine = db.create_engine(database_url)
-    db.upgrade(engine, "0004")
+    migrate.upgrade_history(engine, CATALOG, "catalog_0002")
     old, new = generate_items(2, seed=22)
     old["properties"]["cmip6:experiment"] = "an Oldvalue experiment"
     new["properties"]["cmip6:experiment"] = "a Newvalue experiment"
     facet_table = sa.table("catalog_facets", *(sa.column(n) for n in ("item_pk", "name", "value")))
-    # As 0004 wrote an item: a word row for every word, its facet values' too.
+    # As catalog_0002 wrote an item: a word row for every word, its facet values' too.
     with engine.begin() as conn:
         pk = 1
         conn.execute(
@@ -142,8 +143,8 @@ def test_0005_keeps_facet_words_once_per_value_and_goes_back(database_url: str) 
     both = search.search(SearchRequest(q=["experiment"])).items
     assert {i["id"] for i in both} == {old["id"], new["id"]}
 
-    # Back at 0004, the new item has the word rows 0004 would have written.
-    command.downgrade(db._alembic_config(engine), "0004")
+    # Back at catalog_0002, the new item has the word rows catalog_0002 would have written.
+    migrate.downgrade_history(engine, CATALOG, "catalog_0002")
     assert word_rows(new["id"]) == item_words(new)
     assert word_rows(old["id"]) == item_words(old)
     with engine.connect() as conn:

@@ -21,9 +21,10 @@ from strato.app import create_app
 from strato.catalog.api.stac_api import CONFORMANCE
 from strato.catalog.demo.generated_collections import collection_for
 from strato.catalog.demo.generator import generate_items
+from strato.catalog.settings import CatalogSettings
 from strato.catalog.store import ItemStore, parse_datetime
 from strato.context import Context
-from strato.settings import CatalogSettings, LogSettings, Settings
+from strato.settings import LogSettings, Settings
 from tests.catalog.holding import catalog_holding
 from tests.conftest import ThreadedServer
 from tests.helpers import assert_problem

@@ -24,8 +24,9 @@ from strato.bus import open_bus
 from strato.catalog.demo.generated_collections import collection_for
 from strato.catalog.demo.generator import generate_items
 from strato.catalog.model.events import SINGLE_TOPIC, parse_event, retraction_patch
+from strato.catalog.settings import CatalogSettings
 from strato.context import Context
-from strato.settings import CatalogSettings, LogSettings, Settings
+from strato.settings import LogSettings, Settings
 from tests.conftest import ThreadedServer
 from tests.helpers import assert_problem
 

@@ -28,7 +28,8 @@ from stac_api_validator.__main__ import main as validator_cli
 
 from strato.app import create_app
 from strato.catalog.demo.generator import generate_items
-from strato.settings import CatalogSettings, LogSettings, Settings
+from strato.catalog.settings import CatalogSettings
+from strato.settings import LogSettings, Settings
 from tests.catalog.holding import catalog_holding
 from tests.conftest import ThreadedServer
 

@@ -16,7 +16,8 @@ from starlette.types import Receive, Scope, Send
 from strato.context import Context
 from strato.data.api.fast_chunks import RawChunkFastPath
 from strato.data.service import DataService
-from strato.settings import DataSettings, LogSettings, Settings
+from strato.data.settings import DataSettings
+from strato.settings import LogSettings, Settings
 from tests.data.test_http import Node, make_node
 from tests.helpers import assert_problem
 

@@ -18,7 +18,8 @@ from strato.app import create_app
 from strato.auth import Scope
 from strato.bootstrap import ensure_admin
 from strato.context import Context
-from strato.settings import DataSettings, LogSettings, Settings
+from strato.data.settings import DataSettings
+from strato.settings import LogSettings, Settings
 from tests.helpers import assert_problem
 
 

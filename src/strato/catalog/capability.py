@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from strato.capabilities import NavLink, ReadinessCheck
+from strato.catalog.settings import CatalogSettings
 
 if TYPE_CHECKING:
     import typer
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 
 class CatalogCapability:
     name = "catalog"
+    # After the data capability, so the datasets it serves are there to be catalogued.
+    after = ("data",)
+    settings_section = CatalogSettings
+    migrations = "strato.catalog.migrations"
 
     def nav(self) -> list[NavLink]:
         return [
@@ -40,38 +45,35 @@ class CatalogCapability:
         ]
 
     def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
-        from strato.bus import open_bus
         from strato.catalog.api.esg_search_routes import make_esg_search_router
         from strato.catalog.api.publications import make_publications_router
         from strato.catalog.api.stac_api import install_stac_api
         from strato.catalog.ingest.node import CatalogNode
         from strato.catalog.ingest.publisher import EventPublisher
+        from strato.catalog.model.cql2_limits import filter_limits
         from strato.catalog.search.search import CatalogSearch
         from strato.catalog.store import ItemStore
         from strato.catalog.web.pages import make_catalog_pages_router
 
         settings = ctx.settings
+        section = CatalogSettings.of(settings)
         store = ItemStore(ctx.sessions)
-        from strato.catalog.model.cql2_limits import filter_limits
-
         search = CatalogSearch(
             ctx.sessions,
-            max_limit=settings.catalog.max_limit,
-            filter_limits=filter_limits(settings.catalog),
+            max_limit=section.max_limit,
+            filter_limits=filter_limits(section),
         )
-        bus = open_bus(settings.bus.url, settings.data_dir)
         node = CatalogNode(
             settings=settings,
             store=store,
             search=search,
-            bus=bus,
-            publisher=EventPublisher(bus, settings.catalog.topic_strategy, connected=False),
+            bus=ctx.bus,
+            publisher=EventPublisher(ctx.bus, section.topic_strategy, connected=False),
         )
-        data = getattr(app.state, "data", None)
-        if data is not None:
+        if ctx.datasets is not None:
             from strato.catalog.ingest.datalink import DatasetLink
 
-            node.datalink = DatasetLink(data, store, settings.node_name, settings.base_url)
+            node.datalink = DatasetLink(ctx.datasets, store, settings.node_name, settings.base_url)
         app.state.catalog = node
         # Before the STAC API, whose /stac/collections/{id} routes would otherwise shadow it.
         app.include_router(make_publications_router(store, settings, auth))
@@ -112,7 +114,8 @@ class CatalogCapability:
         if not isinstance(node, CatalogNode):
             yield
             return
-        await node.start(consume=node.settings.catalog.consume)
+        serve_only = bool(getattr(app.state.context, "serve_only", False))
+        await node.start(consume=CatalogSettings.of(node.settings).consume and not serve_only)
         try:
             yield
         finally:

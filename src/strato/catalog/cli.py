@@ -74,7 +74,6 @@ def consumer(
     ] = True,
 ) -> None:
     """Consume this node's events into its catalog until SIGINT or SIGTERM."""
-    from strato.bus import open_bus
     from strato.catalog.ingest.consumer import consumer_from_settings
     from strato.catalog.store import ItemStore
     from strato.cli import state
@@ -84,7 +83,7 @@ def consumer(
     settings = state(ctx).settings(**({"node_name": node} if node is not None else {}))
     c = Context.open(settings)
     try:
-        bus = open_bus(settings.bus.url, settings.data_dir)
+        bus = c.bus
         # Built before anything is touched, so a bad group or pattern fails at once.
         worker = consumer_from_settings(
             settings,
@@ -320,7 +319,9 @@ def _target(settings: Settings) -> tuple[str | None, Strategy]:
         if found is not None and found.topic_strategy in ("single", "drs"):
             strategy: Strategy = "drs" if found.topic_strategy == "drs" else "single"
             return found.bus_url, strategy
-    return settings.bus.url, settings.catalog.topic_strategy
+    from strato.catalog.settings import CatalogSettings
+
+    return settings.bus.url, CatalogSettings.of(settings).topic_strategy
 
 
 def _topics_shown(topics: Counter[str]) -> str:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from strato.capabilities import NavLink, ReadinessCheck
+from strato.data.settings import DataSettings
 
 if TYPE_CHECKING:
     import typer
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 class DataCapability:
     name = "data"
+    after: tuple[str, ...] = ()
+    settings_section = DataSettings
+    migrations = "strato.data.migrations"
 
     def nav(self) -> list[NavLink]:
         return [
@@ -43,6 +47,8 @@ class DataCapability:
         configure_dask(ctx.settings)
         service = DataService(ctx.sessions, ctx.settings)
         app.state.data = service
+        # What other capabilities (the catalog) may know of the served datasets.
+        ctx.provide_datasets(service)
         app.include_router(
             make_pages_router(service, auth, ctx.settings, app.state.templates, app.state.nav)
         )
@@ -52,7 +58,7 @@ class DataCapability:
         app.add_middleware(
             RawChunkFastPath,
             service=service,
-            cache_control=ctx.settings.data.cache_control,
+            cache_control=DataSettings.of(ctx.settings).cache_control,
             anonymous_read=ctx.settings.auth.anonymous_read,
         )
 
@@ -63,7 +69,7 @@ class DataCapability:
 
     def on_start(self, ctx: Context) -> None:
         """On `strato up`: the demo collection, in the background so the server starts now."""
-        if not ctx.settings.data.demo:
+        if not DataSettings.of(ctx.settings).demo:
             return
         log.info("demo data: generating and registering in the background")
         from strato.data.demo.ensure import ensure_demo

@@ -22,7 +22,7 @@ def make_core_router(
 ) -> APIRouter:
     router = APIRouter()
     # The newest revision is a property of the installed code, not of the database.
-    head = db.head_revision(ctx.engine)
+    head = ctx.schema_head()
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def landing(request: Request) -> Response:
@@ -113,7 +113,7 @@ def core_checks(ctx: Context, head: str | None) -> list[ReadinessCheck]:
 
     async def database() -> str | None:
         try:
-            current = await asyncio.to_thread(db.current_revision, ctx.engine)
+            current = await asyncio.to_thread(ctx.schema)
         except Exception as exc:
             return f"database not reachable ({type(exc).__name__})"
         if current != head:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from strato.auth import Scope
 from strato.catalog.search.esg_search import SOLR_JSON, EsgSearch
 from strato.catalog.search.search import CatalogSearch
+from strato.catalog.settings import CatalogSettings
 from strato.http.security import Authenticator
 from strato.settings import Settings
 
@@ -18,7 +19,9 @@ def make_esg_search_router(
     search: CatalogSearch, settings: Settings, auth: Authenticator
 ) -> APIRouter:
     router = APIRouter(tags=["ESGF search"], dependencies=[Depends(auth.require(Scope.READ))])
-    esg = EsgSearch(search, node_name=settings.node_name, max_limit=settings.catalog.max_limit)
+    esg = EsgSearch(
+        search, node_name=settings.node_name, max_limit=CatalogSettings.of(settings).max_limit
+    )
 
     def answer(request: Request) -> JSONResponse:
         base = (settings.public_url or str(request.base_url)).rstrip("/")

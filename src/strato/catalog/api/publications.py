@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from strato.auth import Scope
 from strato.bus.names import compile_pattern
 from strato.catalog.model.topics import DEFAULT_TOPICS, topic_for
+from strato.catalog.settings import CatalogSettings
 from strato.catalog.store import EVENT_ID_LEN, ItemStore, RecordedOutcome
 from strato.errors import InvalidInput
 from strato.http.security import Authenticator
@@ -71,7 +72,7 @@ def node_report(name: str, url: str, outcomes: Sequence[RecordedOutcome]) -> dic
 
 def subscription(settings: Settings) -> dict[str, str]:
     """What this node's consumer reads: its topic strategy and the pattern of its topics."""
-    catalog = settings.catalog
+    catalog = CatalogSettings.of(settings)
     topics = catalog.topics or DEFAULT_TOPICS.get(catalog.topic_strategy, ".*")
     return {"strategy": catalog.topic_strategy, "topics": topics}
 
@@ -171,9 +172,9 @@ def make_publications_router(
         outcomes = await asyncio.to_thread(store.outcomes_for_request, request_id)
         own = node_report(settings.node_name, settings.base_url, outcomes)
         nodes = [{**own, "subscription": subscription(settings)}]
-        peers = {} if local else settings.catalog.peers
+        peers = {} if local else CatalogSettings.of(settings).peers
         if peers:
-            token = settings.catalog.peer_token
+            token = CatalogSettings.of(settings).peer_token
             headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
             async with httpx.AsyncClient(timeout=_PEER_TIMEOUT, headers=headers) as client:
                 nodes += await asyncio.gather(

@@ -1,4 +1,4 @@
-"""Datasets served by ``strato.data`` appear in the node's catalog, through events.
+"""Datasets served on this node (by the data capability) appear in its catalog, as events.
 
 The link does not write the catalog: it compares the served datasets with the items
 of the node's dataset collection and publishes what differs (create, update, or a
@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from strato.catalog.model.events import Event, create_event, retraction_event, update_event
 from strato.catalog.store import ItemRow, ItemStore
-from strato.data.service import DataService
+from strato.dataset_sources import DatasetSource
 from strato.errors import StratoError
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,8 @@ def _comparable(item: Mapping[str, Any]) -> str:
 
 @dataclass
 class DatasetLink:
-    data: DataService
+    # Whatever serves this node's datasets, from the Context: the catalog knows no more.
+    data: DatasetSource
     store: ItemStore
     node_name: str
     base_url: str

@@ -16,7 +16,9 @@ from strato.bus import Bus
 from strato.bus.factory import bus_shown
 from strato.catalog.ingest.publisher import EventPublisher
 from strato.catalog.search.search import CatalogSearch
+from strato.catalog.settings import CatalogSettings
 from strato.catalog.store import ItemStore
+from strato.retry import Backoff
 from strato.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Between attempts to reach a bus that is down: short at first, then every half minute.
-_RECONNECT = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+_RECONNECT = Backoff(0.5, 30.0)
 
 
 @dataclass
@@ -88,7 +90,7 @@ class CatalogNode:
                 break
             except Exception as exc:  # any failure to connect means: try again
                 self.last_error = str(exc) or type(exc).__name__
-                delay = _RECONNECT[min(attempt, len(_RECONNECT) - 1)]
+                delay = _RECONNECT.delay(attempt + 1)
                 # Said once, with what it means and what to do; the retries are quiet
                 # (/readyz says the bus is failing for as long as it is).
                 if attempt == 0:
@@ -113,7 +115,8 @@ class CatalogNode:
         self.publisher.connected = True
         if not consume or self._stop.is_set():
             return
-        if self.datalink is not None and self.settings.catalog.dataset_sync_interval > 0:
+        sync = CatalogSettings.of(self.settings).dataset_sync_interval
+        if self.datalink is not None and sync > 0:
             self._tasks.append(asyncio.create_task(self._sync_datasets(self.datalink)))
         from strato.catalog.ingest.consumer import consumer_from_settings
 
@@ -123,7 +126,7 @@ class CatalogNode:
     async def _sync_datasets(self, link: DatasetLink) -> None:
         from strato.catalog.ingest.datalink import summarise
 
-        interval = self.settings.catalog.dataset_sync_interval
+        interval = CatalogSettings.of(self.settings).dataset_sync_interval
         while not self._stop.is_set():
             try:
                 # Opening datasets reads files: not on the event loop.

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from strato.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from strato.settings import CatalogSettings
+    from strato.catalog.settings import CatalogSettings
 
 # What the scan of CQL2 text looks at; everything else (names, numbers) is skipped.
 # A string literal is "'" to the next "'": the grammar of the cql2 parser has no escape

@@ -25,9 +25,10 @@ from strato.data.datasets.registry import DatasetRegistry, Registration, expand_
 from strato.data.datasets.stores import ConfinedLocalStore, ReferenceStore
 from strato.data.raw.raw_store import RawStore, load_references, save_references
 from strato.data.raw.references import BUILD_GENERATION, build_references
+from strato.data.settings import DataSettings
 from strato.data.zarr_views.zarr_store import Compression, ZarrView
 from strato.errors import InvalidInput, NotFound, StratoError, Unavailable
-from strato.settings import DataSettings
+from strato.retry import Backoff, retry_call
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,7 @@ OPENERS: dict[Kind, Opener] = {
 # Errors of the operating system or of libhdf5 ("NetCDF: HDF error") may pass: a file
 # being replaced, a descriptor limit. The open is tried once more before giving up.
 _TRANSIENT = (OSError, RuntimeError)
+_REOPEN = Backoff(0.0, 0.0)  # at once: what passes is gone by the next call or not soon
 
 
 class DatasetCache:
@@ -363,11 +365,15 @@ class DatasetCache:
     ) -> OpenedDataset:
         try:
             kind = detect_kind(files)
-            try:
-                sources = OPENERS[kind](files, reg.concat_dim, roots)
-            except _TRANSIENT as exc:
-                log.info("dataset %s: %s; trying once more", reg.id, exc)
-                sources = OPENERS[kind](files, reg.concat_dim, roots)
+            sources = retry_call(
+                lambda: OPENERS[kind](files, reg.concat_dim, roots),
+                retries=1,
+                transient=_TRANSIENT,
+                backoff=_REOPEN,
+                on_retry=lambda _, exc, __: log.info(
+                    "dataset %s: %s; trying once more", reg.id, exc
+                ),
+            )
         except Exception as exc:
             reason = exc.detail if isinstance(exc, StratoError) else f"{type(exc).__name__}: {exc}"
             log.warning("dataset %s failed to open: %s", reg.id, reason)

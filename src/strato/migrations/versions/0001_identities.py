@@ -1,13 +1,13 @@
 """users and API tokens
 
-Revision ID: 0001
+Revision ID: core_0001
 Revises:
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0001"
+revision = "core_0001"
 down_revision = None
 branch_labels = None
 depends_on = None

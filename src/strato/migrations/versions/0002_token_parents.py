@@ -1,14 +1,14 @@
 """tokens remember the token that minted them
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: core_0002
+Revises: core_0001
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "core_0002"
+down_revision = "core_0001"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """catalog search: item time extent columns, indexes for search, free-text words
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: catalog_0002
+Revises: catalog_0001
 """
 
 import re
@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "catalog_0002"
+down_revision = "catalog_0001"
 branch_labels = None
 depends_on = None
 

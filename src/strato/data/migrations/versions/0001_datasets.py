@@ -1,14 +1,14 @@
 """registered datasets
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: data_0001
+Revises:
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "data_0001"
+down_revision = None
 branch_labels = None
 depends_on = None
 

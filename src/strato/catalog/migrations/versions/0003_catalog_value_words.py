@@ -1,7 +1,7 @@
 """catalog: the words of facet values kept once per value, not once per item
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: catalog_0003
+Revises: catalog_0002
 """
 
 import re
@@ -9,8 +9,8 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "catalog_0003"
+down_revision = "catalog_0002"
 branch_labels = None
 depends_on = None
 

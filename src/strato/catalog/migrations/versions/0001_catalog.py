@@ -1,14 +1,14 @@
 """catalog: collections, items, facets and applied events
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: catalog_0001
+Revises:
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "catalog_0001"
+down_revision = None
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """datasets keep the allowed roots their registration was checked against
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: data_0002
+Revises: data_0001
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "data_0002"
+down_revision = "data_0001"
 branch_labels = None
 depends_on = None
 
