@@ -7,12 +7,11 @@ cost every request). Passwords are hashed with argon2id.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -23,7 +22,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from strato.db import Base, UTCDateTime, begin_write, utcnow
+from strato.db import Base, UTCDateTime, begin_write, dialect_of, utcnow
 from strato.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -352,7 +351,7 @@ class IdentityStore:
         authenticates is served either way, and the next one will record it."""
         stale = now - _LAST_USED_RESOLUTION
         try:
-            with self._sessions.begin() as s, _no_lock_wait(s):
+            with self._sessions.begin() as s, dialect_of(s).no_lock_wait(s):
                 s.execute(
                     update(ApiToken)
                     .where(
@@ -435,38 +434,6 @@ class IdentityStore:
         if user is None:
             raise NotFound(f"no user named {name!r}")
         return user
-
-
-@contextlib.contextmanager
-def _no_lock_wait(s: Session) -> Iterator[None]:
-    """Within ``s``'s transaction, fail at once (OperationalError) instead of waiting for
-    a lock another writer holds; the connection's own setting comes back afterwards."""
-    conn = s.connection()
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        conn.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")  # ends with the transaction
-        yield
-        return
-    if dialect == "sqlite":
-        read, set_ = "PRAGMA busy_timeout", "PRAGMA busy_timeout = {}"
-        quick = 0
-    else:  # MariaDB counts whole seconds
-        read = "SELECT @@SESSION.innodb_lock_wait_timeout"
-        set_ = "SET SESSION innodb_lock_wait_timeout = {}"
-        quick = 1
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    cursor = raw.cursor()
-    try:
-        cursor.execute(read)
-        before = int(cursor.fetchone()[0])
-        cursor.execute(set_.format(quick))
-        try:
-            yield
-        finally:
-            cursor.execute(set_.format(before))
-    finally:
-        cursor.close()
 
 
 def _user_info(u: User) -> UserInfo:

@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, Table, delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,7 +41,7 @@ from strato.catalog.store import (
     minimal_collection,
     value_words,
 )
-from strato.db import Base, begin_write, driver_cursor, utcnow
+from strato.db import Base, begin_write, dialect_of, utcnow
 from strato.errors import InvalidInput
 
 Status = Literal["applied", "duplicate", "rejected"]
@@ -344,7 +343,8 @@ class _Batch:
         new = values - self.worded
         rows = [{"word": w, "name": n, "value": v} for n, v in new for w in value_words(v)]
         if rows:
-            _insert_new(self.s.connection(), _table(ValueWordRow.__tablename__), rows)
+            conn = self.s.connection()
+            dialect_of(conn).insert_new(conn, _table(ValueWordRow.__tablename__), rows)
         self.newly_worded = new
 
     def _insert_created(self) -> None:
@@ -354,16 +354,13 @@ class _Batch:
         # derive() set every column but the key, so no default is left to fill in.
         names = [c.key for c in table.columns if c.key != "pk"]
         conn = self.s.connection()
-        if conn.dialect.name == "sqlite":
-            # begin_write took SQLite's write lock, so no one else takes a key before our
-            # commit: the keys SQLite would give (the largest so far, plus one) are ours
-            # to give, which spares reading them back.
-            first = (conn.scalar(select(func.max(ItemRow.pk))) or 0) + 1
+        first = dialect_of(conn).next_keys(conn, ItemRow.pk)
+        if first is not None:
             for pk, item in enumerate(self.created, start=first):
                 item.pk = pk
             names.insert(0, "pk")
         self._insert_rows(table, names, [tuple(getattr(r, n) for n in names) for r in self.created])
-        if conn.dialect.name == "sqlite":
+        if first is not None:
             return
         # Their keys, for their facet rows: one lookup instead of RETURNING, which not
         # every driver gives back in order for a many-row insert.
@@ -379,43 +376,10 @@ class _Batch:
                     rows[iid].pk = pk
 
     def _insert_rows(self, table: Table, names: list[str], rows: list[tuple[Any, ...]]) -> None:
-        """Many rows straight to the driver, in this same transaction: an item has tens
-        of facet rows, and SQLAlchemy's handling of each row's parameters costs about as
-        much as the database's insert of it."""
-        if not rows:
-            return
+        """Many rows straight to the driver (COPY or a multi-row INSERT), in this same
+        transaction: an item has tens of facet rows."""
         conn = self.s.connection()
-        # What the column types do to a value on its way in (UTC datetimes made naive).
-        binds = [
-            table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-            for name in names
-        ]
-        values: list[Any] = rows
-        if any(bind is not None for bind in binds):
-            values = [
-                [v if bind is None else bind(v) for v, bind in zip(row, binds, strict=True)]
-                for row in rows
-            ]
-        copy = conn.dialect.driver == "psycopg"
-        if copy:
-            # psycopg's executemany sends a statement per row: COPY streams them.
-            columns = ", ".join(f'"{name}"' for name in names)
-            statement = f'COPY "{table.name}" ({columns}) FROM STDIN'
-        else:
-            # SQLite runs executemany in-process; PyMySQL makes it multi-row INSERTs.
-            quote = conn.dialect.identifier_preparer.quote
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            statement = (
-                f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "  # noqa: S608
-                f"VALUES ({', '.join(mark for _ in names)})"
-            )
-        with driver_cursor(conn, statement) as cursor:
-            if copy:
-                with cursor.copy(statement) as stream:
-                    for row in values:
-                        stream.write_row(row)
-            else:
-                cursor.executemany(statement, values)
+        dialect_of(conn).insert_rows(conn, table, names, rows)
 
 
 def apply_events(
@@ -454,18 +418,6 @@ def apply_events(
             before_commit(outcomes)
     store.note_worded(batch.newly_worded)
     return outcomes
-
-
-def _insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows``, leaving out those whose primary key is already there."""
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
-    elif dialect == "postgresql":
-        conn.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
-    else:
-        # MariaDB and MySQL; the values fit their columns, so IGNORE hides nothing else.
-        conn.execute(insert(table).prefix_with("IGNORE"), rows)
 
 
 def record_failures(store: ItemStore, failures: Sequence[tuple[Event, Outcome]]) -> int:

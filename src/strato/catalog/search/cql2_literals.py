@@ -8,9 +8,10 @@ import operator
 from collections.abc import Callable
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, literal
+from sqlalchemy import ColumnElement
 
 from strato.catalog.store import ItemRow
+from strato.db import Dialect
 from strato.errors import InvalidInput
 
 Kind = Literal["string", "timestamp", "boolean", "number"]
@@ -45,16 +46,14 @@ def like_parts(pattern: str) -> list[tuple[str, str]]:
     return parts
 
 
-def like(expr: ColumnElement[Any], pattern: str, *, casei: bool, dialect: str) -> Condition:
+def like(expr: ColumnElement[Any], pattern: str, *, casei: bool, dialect: Dialect) -> Condition:
     """CQL2 ``like``: ``%`` any run, ``_`` one character, backslash escapes; case counts."""
     parts = like_parts(pattern.lower() if casei else pattern)
-    if dialect == "sqlite" and not casei:
-        # SQLite's LIKE ignores ASCII case; GLOB does not.
-        glob = "".join(
-            "*" if k == "%" else "?" if k == "_" else f"[{c}]" if c in "*?[" else c
-            for k, c in parts
-        )
-        return expr.op("GLOB")(literal(glob))
+    if not casei:
+        # Where the engine's LIKE ignores case (SQLite's), its own case-sensitive match.
+        exact = dialect.case_sensitive_like(expr, parts)
+        if exact is not None:
+            return exact
     sql = "".join(
         k if k in "%_" else f"{_ESCAPE}{c}" if c in f"%_{_ESCAPE}" else c for k, c in parts
     )

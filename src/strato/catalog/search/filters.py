@@ -56,6 +56,8 @@ from strato.catalog.search.extents import (
 )
 from strato.catalog.search.where import Leaf, SqlBuilder, ValueTest, Where, any_of, negation
 from strato.catalog.store import ItemRow, parse_datetime, words
+from strato.db import Dialect
+from strato.db.dialects.base import JsonKind
 from strato.errors import InvalidInput
 
 
@@ -120,15 +122,6 @@ _ARITHMETIC = {"+", "-", "*", "/", "%", "^", "div"}
 # Its name goes into the dialects' JSON paths, which would read quotes, commas or braces
 # as syntax: such names are refused.
 PROPERTY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:.\-]{0,127}")
-# What each dialect's JSON type function calls a number and a boolean.
-_JSON_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
-    "postgresql": {"number": ("number",), "boolean": ("boolean",)},
-    "sqlite": {"number": ("integer", "real"), "boolean": ("true", "false")},
-    "mysql": {
-        "number": ("INTEGER", "DOUBLE", "DECIMAL", "UNSIGNED INTEGER"),
-        "boolean": ("BOOLEAN",),
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -141,8 +134,8 @@ class FilterCompiler:
     """Turns filters into conditions on ``catalog_items``.
 
     ``is_facet`` says whether a facet property is known to this node; ``known`` names a
-    few queryables for the message about an unknown one. ``dialect`` picks how ``like``
-    is written: SQLite's LIKE ignores case, so there it becomes GLOB. A filter beyond
+    few queryables for the message about an unknown one. ``dialect`` is the engine's,
+    for what it writes its own way (a LIKE that counts case, JSON types). A filter beyond
     ``limits`` is refused before any of it is compiled.
     """
 
@@ -150,7 +143,7 @@ class FilterCompiler:
         self,
         is_facet: Callable[[str], bool],
         known: Callable[[], Sequence[str]],
-        dialect: str,
+        dialect: Dialect,
         sql: SqlBuilder,
         *,
         limits: FilterLimits | None = None,
@@ -397,16 +390,12 @@ class FilterCompiler:
             return make("string")(func.lower(text) if prop.casei else text)
         if prop.casei:
             raise InvalidInput(f"filter: casei needs text; {prop.name} is compared as {kind}")
-        types = _JSON_TYPES["mysql" if self.dialect == "mariadb" else self.dialect][kind]
-        if self.dialect == "postgresql":
-            typeof = func.json_typeof(member)
-        elif self.dialect == "sqlite":
-            # By path: the extracted value of a JSON false is 0, whose type is integer.
-            typeof = func.json_type(ItemRow.content, f'$."properties"."{prop.name}"')
-        else:
-            typeof = func.json_type(member)
+        # literal_kind() gives no timestamps: what is not a number here is a boolean.
+        json_kind: JsonKind = "number" if kind == "number" else "boolean"
+        path = ("properties", prop.name)
+        typed = self.dialect.json_is(json_kind, ItemRow.content, path, member)
         value = member.as_float() if kind == "number" else member.as_boolean()
-        return make(kind)(case((typeof.in_(types), value), else_=None))
+        return make(kind)(case((typed, value), else_=None))
 
     def _coerce(self, op: str, prop: _Prop, kind: Kind, value: Any) -> Any:
         """``value`` as the type ``prop`` is compared in, or InvalidInput naming ``op``."""

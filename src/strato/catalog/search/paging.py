@@ -174,8 +174,3 @@ def _beyond(key: SortKey, value: Any, nulls_high: bool) -> ColumnElement[bool] |
         # NULLs sort past every value in this direction.
         return or_(beyond, key.expr.is_(None))
     return beyond
-
-
-def nulls_high(dialect: str) -> bool:
-    """Whether ``dialect`` sorts NULL above every value, as PostgreSQL does."""
-    return dialect == "postgresql"

@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import cql2
 from sqlalchemy import ColumnElement, Select, and_, func, select
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from strato.catalog.model.cql2_limits import FilterLimits, check_text
@@ -34,6 +33,7 @@ from strato.catalog.search.queryables import queryables as queryables_of
 from strato.catalog.search.statements import StatementCache
 from strato.catalog.search.where import SetSizes, SqlBuilder, Where, WordIndex
 from strato.catalog.store import CollectionRow, FacetRow, ItemRow
+from strato.db import dialect_of
 from strato.errors import InvalidInput
 
 Direction = Literal["asc", "desc"]
@@ -115,12 +115,11 @@ class CatalogSearch:
         self.max_limit = max_limit
         self.filter_limits = filter_limits or FilterLimits()
         self.facets = KnownFacets(sessions)
-        bind = sessions.kw.get("bind")
-        self.dialect: str = bind.dialect.name if bind is not None else "sqlite"
+        # Sessions bound to the engine: compiled statements and the filters' SQL are its own.
+        bind = sessions.kw["bind"]
+        self.dialect = dialect_of(bind)
         self.sql = SqlBuilder(SetSizes(sessions), WordIndex(sessions))
-        self.statements = StatementCache(
-            bind.dialect if bind is not None else sqlite.dialect(), self.sql.order_sets
-        )
+        self.statements = StatementCache(bind.dialect, self.sql.order_sets)
         self.compiler = FilterCompiler(
             self.facets.__contains__,
             self._some_queryables,
@@ -278,7 +277,7 @@ class CatalogSearch:
         inner = select(*labels).where(*matching.conditions)
         if plan.after is not None:
             inner = inner.where(
-                paging.after(order, plan.after, nulls_high=paging.nulls_high(self.dialect))
+                paging.after(order, plan.after, nulls_high=self.dialect.nulls_sort_high)
             )
         inner = inner.order_by(*(k.order(label) for k, label in zip(order, labels, strict=True)))
         page = inner.limit(plan.limit + 1).offset(plan.offset).subquery("page")
