@@ -43,6 +43,7 @@ from strato.bus.names import (
     validate_topic,
 )
 from strato.errors import InvalidInput, Unavailable
+from strato.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +429,8 @@ class EmbeddedSubscription(Subscription):
         if self._closed:
             raise Unavailable("the subscription is closed")
         deadline = time.monotonic() + max(timeout, 0.0)
-        delay = FIRST_POLL
+        polls = Backoff(FIRST_POLL, self._bus.max_poll_interval)
+        waits = 0
         while True:
             wakeup = self._bus._published
             result = await self._bus._call(self._bus._fetch, self._member, max_messages)
@@ -440,9 +442,9 @@ class EmbeddedSubscription(Subscription):
                 return []
             if more:
                 continue  # the scan budget went on other topics' messages: read on
+            waits += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), min(delay, remaining))
-            delay = min(delay * 2, self._bus.max_poll_interval)
+                await asyncio.wait_for(wakeup.wait(), min(polls.delay(waits), remaining))
 
     async def ack(self, messages: Sequence[Message]) -> None:
         if messages and not self._closed:

@@ -45,6 +45,7 @@ from strato.catalog.model.item_limits import oversize_message, without_content
 from strato.catalog.model.topics import default_topics, subscription_pattern
 from strato.catalog.store import ItemStore
 from strato.errors import InvalidInput, Unavailable
+from strato.retry import Backoff
 from strato.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -489,12 +490,13 @@ class Consumer:
         log.warning("%s; the batch is held, next try in %.1f s", self.stats.outage, delay)
         await self._pause(delay)
 
-    def _outage_wait(self, attempt: int) -> float:
+    def _outage_wait(self, outages: int) -> float:
+        """The wait after ``outages`` earlier waits for this outage."""
         first = max(self.retry_backoff, OUTAGE_FIRST_WAIT)
-        return float(min(first * 2 ** min(attempt, 16), OUTAGE_MAX_WAIT))
+        return Backoff(first, OUTAGE_MAX_WAIT).delay(outages + 1)
 
     def _retry_wait(self, attempt: int) -> float:
-        return float(min(self.retry_backoff * 2 ** min(attempt - 1, 16), RETRY_MAX_WAIT))
+        return Backoff(self.retry_backoff, RETRY_MAX_WAIT).delay(attempt)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, unless stop is asked for: then raise _Stopped."""
