@@ -62,6 +62,7 @@ class CatalogCapability:
             ctx.sessions,
             max_limit=section.max_limit,
             filter_limits=filter_limits(section),
+            compiled_statements=section.compiled_statements,
         )
         node = CatalogNode(
             settings=settings,

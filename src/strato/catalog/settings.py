@@ -97,6 +97,12 @@ class CatalogSettings(Section):
         "FastAPI reads every query. Same answers either way, the fast path is quicker.",
     )
 
+    compiled_statements: bool = Field(
+        True,
+        description="Run facet searches from SQL compiled once per shape of search "
+        "(strato.catalog.search.fast_statements); off: SQLAlchemy builds each statement.",
+    )
+
     def consumer_group(self, node_name: str) -> str:
         """The consumer group of a node named ``node_name``: the setting, else that name."""
         return self.group or node_name

@@ -28,9 +28,9 @@ from strato.catalog.search import paging
 from strato.catalog.search.collection_search import search_collections
 from strato.catalog.search.extents import bbox_condition, time_condition
 from strato.catalog.search.facets import KnownFacets, facet_names
+from strato.catalog.search.fast_statements import StatementCache
 from strato.catalog.search.filters import FIELDS, FilterCompiler
 from strato.catalog.search.queryables import queryables as queryables_of
-from strato.catalog.search.statements import StatementCache
 from strato.catalog.search.where import SetSizes, SqlBuilder, Where, WordIndex
 from strato.catalog.store import CollectionRow, FacetRow, ItemRow
 from strato.db import dialect_of
@@ -110,6 +110,7 @@ class CatalogSearch:
         *,
         max_limit: int = 10_000,
         filter_limits: FilterLimits | None = None,
+        compiled_statements: bool = True,
     ) -> None:
         self.sessions = sessions
         self.max_limit = max_limit
@@ -119,7 +120,10 @@ class CatalogSearch:
         bind = sessions.kw["bind"]
         self.dialect = dialect_of(bind)
         self.sql = SqlBuilder(SetSizes(sessions), WordIndex(sessions))
-        self.statements = StatementCache(bind.dialect, self.sql.order_sets)
+        # The fast path of facet searches, unless turned off (catalog.compiled_statements).
+        self.statements = (
+            StatementCache(bind.dialect, self.sql.order_sets) if compiled_statements else None
+        )
         self.compiler = FilterCompiler(
             self.facets.__contains__,
             self._some_queryables,
@@ -139,7 +143,11 @@ class CatalogSearch:
         plan = self._plan(request)
         with self.sessions() as s:
             conn = s.connection()
-            if plan.after is None and StatementCache.eligible(plan.where):
+            if (
+                self.statements is not None
+                and plan.after is None
+                and StatementCache.eligible(plan.where)
+            ):
                 shaped_by = (tuple(map(tuple, request.sortby)), plan.limit, plan.offset)
                 rows = self.statements.rows(
                     conn, plan.where, shaped_by, lambda w: self._page(replace(plan, where=w))

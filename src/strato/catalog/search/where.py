@@ -58,7 +58,7 @@ class Leaf:
     """The items with a row ``name`` whose value passes ``test``.
 
     ``values`` are the values an equality or ``in`` test accepts (what sizes are known
-    for, and what :mod:`strato.catalog.search.statements` binds in a compiled statement in
+    for, and what :mod:`strato.catalog.search.fast_statements` binds in a compiled statement in
     place of ``test``); None for any other test.
     """
 
