@@ -111,7 +111,8 @@ def adopt_legacy(engine: Engine, known: Iterable[History]) -> None:
         tables = set(inspect(conn).get_table_names())
         if LEGACY_TABLE not in tables:
             return
-        legacy = conn.execute(text(f"SELECT version_num FROM {LEGACY_TABLE}"))  # noqa: S608 (a constant).scalar()
+        query = text(f"SELECT version_num FROM {LEGACY_TABLE}")  # noqa: S608 (a constant)
+        legacy = conn.execute(query).scalar()
     stamps: list[tuple[History, str]] = []
     for found in known:
         if legacy is not None and found.name == CORE and legacy not in found.legacy:
