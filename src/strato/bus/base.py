@@ -15,9 +15,13 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from strato.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from strato.bus.urls import BusURL
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,17 @@ class Subscription(ABC):
 
 
 class Bus(ABC):
+    """An event bus backend. One opened by URL declares its scheme in the ``strato.buses``
+    entry points (see :mod:`strato.bus.urls`) and writes ``from_url``."""
+
+    # How a URL of this backend is written, for the message listing the forms.
+    url_form: ClassVar[str] = ""
+
+    @classmethod
+    def from_url(cls, url: BusURL, data_dir: Path) -> Bus:
+        """The bus ``url`` names, not started; relative paths are in ``data_dir``."""
+        raise url.invalid(f"is not a URL {cls.__name__} is opened by")
+
     @abstractmethod
     async def start(self) -> None: ...
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from strato.bus.base import Bus, Message, Subscription
 from strato.bus.names import (
@@ -42,6 +42,7 @@ from strato.bus.names import (
     validate_subscription,
     validate_topic,
 )
+from strato.bus.urls import BusURL
 from strato.errors import InvalidInput, Unavailable
 from strato.retry import Backoff
 
@@ -121,6 +122,22 @@ class _Member:
 
 class EmbeddedBus(Bus):
     """A durable log with consumer groups in the SQLite file ``path``."""
+
+    url_form = "sqlite:///path/to/bus.db (relative paths are in the data directory)"
+    URL_OPTIONS: ClassVar[Mapping[str, Callable[[str], Any]]] = {
+        "lease_seconds": float,
+        "max_poll_interval": float,
+    }
+
+    @classmethod
+    def from_url(cls, url: BusURL, data_dir: Path) -> EmbeddedBus:
+        # sqlite:///relative and sqlite:////absolute, as in SQLAlchemy URLs.
+        if not url.location.startswith("/") or url.location == "/":
+            raise url.invalid("names no file")
+        path = Path(url.location[1:])
+        if not path.is_absolute():
+            path = Path(data_dir) / path
+        return cls(path, **url.options(cls.URL_OPTIONS))
 
     def __init__(
         self, path: Path, *, lease_seconds: float = 30.0, max_poll_interval: float = 0.1

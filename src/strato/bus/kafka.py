@@ -24,8 +24,9 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -40,6 +41,7 @@ from strato.bus.names import (
     validate_subscription,
     validate_topic,
 )
+from strato.bus.urls import BusURL
 from strato.errors import InvalidInput, Unavailable
 from strato.redact import mask_secrets, mask_url
 
@@ -71,6 +73,23 @@ class _ConnectErrors(logging.Filter):
 
 
 class KafkaBus(Bus):
+    url_form = (
+        "kafka://host:9092[,host2:9092][?partitions=3&replication_factor=1&session_timeout_ms=...]"
+    )
+    URL_OPTIONS: ClassVar[Mapping[str, Callable[[str], Any]]] = {
+        "client_id": str,
+        "partitions": int,
+        "replication_factor": int,
+        "session_timeout_ms": int,
+        "heartbeat_interval_ms": int,
+        "metadata_max_age_ms": int,
+        "request_timeout_ms": int,
+    }
+
+    @classmethod
+    def from_url(cls, url: BusURL, data_dir: Path) -> KafkaBus:
+        return cls(",".join(url.hosts()), **url.options(cls.URL_OPTIONS))
+
     def __init__(
         self,
         bootstrap: str = "127.0.0.1:9092",

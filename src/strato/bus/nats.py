@@ -32,8 +32,9 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
 
 import nats
 import nats.errors
@@ -48,6 +49,7 @@ from strato.bus.names import (
     validate_subscription,
     validate_topic,
 )
+from strato.bus.urls import BusURL
 from strato.errors import InvalidInput, Unavailable
 from strato.redact import mask_secrets, mask_url
 
@@ -59,6 +61,20 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class NatsBus(Bus):
+    url_form = "nats://host:4222[?stream=STRATO&prefix=strato&ack_wait=30]"
+    URL_OPTIONS: ClassVar[Mapping[str, Callable[[str], Any]]] = {
+        "stream": str,
+        "prefix": str,
+        "ack_wait": float,
+        "max_ack_pending": int,
+        "connect_timeout": float,
+    }
+
+    @classmethod
+    def from_url(cls, url: BusURL, data_dir: Path) -> NatsBus:
+        servers = ",".join(f"nats://{host}" for host in url.hosts())
+        return cls(servers, **url.options(cls.URL_OPTIONS))
+
     def __init__(
         self,
         url: str = "nats://127.0.0.1:4222",
