@@ -292,8 +292,6 @@ def _serve(ctx: typer.Context, host: str | None, port: int | None, *, first_star
         serve(web, sock)
     finally:
         c.close()
-    if web.state.failed is not None:
-        raise web.state.failed
 
 
 @app.command()

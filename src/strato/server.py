@@ -30,6 +30,17 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(app: FastAPI, sock: socket.socket) -> None:
+    """Serve ``app`` until stopped; a capability that failed to start is raised
+    (:class:`~strato.capabilities.CapabilityFailed`) once uvicorn has given up."""
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
     heap.settle()
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except SystemExit:  # how uvicorn ends a failed start
+        failed = getattr(app.state, "failed", None)
+        if failed is not None:
+            raise failed from None
+        raise
+    failed = getattr(app.state, "failed", None)
+    if failed is not None:
+        raise failed
