@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from strato.catalog.model import rfc3339
+from strato.catalog.model.geometry import GeometryError, check_bbox
 from strato.db import Base, UTCDateTime, utcnow
 from strato.errors import InvalidInput, NotFound
 
@@ -190,12 +191,12 @@ def parse_datetime(value: Any) -> datetime | None:
 
 
 def _bbox(value: Any) -> tuple[float | None, float | None, float | None, float | None]:
-    if not isinstance(value, list) or len(value) not in (4, 6):
+    # Events are checked with the same rule before they get here; a bbox that is not
+    # valid all the same (a row written before) leaves the item out of spatial searches.
+    try:
+        return check_bbox(value) if isinstance(value, list) else (None, None, None, None)
+    except GeometryError:
         return None, None, None, None
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-        return None, None, None, None
-    half = len(value) // 2
-    return float(value[0]), float(value[1]), float(value[half]), float(value[half + 1])
 
 
 def _short_str(value: Any, limit: int) -> str | None:

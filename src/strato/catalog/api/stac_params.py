@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from strato.catalog.model import geometry
+from strato.catalog.model.geometry import GeometryError
 from strato.catalog.search.search import Direction, SearchRequest
 from strato.catalog.store import parse_datetime
 from strato.errors import InvalidInput
@@ -92,31 +94,13 @@ def parse_bbox(value: str | Sequence[Any] | None, field: str = "bbox") -> BBox |
         if not value.strip():
             return None
         try:
-            numbers = [_number(part) for part in value.split(",")]
+            value = [_number(part) for part in value.split(",")]
         except ValueError:
             raise invalid(field, f"{value[:100]!r} is not a list of numbers") from None
-    else:
-        numbers = []
-        for part in value:
-            if isinstance(part, bool) or not isinstance(part, int | float):
-                raise invalid(field, f"{part!r} is not a number")
-            if not math.isfinite(part):
-                raise invalid(field, "numbers must be finite")
-            numbers.append(float(part))
-    if len(numbers) not in (4, 6):
-        raise invalid(field, f"has 4 or 6 numbers, not {len(numbers)}")
-    half = len(numbers) // 2
-    west, south, east, north = numbers[0], numbers[1], numbers[half], numbers[half + 1]
-    if len(numbers) == 6 and numbers[5] < numbers[2]:
-        raise invalid(field, "the top elevation is below the bottom one")
-    if not (-180 <= west <= 180 and -180 <= east <= 180):
-        raise invalid(field, "longitudes must be within [-180, 180]")
-    if not (-90 <= south <= 90 and -90 <= north <= 90):
-        raise invalid(field, "latitudes must be within [-90, 90]")
-    if south > north:
-        raise invalid(field, "the southern latitude is north of the northern one")
-    # west > east is allowed: a box across the antimeridian.
-    return west, south, east, north
+    try:
+        return geometry.check_bbox(value)
+    except GeometryError as exc:
+        raise invalid(field, str(exc)) from None
 
 
 def _instant(text: str, field: str) -> datetime:
@@ -149,65 +133,27 @@ def parse_interval(value: str | None, field: str = "datetime") -> Interval | Non
     return start, end
 
 
-def _positions(coordinates: Any, field: str) -> Iterable[tuple[float, float]]:
-    if (
-        isinstance(coordinates, list)
-        and len(coordinates) >= 2
-        and all(isinstance(c, int | float) and not isinstance(c, bool) for c in coordinates)
-    ):
-        yield float(coordinates[0]), float(coordinates[1])
-        return
-    if not isinstance(coordinates, list) or not coordinates:
-        raise invalid(field, "coordinates must be nested lists of positions")
-    for child in coordinates:
-        yield from _positions(child, field)
-
-
-_GEOMETRIES = (
-    "Point",
-    "MultiPoint",
-    "LineString",
-    "MultiLineString",
-    "Polygon",
-    "MultiPolygon",
-    "GeometryCollection",
-)
-
-
-def _geometry_positions(geometry: Any, field: str, depth: int = 0) -> list[tuple[float, float]]:
-    if not isinstance(geometry, Mapping) or geometry.get("type") not in _GEOMETRIES:
-        raise invalid(field, f"a GeoJSON geometry has a type, one of {', '.join(_GEOMETRIES)}")
-    if geometry["type"] == "GeometryCollection":
-        members = geometry.get("geometries")
-        if not isinstance(members, list) or not members or depth > 4:
-            raise invalid(field, "a GeometryCollection needs a list of geometries")
-        found: list[tuple[float, float]] = []
-        for member in members:
-            found += _geometry_positions(member, field, depth + 1)
-        return found
-    return list(_positions(geometry.get("coordinates"), field))
-
-
 def parse_intersects(value: str | Mapping[str, Any] | Any | None) -> BBox | None:
     """The bounding box of a GeoJSON geometry (JSON text or an object)."""
     if value is None:
         return None
-    geometry: Any = value
+    shape: Any = value
     if isinstance(value, str):
         if not value.strip():
             return None
         try:
-            geometry = json.loads(value)
+            shape = json.loads(value)
         except (ValueError, RecursionError):
             raise invalid("intersects", "is not a JSON GeoJSON geometry") from None
     elif hasattr(value, "model_dump"):
-        geometry = value.model_dump(mode="json")
-    positions = _geometry_positions(geometry, "intersects")
-    lons = [p[0] for p in positions]
-    lats = [p[1] for p in positions]
-    if not all(-180 <= x <= 180 for x in lons) or not all(-90 <= y <= 90 for y in lats):
-        raise invalid("intersects", "positions must be longitude, latitude within WGS 84")
-    return min(lons), min(lats), max(lons), max(lats)
+        shape = value.model_dump(mode="json")
+    try:
+        envelope = geometry.geometry_envelope(shape)
+    except GeometryError as exc:
+        raise invalid("intersects", str(exc)) from None
+    if envelope is None:
+        raise invalid("intersects", "the geometry has no positions")
+    return envelope
 
 
 def parse_terms(value: str | Sequence[str] | None, field: str) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 
 from strato.catalog.demo import vocab
 from strato.catalog.demo import vocab_cordex as cordex
+from strato.catalog.model.geometry import polygon
 from strato.errors import InvalidInput
 
 Project = Literal["CMIP6", "CORDEX"]
@@ -79,12 +80,6 @@ def _dates(first: date, days: int) -> list[tuple[str, str]]:
         day = first + timedelta(days=n)
         out.append((day.strftime("%Y%m%d"), day.isoformat()))
     return out
-
-
-def _polygon(bbox: Sequence[float]) -> dict[str, Any]:
-    west, south, east, north = bbox
-    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
-    return {"type": "Polygon", "coordinates": [ring]}
 
 
 def _esgf_properties(
@@ -374,7 +369,7 @@ class _Cmip6:
             "stac_extensions": list(self.extensions),
             "id": item_id,
             "collection": "CMIP6",
-            "geometry": _polygon(GLOBAL_BBOX),
+            "geometry": polygon(GLOBAL_BBOX),
             "bbox": list(GLOBAL_BBOX),
             "properties": {
                 **_esgf_properties("CMIP6", base_id, version, start, end, created, size, self.node),
@@ -505,7 +500,7 @@ class _Cordex:
             "stac_extensions": list(self.extensions),
             "id": item_id,
             "collection": "CORDEX",
-            "geometry": _polygon(domain.bbox),
+            "geometry": polygon(domain.bbox),
             "bbox": list(domain.bbox),
             "properties": {
                 **_esgf_properties(

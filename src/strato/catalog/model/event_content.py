@@ -18,11 +18,11 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_validator,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from strato.catalog.model import rfc3339
+from strato.catalog.model.geometry import GeometryError, check_bbox, geometry_envelope
 from strato.catalog.model.json_patch import POINTER
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
@@ -59,40 +59,20 @@ Rfc3339 = Annotated[str, AfterValidator(_check_rfc3339)]
 
 
 def _check_bbox(value: list[float]) -> list[float]:
-    if len(value) not in (4, 6):
-        raise PydanticCustomError("bbox", "a bbox has 4 or 6 numbers, not {n}", {"n": len(value)})
-    half = len(value) // 2
-    west, south, east, north = value[0], value[1], value[half], value[half + 1]
-    if not (-180 <= west <= 180 and -180 <= east <= 180):
-        raise PydanticCustomError("bbox", "longitudes must be within [-180, 180]")
-    if not (-90 <= south <= north <= 90):
-        raise PydanticCustomError("bbox", "latitudes must be within [-90, 90], south first")
+    try:
+        check_bbox(value)
+    except GeometryError as exc:
+        # The reason as a context value: it may quote the sender's text, braces and all.
+        raise PydanticCustomError("bbox", "{reason}", {"reason": str(exc)}) from None
     return value
 
 
-class _Geometry(_Checked):
-    type: Literal[
-        "Point",
-        "MultiPoint",
-        "LineString",
-        "MultiLineString",
-        "Polygon",
-        "MultiPolygon",
-        "GeometryCollection",
-    ]
-    coordinates: list[Any] | None = None
-    geometries: list[_Geometry] | None = None
-
-    @model_validator(mode="after")
-    def _members(self) -> _Geometry:
-        if self.type == "GeometryCollection":
-            if self.geometries is None:
-                raise PydanticCustomError("geometry", "a GeometryCollection needs 'geometries'")
-        elif self.coordinates is None:
-            raise PydanticCustomError(
-                "geometry", "a {kind} needs 'coordinates'", {"kind": self.type}
-            )
-        return self
+def _check_geometry(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        geometry_envelope(value)
+    except GeometryError as exc:
+        raise PydanticCustomError("geometry", "{reason}", {"reason": str(exc)}) from None
+    return value
 
 
 class _Properties(_Checked):
@@ -140,7 +120,7 @@ class _Item(_Checked):
     stac_version: NonEmpty
     stac_extensions: list[str] = Field(default_factory=list)
     id: NonEmpty
-    geometry: _Geometry | None
+    geometry: Annotated[dict[str, Any], AfterValidator(_check_geometry)] | None
     bbox: Annotated[list[float], AfterValidator(_check_bbox)] | None = Field(
         default=None, validate_default=True
     )

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from strato.catalog.search.extents import Envelope, check_bbox
+from strato.catalog.model.geometry import Envelope, GeometryError, check_bbox, envelopes_meet
+from strato.catalog.search.extents import checked_bbox
 from strato.catalog.store import CollectionRow, parse_datetime, searchable_texts, words
 from strato.errors import InvalidInput
 
@@ -35,7 +36,7 @@ def search_collections(
         raise InvalidInput(f"limit must be between 1 and {max_limit}, not {limit!r}")
     if offset < 0:
         raise InvalidInput(f"offset must be 0 or more, not {offset!r}")
-    envelope = None if bbox is None else check_bbox(bbox)
+    envelope = None if bbox is None else checked_bbox(bbox)
     wanted = [set(words(term)) for term in q]
     for term, found in zip(q, wanted, strict=True):
         if not found:
@@ -78,25 +79,11 @@ def _extent_hits_bbox(content: Mapping[str, Any], envelope: Envelope) -> bool:
     for box in _extent(content, "spatial", "bbox"):
         try:
             theirs = check_bbox(box if isinstance(box, list) else [])
-        except InvalidInput:
-            continue
-        if _boxes_meet(theirs, envelope):
+        except GeometryError:
+            continue  # a collection's bad extent is its publisher's; it just matches nothing
+        if envelopes_meet(theirs, envelope):
             return True
     return False
-
-
-def _spans(west: float, east: float) -> list[tuple[float, float]]:
-    return [(west, 180.0), (-180.0, east)] if west > east else [(west, east)]
-
-
-def _boxes_meet(a: Envelope, b: Envelope) -> bool:
-    if a.south > b.north or a.north < b.south:
-        return False
-    return any(
-        w1 <= e2 and w2 <= e1
-        for w1, e1 in _spans(a.west, a.east)
-        for w2, e2 in _spans(b.west, b.east)
-    )
 
 
 def _extent_hits_time(

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from strato.catalog.model.geometry import GeometryError, check_bbox
 from strato.catalog.search.esg_facets import (
     ALIASES,
     Constraints,
@@ -125,10 +126,11 @@ def _bbox(value: str) -> tuple[float, float, float, float]:
         numbers = []
     if len(numbers) != 4:
         raise InvalidInput(f"parameter 'bbox' is [west,south,east,north], not {value!r}")
-    west, south, east, north = numbers
-    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
-        raise InvalidInput(f"parameter 'bbox' is out of range: {value!r}")
-    return west, south, east, north
+    try:
+        return check_bbox(numbers)
+    except GeometryError:
+        # esg-search's own wording, which its clients have seen for years.
+        raise InvalidInput(f"parameter 'bbox' is out of range: {value!r}") from None
 
 
 def _split(value: str) -> list[str]:

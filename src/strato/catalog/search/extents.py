@@ -1,5 +1,6 @@
-"""Where and when: bbox and geometry literals as envelopes, time literals as intervals,
-and the SQL that intersects them with an item's bbox and time extent columns.
+"""Where and when: bbox and geometry literals as envelopes (checked by
+:mod:`strato.catalog.model.geometry`), time literals as intervals, and the SQL that
+intersects them with an item's bbox and time extent columns.
 
 An envelope whose west is east of its east crosses the antimeridian, and so may an
 item's bbox. A date in an interval covers its whole day.
@@ -7,13 +8,15 @@ item's bbox. A date in an interval covers its whole day.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_, true
 
+from strato.catalog.model import geometry
+from strato.catalog.model.geometry import Envelope, GeometryError
 from strato.catalog.store import ItemRow, parse_datetime
 from strato.errors import InvalidInput
 
@@ -26,31 +29,16 @@ class Interval:
     end: datetime | None
 
 
-@dataclass(frozen=True)
-class Envelope:
-    west: float
-    south: float
-    east: float
-    north: float
-
-
-def check_bbox(bbox: Sequence[Any], where: str = "bbox") -> Envelope:
-    if len(bbox) == 6:
-        bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
-    if len(bbox) != 4 or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in bbox
-    ):
-        raise InvalidInput(f"{where}: expected 4 (or 6) numbers west, south, east, north")
-    west, south, east, north = (float(v) for v in bbox)
-    if not (-90 <= south <= north <= 90):
-        raise InvalidInput(f"{where}: latitudes must be within -90..90 and south <= north")
-    if not (-180 <= west <= 180 and -180 <= east <= 180):
-        raise InvalidInput(f"{where}: longitudes must be within -180..180")
-    return Envelope(west, south, east, north)
+def checked_bbox(bbox: Sequence[Any], where: str = "bbox") -> Envelope:
+    """``bbox`` as :func:`geometry.check_bbox` checks it; a problem is InvalidInput at ``where``."""
+    try:
+        return geometry.check_bbox(bbox)
+    except GeometryError as exc:
+        raise InvalidInput(f"{where}: {exc}") from None
 
 
 def bbox_condition(bbox: Sequence[float]) -> Condition:
-    return envelopes_intersect([check_bbox(bbox)])
+    return envelopes_intersect([checked_bbox(bbox)])
 
 
 def envelopes_intersect(envelopes: Sequence[Envelope]) -> Condition:
@@ -152,56 +140,17 @@ def interval(op: str, node: Any) -> Interval:
 
 
 def envelopes(op: str, node: Any) -> list[Envelope]:
+    """The envelope of a CQL2 spatial literal (a bbox or a GeoJSON geometry); none for an
+    empty geometry, which nothing intersects."""
     if isinstance(node, Mapping) and "bbox" in node:
         bbox = node["bbox"]
         if not isinstance(bbox, list):
             raise InvalidInput(f"filter: '{op}': a bbox is a list of 4 or 6 numbers")
-        return [check_bbox(bbox, f"filter: '{op}' bbox")]
+        return [checked_bbox(bbox, f"filter: '{op}' bbox")]
     if not isinstance(node, Mapping) or not isinstance(node.get("type"), str):
         raise InvalidInput(f"filter: '{op}' needs a GeoJSON geometry or a bbox, not {show(node)}")
-    points = list(_points(op, node))
-    if not points:
-        return []
-    lons = [p[0] for p in points]
-    lats = [p[1] for p in points]
-    return [check_bbox([min(lons), min(lats), max(lons), max(lats)], f"filter: '{op}' geometry")]
-
-
-def _points(op: str, geometry: Mapping[str, Any]) -> Iterable[tuple[float, float]]:
-    kind = geometry.get("type")
-    if kind == "GeometryCollection":
-        members = geometry.get("geometries")
-        if not isinstance(members, list):
-            raise InvalidInput(f"filter: '{op}': a GeometryCollection needs geometries")
-        for member in members:
-            if not isinstance(member, Mapping):
-                raise InvalidInput(f"filter: '{op}': {show(member)} is not a geometry")
-            yield from _points(op, member)
-        return
-    depth = {
-        "Point": 0,
-        "MultiPoint": 1,
-        "LineString": 1,
-        "MultiLineString": 2,
-        "Polygon": 2,
-        "MultiPolygon": 3,
-    }.get(str(kind))
-    if depth is None:
-        raise InvalidInput(f"filter: '{op}': unknown geometry type {kind!r}")
-    yield from _positions(op, geometry.get("coordinates"), depth)
-
-
-def _positions(op: str, coords: Any, depth: int) -> Iterable[tuple[float, float]]:
-    if depth == 0:
-        if (
-            isinstance(coords, list)
-            and len(coords) >= 2
-            and all(isinstance(c, int | float) and not isinstance(c, bool) for c in coords)
-        ):
-            yield float(coords[0]), float(coords[1])
-            return
-        raise InvalidInput(f"filter: '{op}': {show(coords)} is not a position [lon, lat]")
-    if not isinstance(coords, list):
-        raise InvalidInput(f"filter: '{op}': geometry coordinates are malformed")
-    for part in coords:
-        yield from _positions(op, part, depth - 1)
+    try:
+        envelope = geometry.geometry_envelope(node)
+    except GeometryError as exc:
+        raise InvalidInput(f"filter: '{op}' geometry: {exc}") from None
+    return [] if envelope is None else [envelope]
