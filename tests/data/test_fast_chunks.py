@@ -4,6 +4,7 @@ in the plain case."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,6 +49,49 @@ def test_a_raw_chunk_is_the_same_whichever_path_answers(node: Node, netcdf_file:
     assert again.status_code == 304
     metrics = node.http.get("/metrics").text
     assert 'route="/datasets/{dataset_id}/kerchunk/{key:path}"' in metrics
+
+
+def test_with_the_fast_path_off_the_application_answers_the_same_bytes(
+    tmp_path: Path, netcdf_file: Path, serve: Callable[[Any], str]
+) -> None:
+    answers = []
+    for fast in (True, False):
+        root = tmp_path / str(fast)
+        root.mkdir()
+        source = root / netcdf_file.name
+        shutil.copy2(netcdf_file, source)  # same bytes and times (the ETag names the path)
+        for node in make_node(root, serve, fast_raw_chunks=fast):
+            assert node.register("one", [str(source)]).status_code == 201
+            node.http.get("/datasets/one/kerchunk/.zmetadata").raise_for_status()
+            answers.append(node.http.get(CHUNK))
+    on, off = answers
+    assert on.status_code == off.status_code == 200
+    assert on.content == off.content
+    for name in COMPARED:
+        if name != "etag":
+            assert on.headers[name] == off.headers[name], name
+
+
+def test_a_middleware_told_off_leaves_every_request_to_the_application(
+    tmp_path: Path, netcdf_file: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "state",
+        log=LogSettings(access=False),
+        data=DataSettings(allowed_roots=[tmp_path], fast_raw_chunks=False),
+    )
+    ctx = Context.open(settings)
+    ctx.migrate()
+    service = DataService(ctx.sessions, settings)
+    try:
+        service.register("one", [str(netcdf_file)])
+        service.cache.get("one").raw_store  # noqa: B018 (built on first use)
+        served = _Served(service)
+        assert served.get(CHUNK) == 299
+        assert served.reached_app == [CHUNK]
+    finally:
+        service.close()
+        ctx.close()
 
 
 def test_what_the_fast_path_leaves_alone_is_answered_as_before(

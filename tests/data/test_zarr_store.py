@@ -323,6 +323,26 @@ def test_several_files_combined_along_time(
     assert served["time"].values[12] == np.datetime64("2001-01-01")
 
 
+@pytest.mark.parametrize("dask_chunks", [None, {"time": 12}])
+def test_the_dask_graph_walker_gives_the_bytes_dask_computes(
+    netcdf_yearly_files: list[Path], dask_chunks: dict[str, int] | None
+) -> None:
+    """The fast path (data.fast_dask_blocks) on and off: every key, byte for byte."""
+    with xr.open_mfdataset(
+        netcdf_yearly_files, decode_cf=False, chunks=dask_chunks, **COMBINE
+    ) as raw:
+        fast = ZarrView(raw, chunks={"time": 5, "lat": 7})  # straddling files and blocks
+        plain = ZarrView(raw, chunks={"time": 5, "lat": 7}, fast_dask_blocks=False)
+        assert type(fast._arrays["tas"].read).__name__ == "DaskBlocks"
+        assert type(plain._arrays["tas"].read).__name__ == "LazyReader"
+        for fmt in (2, 3):
+            for name in fast.variables():
+                for index in product(*(range(n) for n in fast._arrays[name].grid)):
+                    cell = ("." if fmt == 2 else "/").join(map(str, index)) or "0"
+                    key = f"{name}/{'c/' if fmt == 3 else ''}{cell}"
+                    assert fast.get(key, fmt) == plain.get(key, fmt), key
+
+
 # --- other encodings -------------------------------------------------------------------------
 
 

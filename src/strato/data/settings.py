@@ -44,6 +44,18 @@ class DataSettings(Section):
         "even if its files did not change (the failure may have been passing).",
     )
     demo: bool = Field(True, description="Generate and register demo data on first `strato up`.")
+    # Fast paths: hand-written speed-ups around a framework, each answering exactly what
+    # the plain path answers; off, the plain path answers (to rule one out, or compare).
+    fast_raw_chunks: bool = Field(
+        True,
+        description="Answer anonymous GETs of /kerchunk chunks before FastAPI's routing "
+        "(strato.data.api.fast_chunks); off: FastAPI answers every request.",
+    )
+    fast_dask_blocks: bool = Field(
+        True,
+        description="Compute a chunk of a dask-backed variable by running only its blocks' "
+        "tasks (strato.data.zarr_views.fast_dask_blocks); off: dask computes it.",
+    )
 
     @model_validator(mode="after")
     def _level_fits_codec(self) -> DataSettings:

@@ -86,6 +86,8 @@ class OpenedDataset:
     refs_dir: Path
     roots: list[Path]
     checked_at: float = field(default_factory=time.monotonic)
+    # The fast path of chunks of dask-backed variables (data.fast_dask_blocks).
+    fast_dask_blocks: bool = True
     _view: ZarrView | None = None
     _raw_store: RawStore | None = None
     _raw_store_error: str | None = None
@@ -101,9 +103,16 @@ class OpenedDataset:
             if self._view is None:
                 chunks = dict(self.registration.chunks)
                 if self.raw is not None:
-                    self._view = ZarrView(self.raw, self.compression, chunks)
+                    self._view = ZarrView(
+                        self.raw, self.compression, chunks, fast_dask_blocks=self.fast_dask_blocks
+                    )
                 else:
-                    self._view = ZarrView.from_decoded(self.decoded, self.compression, chunks)
+                    self._view = ZarrView.from_decoded(
+                        self.decoded,
+                        self.compression,
+                        chunks,
+                        fast_dask_blocks=self.fast_dask_blocks,
+                    )
             return self._view
 
     @property
@@ -389,6 +398,7 @@ class DatasetCache:
             compression=self.compression,
             refs_dir=self.refs_dir,
             roots=roots,
+            fast_dask_blocks=self.settings.fast_dask_blocks,
             _raw_store=sources.raw_store,
         )
 

@@ -64,8 +64,8 @@ from strato.data.model.zarr_encoding import (
     v3_fill_attr,
 )
 from strato.data.raw.hdf5_refs import float32_packed
+from strato.data.zarr_views.fast_dask_blocks import DaskBlocks
 from strato.data.zarr_views.zarr_chunks import (
-    DaskBlocks,
     LazyReader,
     bitround,
     choose_chunks,
@@ -188,6 +188,8 @@ class ZarrView:
         raw: xr.Dataset,
         compression: Compression = Compression(),
         chunks: Mapping[str, int] | None = None,
+        *,
+        fast_dask_blocks: bool = True,
     ) -> None:
         self.compression = compression
         requested = _checked_chunks(raw, chunks or {})
@@ -216,6 +218,7 @@ class ZarrView:
                 requested,
                 is_index=variable.dims == (key,),
                 keepbits=None if name in positional else compression.bitround_keepbits,
+                fast_dask_blocks=fast_dask_blocks,
             )
 
         attrs = {str(k): json_attr(v) for k, v in global_attrs.items()}
@@ -235,6 +238,8 @@ class ZarrView:
         ds: xr.Dataset,
         compression: Compression = Compression(),
         chunks: Mapping[str, int] | None = None,
+        *,
+        fast_dask_blocks: bool = True,
     ) -> ZarrView:
         """A view of decoded data (e.g. a computed result), CF-encoded as xarray's zarr
         writer encodes it: times as numbers with units, NaN-masked values with _FillValue,
@@ -262,7 +267,12 @@ class ZarrView:
                 encoded[name] = encode_zarr_variable(variable, name=name)
             except (ValueError, TypeError) as exc:
                 raise InvalidInput(f"variable {name!r} cannot be encoded as Zarr: {exc}") from exc
-        return cls(xr.Dataset(encoded, attrs=attrs), compression, chunks)
+        return cls(
+            xr.Dataset(encoded, attrs=attrs),
+            compression,
+            chunks,
+            fast_dask_blocks=fast_dask_blocks,
+        )
 
     # --- public reading API --------------------------------------------------------------
 
@@ -544,6 +554,7 @@ def _array(
     *,
     is_index: bool,
     keepbits: int | None,
+    fast_dask_blocks: bool,
 ) -> _Array:
     dtype = variable.dtype
     if dtype.kind in "OT":
@@ -577,7 +588,11 @@ def _array(
     return _Array(
         name=name,
         variable=variable,
-        read=DaskBlocks(variable) if variable.chunks is not None else LazyReader(variable),
+        read=(
+            DaskBlocks(variable)
+            if fast_dask_blocks and variable.chunks is not None
+            else LazyReader(variable)
+        ),
         dims=dims,
         shape=shape,
         chunks=chunks,
