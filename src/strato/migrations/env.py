@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from alembic import context
 
+from strato.db import dialect_of
+
 config = context.config
 engine = config.attributes["engine"]
 
@@ -17,7 +19,8 @@ with engine.begin() as connection:
         # Only for `alembic revision --autogenerate` during development.
         target_metadata=config.attributes.get("metadata"),
         version_table=config.attributes.get("version_table", "alembic_version"),
-        render_as_batch=connection.dialect.name == "sqlite",
+        # Engines without ALTER COLUMN (SQLite) rebuild a table to alter it.
+        render_as_batch=dialect_of(connection).alters_in_batches,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -43,7 +43,9 @@ from strato.catalog.model.events import Event, error_event, parse_event
 from strato.catalog.model.item_limits import TITLE as ITEM_TOO_LARGE
 from strato.catalog.model.item_limits import oversize_message, without_content
 from strato.catalog.model.topics import default_topics, subscription_pattern
+from strato.catalog.settings import CatalogSettings
 from strato.catalog.store import ItemStore
+from strato.db import busy
 from strato.errors import InvalidInput, Unavailable
 from strato.retry import Backoff
 from strato.settings import Settings
@@ -469,8 +471,8 @@ class Consumer:
         if isinstance(exc, DBAPIError):
             if exc.connection_invalidated:
                 return True
-            if "database is locked" in str(exc.orig):
-                return True  # SQLite under another writer for longer than its timeout
+            if busy(exc):
+                return True  # under another writer for longer than the driver waits
         try:
             await asyncio.to_thread(self._ping)
         except Exception:  # whatever it is, the database does not answer
@@ -572,8 +574,8 @@ def consumer_from_settings(
     from_beginning: bool = True,
     fetch_timeout: float = 1.0,
 ) -> Consumer:
-    """The consumer ``settings.catalog`` describes; keyword arguments override it."""
-    catalog = settings.catalog
+    """The consumer the catalog settings describe; keyword arguments override it."""
+    catalog = CatalogSettings.of(settings)
     name = settings.node_name if node_name is None else node_name
     if group is None:
         group = catalog.group or name
