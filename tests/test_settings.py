@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,10 @@ def test_sign_in_limits_are_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("STRATO_AUTH_FAILURE_TRACKING", "0")
     with pytest.raises(ValidationError, match="failure_tracking"):
         Settings(data_dir=tmp_path)
+
+
+def test_settings_with_capability_sections_travel_to_another_process(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, node_name="east", catalog={"max_limit": 5})  # type: ignore[call-arg]
+    copy = pickle.loads(pickle.dumps(s))  # noqa: S301 (made here)
+    assert copy == s
+    assert (copy.node_name, copy.catalog.max_limit) == ("east", 5)

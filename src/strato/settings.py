@@ -162,6 +162,11 @@ class Settings(BaseSettings):
         instance: Self = super().__new__(target)
         return instance
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled by value: the class with the sections is made at run time, so pickle
+        # cannot find it by name (a process pool shipping settings to its workers).
+        return (_restore, (self.__getstate__(),))
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -212,6 +217,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 def _config_from_env() -> Path | None:
     value = os.environ.get(CONFIG_ENV)
     return Path(value) if value else None
+
+
+def _restore(state: dict[Any, Any]) -> Settings:
+    instance: Settings = object.__new__(settings_class())
+    instance.__setstate__(state)
+    return instance
 
 
 @cache
