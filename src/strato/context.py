@@ -49,8 +49,9 @@ class Context:
         return self._bus
 
     def provide_datasets(self, source: DatasetSource) -> None:
-        if self.datasets is not None and self.datasets is not source:
-            raise RuntimeError("two capabilities serve datasets to this node's Context")
+        """Offer the datasets this node serves to the capabilities installed after it.
+        Each web app built on this Context installs its own service, which replaces the
+        one before: apps already built keep the one they were given."""
         self.datasets = source
 
     @classmethod
