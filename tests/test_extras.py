@@ -133,3 +133,20 @@ def test_a_module_missing_elsewhere_keeps_its_own_error() -> None:
 
     with pytest.raises(ModuleNotFoundError, match="no_such_module_here"), optional_driver():
         import no_such_module_here  # type: ignore[import-not-found]  # noqa: F401
+
+
+def test_up_on_a_bus_without_its_driver_stops_with_one_line_naming_the_extra(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        python(CLI, "up", "--port", "0"),
+        env=clean_env(tmp_path, STRATO_BUS_URL="nats://127.0.0.1:4222"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].endswith("pip install 'strato[nats]'"), lines[0]
