@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from strato.caching import LRU
+from strato.caching import LRU, Kept
 
 
 class Clock:
@@ -88,6 +88,84 @@ def test_get_or_make_makes_only_what_is_missing() -> None:
     assert cache.get_or_make("a", lambda: make("a")) == "A"
     assert cache.get_or_make("a", lambda: make("a")) == "A"
     assert made == ["a"]
+
+
+def test_setdefault_keeps_the_first_value_given_until_it_goes() -> None:
+    clock = Clock()
+    evicted: list[str] = []
+    cache: LRU[str, object] = LRU(2, ttl=5, clock=clock, on_evict=lambda k, _: evicted.append(k))
+    first, second = object(), object()
+    assert cache.setdefault("a", first) is first
+    assert cache.setdefault("a", second) is first
+    cache.put("b", 2)
+    assert cache.setdefault("a", second) is first  # used: b is the least recent now
+    cache.put("c", 3)
+    assert evicted == ["b"]
+    clock.now = 5
+    assert cache.setdefault("a", second) is second  # the first aged out
+    assert evicted == ["b", "a"]
+
+
+def test_threads_asking_setdefault_at_once_get_one_value() -> None:
+    cache: LRU[str, object] = LRU(4)
+    got: list[object] = []
+    start = threading.Barrier(8)
+
+    def ask() -> None:
+        start.wait()
+        got.append(cache.setdefault("gate", object()))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(g) for g in got}) == 1
+
+
+def test_kept_reads_once_per_ttl_and_again_when_refreshed() -> None:
+    clock = Clock()
+    reads: list[float] = []
+
+    def read() -> int:
+        reads.append(clock.now)
+        return len(reads)
+
+    kept = Kept(read, 30, clock=clock)
+    assert kept.get() == 1
+    clock.now = 29.9
+    assert kept.get() == 1
+    clock.now = 30
+    assert kept.get() == 2
+    # Refreshing reads again even when the clock has not moved.
+    assert kept.get(refresh=True) == 3
+    assert reads == [0, 30, 30]
+    with pytest.raises(ValueError, match="ttl"):
+        Kept(read, -1)
+
+
+def test_a_refresh_waiting_for_a_read_begun_before_it_asked_reads_again() -> None:
+    reading, release = threading.Event(), threading.Event()
+    values = iter(["old", "new"])
+
+    def read() -> str:
+        value = next(values)
+        if value == "old":
+            reading.set()
+            release.wait(10)
+        return value
+
+    kept: Kept[str] = Kept(read, 30)
+    first = threading.Thread(target=kept.get)
+    first.start()
+    reading.wait(10)
+    got: list[str] = []
+    second = threading.Thread(target=lambda: got.append(kept.get(refresh=True)))
+    second.start()
+    release.set()
+    first.join()
+    second.join()
+    assert got == ["new"]
 
 
 def test_bad_bounds_are_refused() -> None:

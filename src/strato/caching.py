@@ -12,6 +12,9 @@ What is dropped to make room, or found too old, is handed to ``on_evict`` after 
 lock is released (closing an opened dataset takes locks of its own and must not hold
 up readers). What a caller replaces (:meth:`LRU.put`), removes (:meth:`LRU.pop`) or
 clears (:meth:`LRU.clear`) is returned to it instead, to deal with as it knows.
+
+:class:`Kept` is the one-value kind: a value read again when older than its age limit,
+or when a caller finds it out of date (a name it was asked for is not in it yet).
 """
 
 from __future__ import annotations
@@ -87,6 +90,24 @@ class LRU(Generic[K, V]):
         self.put(key, value)
         return value
 
+    def setdefault(self, key: K, value: V) -> V:
+        """The value of ``key``, or ``value`` kept as it if there is none, in one step:
+        threads asking at once all get the same one (a per-key lock, say)."""
+        dropped = []
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and not self._expired(entry[1]):
+                self._entries.move_to_end(key)
+                return entry[0]
+            self._entries.pop(key, None)
+            self._entries[key] = (value, self._clock())
+            while len(self._entries) > self.maxsize:
+                dropped.append(self._entries.popitem(last=False))
+        if entry is not None:
+            dropped.append((key, entry))
+        self._evicted(dropped)
+        return value
+
     def pop(self, key: K) -> V | None:
         """Remove ``key``; returns its value (if it had not aged out), or None."""
         with self._lock:
@@ -132,3 +153,46 @@ class LRU(Generic[K, V]):
         if self._on_evict is not None:
             for key, (value, _) in dropped:
                 self._on_evict(key, value)
+
+
+class Kept(Generic[V]):
+    """One value, made by ``read``, read again when it is ``ttl`` seconds old or when
+    :meth:`get` is asked to refresh it.
+
+    Readers of a fresh value take no lock (it is one tuple, swapped whole). Reads are made
+    one at a time; a thread that waited for another's read takes its value instead of
+    reading again when that is as good: fresh, or (to refresh) begun after it asked.
+    """
+
+    def __init__(
+        self, read: Callable[[], V], ttl: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if ttl < 0:
+            raise ValueError(f"ttl must not be negative, not {ttl}")
+        self.ttl = ttl
+        self._read = read
+        self._clock = clock
+        # (value, when its read began), or None before the first read.
+        self._kept: tuple[V, float] | None = None
+        # Reads begun so far: a count, not a time, so a coarse clock cannot make a read
+        # begun before a refresh was asked for look like one begun after.
+        self._reads = 0
+        self._lock = threading.Lock()
+
+    def get(self, *, refresh: bool = False) -> V:
+        """The value; with ``refresh``, one read after this call began."""
+        reads = self._reads
+        kept = self._kept
+        if kept is not None and not refresh and self._clock() - kept[1] < self.ttl:
+            return kept[0]
+        with self._lock:
+            kept = self._kept
+            if kept is not None and (
+                self._reads > reads if refresh else self._clock() - kept[1] < self.ttl
+            ):
+                return kept[0]
+            self._reads += 1
+            began = self._clock()
+            value = self._read()
+            self._kept = (value, began)
+        return value

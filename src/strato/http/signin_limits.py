@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from strato.caching import LRU
 from strato.errors import TooManyRequests
 from strato.settings import AuthSettings
 
@@ -32,41 +32,42 @@ class _Window:
 
 
 class _Counter:
-    """Failures per key in fixed windows, at most ``tracking`` keys (LRU)."""
+    """Failures per key in fixed windows, at most ``tracking`` keys (the least recently
+    failed go first); a window is forgotten once it is over."""
 
-    def __init__(self, limit: int, window: float, tracking: int) -> None:
+    def __init__(
+        self, limit: int, window: float, tracking: int, clock: Callable[[], float]
+    ) -> None:
         self.limit = limit
         self.window = window
-        self.tracking = tracking
-        self._windows: OrderedDict[str, _Window] = OrderedDict()
+        # A window ages out ``window`` seconds after its first failure, when it was put.
+        self._windows: LRU[str, _Window] = LRU(tracking, ttl=window, clock=clock)
 
     def __len__(self) -> int:
         return len(self._windows)
 
     def wait(self, key: str, now: float) -> int:
         """Seconds until ``key`` may try again; 0 if it may now."""
-        w = self._windows.get(key)
-        if w is None or now - w.start >= self.window or w.failures < self.limit:
+        w = self._windows.peek(key)  # asking is not failing: the order stays
+        if w is None or w.failures < self.limit:
             return 0
         return max(1, math.ceil(w.start + self.window - now))
 
     def fail(self, key: str, now: float) -> None:
         w = self._windows.get(key)
-        if w is None or now - w.start >= self.window:
-            w = self._windows[key] = _Window(now, 0)
+        if w is None:
+            w = _Window(now, 0)
+            self._windows.put(key, w)
         w.failures += 1
-        self._windows.move_to_end(key)
-        while len(self._windows) > self.tracking:
-            self._windows.popitem(last=False)
 
 
 class SignInLimits:
     def __init__(self, settings: AuthSettings, clock: Callable[[], float] = time.monotonic):
         window, tracking = float(settings.failure_window), settings.failure_tracking
-        self.users = _Counter(settings.failures_per_user, window, tracking)
-        self.addresses = _Counter(settings.failures_per_address, window, tracking)
+        self.users = _Counter(settings.failures_per_user, window, tracking, clock)
+        self.addresses = _Counter(settings.failures_per_address, window, tracking, clock)
         self._clock = clock
-        # Request threads share the tables.
+        # Request threads share the tables; a failure is counted in one step with its read.
         self._lock = threading.Lock()
 
     def check(self, user: str, address: str | None) -> None:

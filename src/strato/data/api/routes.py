@@ -4,8 +4,6 @@ stores, catalogs, plots, diagnostics and the registration API."""
 from __future__ import annotations
 
 import tempfile
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from strato.auth import Principal, Scope
+from strato.caching import LRU
 from strato.data import catalogs
 from strato.data.analysis.diagnostics import groupby_reduce
 from strato.data.analysis.plots import render_plot
@@ -33,6 +32,8 @@ from strato.settings import Settings
 
 JSON = "application/json"
 OCTETS = "application/octet-stream"
+# Diagnostics results kept (each a reduced dataset, small by the byte budget).
+GROUPBY_RESULTS = 32
 _METADATA_NAMES = {".zmetadata", ".zgroup", ".zattrs", ".zarray", "zarr.json"}
 
 
@@ -67,34 +68,6 @@ class DatasetOut(BaseModel):
     links: dict[str, str]
 
 
-class GroupbyCache:
-    """Small results of diagnostics, by dataset version, so repeated reads are free."""
-
-    def __init__(self, size: int = 32) -> None:
-        self._items: OrderedDict[tuple[str, ...], tuple[xr.Dataset, ZarrView]] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(
-        self,
-        key: tuple[str, ...],
-        compute: Callable[[], xr.Dataset],
-        view: Callable[[xr.Dataset], ZarrView],
-    ) -> tuple[xr.Dataset, ZarrView]:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-                return hit
-        result = compute()
-        entry = (result, view(result))
-        with self._lock:
-            self._items[key] = entry
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return entry
-
-
 def store_etag(opened: OpenedDataset, key: str) -> str:
     """The ETag of a key of a dataset's stores (/zarr and /kerchunk, either path): the
     files it was opened from and the encoding its chunks are served in."""
@@ -125,7 +98,8 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
     data = DataSettings.of(settings)
     read = Depends(auth.require(Scope.READ))
     publish = Depends(auth.require(Scope.PUBLISH))
-    results = GroupbyCache()
+    # Small results of diagnostics, by dataset version, so repeated reads are free.
+    results: LRU[tuple[str, ...], tuple[xr.Dataset, ZarrView]] = LRU(GROUPBY_RESULTS)
 
     def base_url(request: Request) -> str:
         if settings.public_url:
@@ -315,12 +289,15 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
         dataset_id: str, var: str, coord: str, action: str
     ) -> tuple[OpenedDataset, xr.Dataset, ZarrView]:
         opened = service.cache.get(dataset_id)
-        result, view = results.get(
-            (opened.id, opened.fingerprint, var, coord, action),
-            lambda: groupby_reduce(
+
+        def compute() -> tuple[xr.Dataset, ZarrView]:
+            result = groupby_reduce(
                 opened.decoded, var, coord, action, byte_budget=data.byte_budget
-            ),
-            lambda ds: ZarrView.from_decoded(ds, opened.compression),
+            )
+            return result, ZarrView.from_decoded(result, opened.compression)
+
+        result, view = results.get_or_make(
+            (opened.id, opened.fingerprint, var, coord, action), compute
         )
         return opened, result, view
 

@@ -11,7 +11,6 @@ import hashlib
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Literal
 
 import xarray as xr
 
+from strato.caching import LRU
 from strato.data.datasets.confine import as_root_strings
 from strato.data.datasets.hdf5 import HDF5_LOCK
 from strato.data.datasets.registry import DatasetRegistry, Registration, expand_sources
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 Kind = Literal["netcdf", "zarr", "references"]
 # Stat calls per request add up on chunk-heavy reads; a second of staleness is harmless.
 RECHECK_SECONDS = 1.0
+# Broken datasets whose reason is kept; one forgotten early is only tried again sooner.
+BROKEN_KEPT = 4096
+# Per-dataset opening locks kept (a few hundred bytes each).
+OPENING_GATES = 4096
 
 
 class DatasetBroken(Unavailable):
@@ -276,29 +280,31 @@ class DatasetCache:
             level=settings.effective_level,
             bitround_keepbits=settings.bitround_keepbits,
         )
-        self._open: OrderedDict[str, OpenedDataset] = OrderedDict()
-        # id -> (fingerprint, reason, when it was found broken)
-        self._broken: dict[str, tuple[str, str, float]] = {}
-        self._lock = threading.Lock()
-        self._opening: dict[str, threading.Lock] = {}
+        # What drops out is closed, outside the cache's lock (closing takes the HDF5 lock).
+        self._open: LRU[str, OpenedDataset] = LRU(
+            settings.open_datasets, on_evict=lambda _, opened: opened.close()
+        )
+        # id -> (fingerprint, reason), forgotten after broken_retry_seconds: then tried again.
+        self._broken: LRU[str, tuple[str, str]] = LRU(
+            BROKEN_KEPT, ttl=settings.broken_retry_seconds
+        )
+        # One lock per dataset being opened, bounded too: ids come from requests, and a
+        # gate forgotten while in use costs at most one more opening of its dataset.
+        self._opening: LRU[str, threading.Lock] = LRU(OPENING_GATES)
 
     def peek(self, dataset_id: str) -> OpenedDataset | None:
         """The dataset if it is open and was checked against its files lately; never opens
         or checks anything, so it is safe on the event loop."""
-        with self._lock:
-            opened = self._open.get(dataset_id)
+        opened = self._open.peek(dataset_id)
         if opened is None or time.monotonic() - opened.checked_at >= RECHECK_SECONDS:
             return None
         return opened
 
     def get(self, dataset_id: str) -> OpenedDataset:
-        with self._lock:
-            opened = self._open.get(dataset_id)
-            if opened is not None:
-                self._open.move_to_end(dataset_id)
-                if time.monotonic() - opened.checked_at < RECHECK_SECONDS:
-                    return opened
-            gate = self._opening.setdefault(dataset_id, threading.Lock())
+        opened = self._open.get(dataset_id)
+        if opened is not None and time.monotonic() - opened.checked_at < RECHECK_SECONDS:
+            return opened
+        gate = self._opening.setdefault(dataset_id, threading.Lock())
         # One thread opens a dataset; the others wait for it instead of opening it again.
         with gate:
             return self._get_fresh(dataset_id)
@@ -316,14 +322,10 @@ class DatasetCache:
 
     def put(self, opened: OpenedDataset) -> None:
         """Cache a dataset opened by :meth:`open_registration`, replacing what was there."""
-        with self._lock:
-            self._broken.pop(opened.id, None)
-            previous = self._open.pop(opened.id, None)
-            self._open[opened.id] = opened
-            evicted = self._evict()
-        for old in [previous, *evicted]:
-            if old is not None and old is not opened:
-                old.close()
+        self._broken.pop(opened.id)
+        previous = self._open.put(opened.id, opened)
+        if previous is not None and previous is not opened:
+            previous.close()
 
     def _get_fresh(self, dataset_id: str) -> OpenedDataset:
         reg = self.registry.get(dataset_id)
@@ -336,34 +338,20 @@ class DatasetCache:
             raise DatasetBroken(
                 f"dataset {dataset_id!r} is broken: {exc.detail}", exc.detail
             ) from None
-        with self._lock:
-            current = self._open.get(dataset_id)
-            if (
-                current is not None
-                and current.fingerprint == digest
-                and current.registration == reg
-            ):
-                current.checked_at = time.monotonic()
-                return current
-            known = self._broken.get(dataset_id)
-        if (
-            known is not None
-            and known[0] == digest
-            and time.monotonic() - known[2] < self.settings.broken_retry_seconds
-        ):
+        current = self._open.peek(dataset_id)
+        if current is not None and current.fingerprint == digest and current.registration == reg:
+            current.checked_at = time.monotonic()
+            return current
+        known = self._broken.get(dataset_id)
+        if known is not None and known[0] == digest:
             raise DatasetBroken(f"dataset {dataset_id!r} is broken: {known[1]}", known[1])
         try:
             opened = self._open_files(reg, files, roots, digest, newest)
         except DatasetBroken as exc:
             self._mark_broken(dataset_id, digest, exc.reason)
             raise
-        with self._lock:
-            self._broken.pop(dataset_id, None)
-            previous = self._open.pop(dataset_id, None)
-            self._open[dataset_id] = opened
-            evicted = self._evict()
-        for old in evicted:
-            old.close()
+        self._broken.pop(dataset_id)
+        previous = self._open.put(dataset_id, opened)
         if previous is not None:
             log.info("dataset %s changed on disk; reopened", dataset_id)
             previous.close()
@@ -402,25 +390,15 @@ class DatasetCache:
             _raw_store=sources.raw_store,
         )
 
-    def _evict(self) -> list[OpenedDataset]:
-        """Drop the least recently used datasets beyond the limit; call with _lock held,
-        close what it returns without it."""
-        evicted = []
-        while len(self._open) > self.settings.open_datasets:
-            evicted.append(self._open.popitem(last=False)[1])
-        return evicted
-
     def _mark_broken(self, dataset_id: str, digest: str, reason: str) -> None:
-        with self._lock:
-            self._broken[dataset_id] = (digest, reason, time.monotonic())
-            dropped = self._open.pop(dataset_id, None)
+        self._broken.put(dataset_id, (digest, reason))
+        dropped = self._open.pop(dataset_id)
         if dropped is not None:
             dropped.close()
 
     def forget(self, dataset_id: str) -> None:
-        with self._lock:
-            self._broken.pop(dataset_id, None)
-            dropped = self._open.pop(dataset_id, None)
+        self._broken.pop(dataset_id)
+        dropped = self._open.pop(dataset_id)
         if dropped is not None:
             dropped.close()
 
@@ -432,8 +410,5 @@ class DatasetCache:
         return DatasetStatus(reg.id, reg.title, "ok", None, len(opened.files))
 
     def close(self) -> None:
-        with self._lock:
-            items = list(self._open.values())
-            self._open.clear()
-        for opened in items:
+        for opened in self._open.clear():
             opened.close()
