@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from strato.caching import LRU
 from strato.catalog.model import rfc3339
 from strato.catalog.model.geometry import GeometryError, check_bbox
 from strato.db import Base, UTCDateTime, utcnow
@@ -358,13 +359,13 @@ _WORDED_MAX = 100_000
 class ItemStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
-        # Facet values whose words are in catalog_value_words: committed there.
-        self.worded: set[tuple[str, str]] = set()
+        # Facet values whose words are in catalog_value_words: committed there. A set
+        # kept as an LRU (the value is only "yes"), so the values in use stay known.
+        self.worded: LRU[tuple[str, str], bool] = LRU(_WORDED_MAX)
 
     def note_worded(self, values: Iterable[tuple[str, str]]) -> None:
-        if len(self.worded) > _WORDED_MAX:
-            self.worded.clear()
-        self.worded.update(values)
+        for value in values:
+            self.worded.put(value, True)
 
     def get_item(self, collection_id: str, item_id: str) -> dict[str, Any]:
         with self.sessions() as s:

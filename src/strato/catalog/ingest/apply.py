@@ -13,7 +13,7 @@ event is the writes, not a round of lookups.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence, Set
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -115,7 +115,7 @@ class _Batch:
         self,
         session: Session,
         events: Sequence[Event],
-        worded: Set[tuple[str, str]],
+        worded: Container[tuple[str, str]],
         *,
         isolated: bool,
         max_item_bytes: int | None = None,
@@ -340,7 +340,7 @@ class _Batch:
         return outcomes
 
     def _add_value_words(self, values: set[tuple[str, str]]) -> None:
-        new = values - self.worded
+        new = {value for value in values if value not in self.worded}
         rows = [{"word": w, "name": n, "value": v} for n, v in new for w in value_words(v)]
         if rows:
             conn = self.s.connection()

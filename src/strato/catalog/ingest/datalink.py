@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
+from strato.caching import LRU
 from strato.catalog.model.events import Event, create_event, retraction_event, update_event
 from strato.catalog.store import ItemRow, ItemStore
 from strato.dataset_sources import DatasetSource
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 REQUESTER = {"client_id": "strato-data", "iss": "strato", "sub": "data-service"}
 # An event published and not applied yet is not published again before this many seconds.
 PENDING_SECONDS = 60.0
+# Datasets whose last published change is remembered (an update keeps the item's text, a
+# few kilobytes); one forgotten early costs at most its change published again, which
+# the applier takes as the same change.
+PENDING_KEPT = 10_000
 
 
 def collection_id(node_name: str) -> str:
@@ -54,7 +58,8 @@ class DatasetLink:
     store: ItemStore
     node_name: str
     base_url: str
-    _pending: dict[str, tuple[str, float]] = field(default_factory=dict)
+    # dataset id -> the change last published for it, forgotten after PENDING_SECONDS.
+    _pending: LRU[str, str] = field(default_factory=lambda: LRU(PENDING_KEPT, ttl=PENDING_SECONDS))
 
     @property
     def collection(self) -> str:
@@ -93,11 +98,9 @@ class DatasetLink:
 
     def _fresh(self, dataset_id: str, what: str) -> bool:
         """Whether this change was not published a moment ago (and so is to be published)."""
-        seen = self._pending.get(dataset_id)
-        now = time.monotonic()
-        if seen is not None and seen[0] == what and now - seen[1] < PENDING_SECONDS:
+        if self._pending.get(dataset_id) == what:
             return False
-        self._pending[dataset_id] = (what, now)
+        self._pending.put(dataset_id, what)
         return True
 
     def changes(self) -> list[Event]:

@@ -8,13 +8,12 @@ or value, on SQLite, PostgreSQL and MariaDB alike.
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from strato.caching import Kept
 from strato.catalog.store import WORDS, CollectionRow, is_facet
 
 # A skip scan of the facet names: one index probe per distinct name.
@@ -111,18 +110,14 @@ class KnownFacets:
 
     def __init__(self, sessions: sessionmaker[Session], ttl: float = 30.0) -> None:
         self.sessions = sessions
-        self.ttl = ttl
-        self._names: frozenset[str] = frozenset()
-        self._read_at = float("-inf")
-        self._lock = threading.Lock()
+        self._names = Kept(self._read, ttl)
+
+    def _read(self) -> frozenset[str]:
+        with self.sessions() as s:
+            return frozenset(facet_names(s)) | summary_names(s)
 
     def names(self, *, refresh: bool = False) -> frozenset[str]:
-        with self._lock:
-            if refresh or time.monotonic() - self._read_at > self.ttl:
-                with self.sessions() as s:
-                    self._names = frozenset(facet_names(s)) | summary_names(s)
-                self._read_at = time.monotonic()
-            return self._names
+        return self._names.get(refresh=refresh)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str) or not is_facet(name):

@@ -19,8 +19,6 @@ the work, so a stale count costs time, never a wrong answer.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from strato.caching import LRU
 from strato.catalog.store import WORDS, FacetRow, ItemRow, ValueWordRow
 
 Condition = ColumnElement[bool]
@@ -51,6 +50,8 @@ _FACETS = table(
     "catalog_facets", column("item_pk", Integer), column("name", String), column("value", String)
 )
 ValueTest = Callable[[ColumnElement[Any]], Condition]
+# (name, value) counts kept: a few dozen bytes each; one forgotten costs a count query.
+MAX_SIZES = 100_000
 
 
 @dataclass(frozen=True)
@@ -137,19 +138,16 @@ class SetSizes:
     def __init__(self, sessions: sessionmaker[Session], ttl: float = 300.0) -> None:
         self.sessions = sessions
         self.ttl = ttl
-        self._counts: dict[tuple[str, str], tuple[int, float]] = {}
-        self._lock = threading.Lock()
+        self._counts: LRU[tuple[str, str], int] = LRU(MAX_SIZES, ttl=ttl)
 
     def size(self, leaf: Leaf) -> float:
         if leaf.values is None:
             return float("inf")
-        now = time.monotonic()
         known: dict[str, int] = {}
-        with self._lock:
-            for value in leaf.values:
-                hit = self._counts.get((leaf.name, value))
-                if hit is not None and now - hit[1] < self.ttl:
-                    known[value] = hit[0]
+        for value in leaf.values:
+            count = self._counts.get((leaf.name, value))
+            if count is not None:
+                known[value] = count
         missing = [v for v in leaf.values if v not in known]
         if missing:
             counted = dict.fromkeys(missing, 0)
@@ -160,11 +158,8 @@ class SetSizes:
                     .group_by(FacetRow.value)
                 )
                 counted.update({value: int(count) for value, count in rows})
-            with self._lock:
-                if len(self._counts) > 100_000:
-                    self._counts.clear()
-                for value, count in counted.items():
-                    self._counts[(leaf.name, value)] = (count, now)
+            for value, count in counted.items():
+                self._counts.put((leaf.name, value), count)
             known.update(counted)
         return float(sum(known.values()))
 
