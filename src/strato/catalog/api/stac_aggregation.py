@@ -4,7 +4,6 @@ answers (counts per facet value, total_count), for stac-fastapi's aggregation ro
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -14,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from stac_fastapi.extensions.core.aggregation.client import BaseAggregationClient
 
+from strato.caching import Kept
 from strato.catalog.api import stac_links as links
 from strato.catalog.api import stac_params as params
 from strato.catalog.api.stac_clients import (
@@ -39,20 +39,22 @@ class AggregationNames:
 
     search: CatalogSearch = attr.ib()
     ttl: float = attr.ib(default=30.0)
-    _read: tuple[float, frozenset[str], list[str]] | None = attr.ib(default=None, init=False)
+    # (the names as a set, to look up; as the search lists them, to answer)
+    _names: Kept[tuple[frozenset[str], list[str]]] = attr.ib(init=False)
+
+    @_names.default
+    def _kept(self) -> Kept[tuple[frozenset[str], list[str]]]:
+        def read() -> tuple[frozenset[str], list[str]]:
+            names = self.search.aggregations()
+            return frozenset(names), names
+
+        return Kept(read, self.ttl)
 
     def known(self, wanted: Sequence[str] = ()) -> list[str]:
-        now = time.monotonic()
-        read = self._read
-        if (
-            read is None
-            or now - read[0] > self.ttl
-            or any(w not in read[1] for w in wanted if w != TOTAL_COUNT)
-        ):
-            names = self.search.aggregations()
-            # One tuple, swapped whole: the worker threads read it without a lock.
-            read = self._read = (now, frozenset(names), names)
-        return [TOTAL_COUNT, *read[2]]
+        names, listed = self._names.get()
+        if any(w not in names for w in wanted if w != TOTAL_COUNT):
+            names, listed = self._names.get(refresh=True)
+        return [TOTAL_COUNT, *listed]
 
 
 @attr.s(kw_only=True)
