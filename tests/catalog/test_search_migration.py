@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from strato import db
-from strato.db import migrate
 from strato.catalog.demo.generator import generate_items
 from strato.catalog.ingest.apply import apply_events
 from strato.catalog.model.events import create_event
 from strato.catalog.search.search import CatalogSearch, SearchRequest
 from strato.catalog.store import WORDS, ItemStore, facet_values, item_words
+from strato.db import migrate
 
 CATALOG = migrate.History("catalog", "strato.catalog.migrations")
 WHO = {"client_id": "test", "iss": "https://test.example", "sub": "test"}
