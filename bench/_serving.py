@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -10,13 +11,37 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from strato.server import bind
+
+
+def setting_env(pairs: Sequence[str]) -> dict[str, str]:
+    """``--setting section.key=value`` options as the ``STRATO_*`` variables of a server:
+    ``data.fast_raw_chunks=false`` is ``STRATO_DATA_FAST_RAW_CHUNKS=false``."""
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(
+                f"--setting {pair!r}: expected KEY=VALUE, e.g. data.fast_raw_chunks=false"
+            )
+        env["STRATO_" + key.strip().upper().replace(".", "_")] = value
+    return env
+
+
+def add_setting_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the strato server, e.g. data.fast_raw_chunks=false (repeatable)",
+    )
 
 
 @contextlib.contextmanager

@@ -18,6 +18,12 @@ and served by nginx, fetched and decoded by the same client as many times: what 
 HTTP exchange alone costs, so the lowest API/SQL any server of those pages can reach.
 
     python bench/catalog_search.py [--count 100000] [--queries 300] [--no-postgres]
+                                   [--no-fast-path] [--setting KEY=VALUE]
+
+``--no-fast-path`` serves with ``catalog.stac_fast_path`` off: FastAPI reads every
+GET query (what the fast path of strato.catalog.api.stac_fast saves). ``--setting
+catalog.compiled_statements=false`` (repeatable) serves with that setting: every search
+builds its statement (what strato.catalog.search.fast_statements saves).
 
 The loaded SQLite database is kept in the temp directory for the next run.
 """
@@ -38,7 +44,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from _serving import nginx_serving, strato_serving
+from _serving import add_setting_option, nginx_serving, setting_env, strato_serving
 from strato.catalog.demo.generator import generate_items
 from strato.catalog.ingest.apply import apply_events
 from strato.catalog.model.events import create_event
@@ -119,7 +125,14 @@ def _p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def run(name: str, url: str, queries: int, seed: int) -> dict[str, float]:
+def run(
+    name: str,
+    url: str,
+    queries: int,
+    seed: int,
+    fast_path: bool = True,
+    extra: dict[str, str] | None = None,
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="strato-bench-node-") as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=url)
         settings.data.demo = False
@@ -158,6 +171,8 @@ def run(name: str, url: str, queries: int, seed: int) -> dict[str, float]:
             "STRATO_CATALOG_DATASET_SYNC_INTERVAL": "0",
             "STRATO_LOG_ACCESS": "false",
             "STRATO_AUTH_ANONYMOUS_READ": "true",
+            "STRATO_CATALOG_STAC_FAST_PATH": "true" if fast_path else "false",
+            **(extra or {}),
         }
         with (
             strato_serving(server, Path(tmp)) as base,
@@ -253,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-fast-path", action="store_true")
+    add_setting_option(parser)
     args = parser.parse_args(argv)
 
     cache = Path(tempfile.gettempdir()) / "strato-bench-catalog"
@@ -266,8 +283,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     print(
         f"catalog search: {args.count} items, {args.queries} searches (two facet filters, "
-        f"limit 10), aggregate over {len(FACETS)} facets; times in ms"
+        f"limit 10), aggregate over {len(FACETS)} facets; STAC GET fast path "
+        f"{'off' if args.no_fast_path else 'on'}; times in ms"
     )
+    for setting in args.setting:
+        print(f"server setting {setting}")
     print(
         f"{'database':11} {'what':10} {'API p50':>8} {'API p95':>8} {'SQL p50':>8} "
         f"{'SQL p95':>8} {'API/SQL':>8}"
@@ -275,7 +295,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     verdicts = []
     for name, url in targets:
         _load(url, args.count, args.seed)
-        r = run(name, url, args.queries, args.seed)
+        r = run(
+            name,
+            url,
+            args.queries,
+            args.seed,
+            fast_path=not args.no_fast_path,
+            extra=setting_env(args.setting),
+        )
         ratio = r["search_p50"] / r["sql_p50"]
         agg_ratio = r["agg_p50"] / r["agg_sql_p50"]
         print(

@@ -18,7 +18,8 @@ whole variable), timed from the open to the last byte. Every endpoint is warmed
 up once on a small slice, then the endpoints are read in rounds (in an order
 shuffled each round, with a fixed seed), five times each (``--rounds``), and the median
 is reported as MB/s of uncompressed variable bytes (1 MB = 10**6 bytes). The client's
-kernel time per read is printed too. Every read is compared
+kernel time per read is printed too, and the server's CPU seconds per read (its process
+and children): what a change to the server alone saves. Every read is compared
 with the values read locally from the NetCDF file (NaN-aware); any difference fails
 the run. The ratios strato / xpublish are printed with their goals (3x for /zarr,
 5x for /kerchunk); a missed goal prints ``GOAL MISSED`` but does not fail the run.
@@ -50,7 +51,10 @@ change) and reused. ``--quick`` uses smaller files for a fast check (then the
 big variable is not above 4 GB). Only 127.0.0.1 is contacted; both servers are
 stopped before the script exits.
 
-    .venv/bin/python bench/zarr_serving.py [--quick] [--workdir DIR]
+    .venv/bin/python bench/zarr_serving.py [--quick] [--workdir DIR] [--setting KEY=VALUE]
+
+``--setting data.fast_raw_chunks=false`` (repeatable) serves strato with that setting, as
+``STRATO_DATA_FAST_RAW_CHUNKS=false`` would: how the fast paths are measured off.
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ import numpy as np
 import psutil  # type: ignore[import-untyped]
 import xarray as xr
 
-from _serving import nginx_config, nginx_exe
+from _serving import add_setting_option, nginx_config, nginx_exe, setting_env
 
 ROUNDS = 5
 MB = 1e6
@@ -353,6 +357,20 @@ class Server:
                 total += q.memory_info().rss
         return total
 
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the server and its children have used so far."""
+        try:
+            p = psutil.Process(self.proc.pid)
+            procs = [p, *p.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        total = 0.0
+        for q in procs:
+            with contextlib.suppress(psutil.Error):
+                t = q.cpu_times()
+                total += t.user + t.system
+        return total
+
     def wait_ready(self, path: str, timeout: float, marker: str | None = None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -421,7 +439,7 @@ def strato_exe() -> str:
     return str(exe) if exe.exists() else "strato"
 
 
-def strato_env(workdir: Path) -> dict[str, str]:
+def strato_env(workdir: Path, settings: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
@@ -429,6 +447,7 @@ def strato_env(workdir: Path) -> dict[str, str]:
             "STRATO_DATA_DEMO": "false",
             "STRATO_LOG_ACCESS": "false",
             "PYTHONUNBUFFERED": "1",
+            **settings,
         }
     )
     return env
@@ -516,6 +535,9 @@ class Endpoint:
     # The client's kernel time per read: page faults of the arrays it allocates, which
     # vary from read to read on some machines by as much as the serving does.
     kernel: list[float] = field(default_factory=list)
+    # The server's CPU seconds per read: what a server-side change (a fast path) saves,
+    # whatever the client's share of the elapsed time and the machine's load.
+    server_cpu: list[float] = field(default_factory=list)
     peak_rss: int = 0
 
     def open(self, chunks: Any = None) -> xr.Dataset:
@@ -640,12 +662,14 @@ def measure_tas(
         random.Random(rnd).shuffle(order)
         for ep in order:
             with sampler.window() as w:
+                cpu0 = ep.server.cpu()
                 try:
                     elapsed, kernel, got = read_whole(ep, VAR)
                 except Exception as exc:
                     log(f"FAILED {ep.label}: read: {type(exc).__name__}: {exc}")
                     out.fail(f"{ep.label}: {type(exc).__name__}: {exc}")
                     continue
+                ep.server_cpu.append(ep.server.cpu() - cpu0)
             ep.peak_rss = max(ep.peak_rss, w[ep.server.name])
             problem = same(reference, got)
             del got
@@ -653,7 +677,7 @@ def measure_tas(
             ep.kernel.append(kernel)
             log(
                 f"round {rnd} {ep.label:22} {elapsed:6.2f} s {mbps(nbytes, elapsed):7.1f} MB/s  "
-                f"client kernel {kernel:4.2f} s  "
+                f"client kernel {kernel:4.2f} s  server CPU {ep.server_cpu[-1]:5.2f} s  "
                 f"values {'identical' if problem is None else 'DIFFER: ' + problem}"
             )
             if problem is not None:
@@ -725,7 +749,8 @@ def report(
         print(
             f"{ep.label:22} {medians[ep.label]:7.1f} MB/s  (median {med:.2f} s; runs "
             f"{', '.join(f'{t:.2f}' for t in ep.times)} s; client kernel "
-            f"{', '.join(f'{k:.2f}' for k in ep.kernel)} s; server peak RSS "
+            f"{', '.join(f'{k:.2f}' for k in ep.kernel)} s; server CPU median "
+            f"{statistics.median(ep.server_cpu):.2f} s; server peak RSS "
             f"{ep.peak_rss / MB:.0f} MB)"
         )
     for name, peak in sampler.peaks.items():
@@ -788,6 +813,8 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "strato-bench-zarr").resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     log(f"strato vs xpublish Zarr serving{' (--quick)' if args.quick else ''}; workdir {workdir}")
+    for name, value in setting_env(args.setting).items():
+        log(f"strato setting {name}={value}")
 
     tas_path = workdir / sizes.tas_name
     big_path = workdir / sizes.big_name
@@ -820,7 +847,7 @@ def run(args: argparse.Namespace) -> int:
 
         strato: Server | None = None
         try:
-            env = strato_env(workdir)
+            env = strato_env(workdir, setting_env(args.setting))
             datadir = rundir / "strato-data"
             strato_add(datadir, env, tas_path, STRATO_ID)
             strato_add(datadir, env, big_path, STRATO_BIG_ID)
@@ -877,6 +904,7 @@ def main() -> None:
         default="keep",
         help="keep: the client reuses the memory it frees (default); default: glibc as is",
     )
+    add_setting_option(parser)
     parser.add_argument("--serve-xpublish", metavar="NC", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
