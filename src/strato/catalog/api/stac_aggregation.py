@@ -1,5 +1,6 @@
 """The aggregation extension's backend client: which aggregations a search offers, and their
-answers (counts per facet value, total_count), for stac-fastapi's aggregation routes.
+answers (counts per facet value, total_count), for the aggregation routes
+(:mod:`strato.catalog.api.stac_routes`).
 """
 
 from __future__ import annotations
@@ -11,20 +12,19 @@ from typing import Any
 import attr
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from stac_fastapi.extensions.core.aggregation.client import BaseAggregationClient
 
 from strato.caching import Kept
 from strato.catalog.api import stac_links as links
 from strato.catalog.api import stac_params as params
 from strato.catalog.api.stac_clients import (
     TOTAL_COUNT,
+    FastJSONResponse,
     Urls,
     in_collection,
     parse_get,
     parse_post,
-    request_of,
 )
-from strato.catalog.api.stac_fast import FastJSONResponse
+from strato.catalog.api.stac_models import AggregateGetRequest, AggregatePostRequest
 from strato.catalog.search.search import CatalogSearch, SearchRequest
 from strato.catalog.store import ItemStore
 
@@ -58,7 +58,7 @@ class AggregationNames:
 
 
 @attr.s(kw_only=True)
-class StratoAggregationClient(BaseAggregationClient):
+class AggregationClient:
     """Term counts of facets over the items a search matches (aggregation extension)."""
 
     store: ItemStore = attr.ib()
@@ -79,8 +79,7 @@ class StratoAggregationClient(BaseAggregationClient):
             ),
         ]
 
-    def get_aggregations(self, collection_id: str | None = None, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = request_of(kwargs)
+    def get_aggregations(self, request: Request, collection_id: str | None = None) -> JSONResponse:
         if collection_id is not None:
             self.store.get_collection(collection_id)
         described = [{"name": TOTAL_COUNT, "data_type": "integer"}] + [
@@ -95,22 +94,25 @@ class StratoAggregationClient(BaseAggregationClient):
             }
         )
 
-    def aggregate(  # type: ignore[override]
-        self, search_request: Any = None, *, collection_id: str | None = None, **kwargs: Any
+    def aggregate(
+        self,
+        request: Request,
+        asked: AggregateGetRequest | AggregatePostRequest,
+        collection_id: str | None = None,
     ) -> JSONResponse:
-        """``search_request`` is a POST body; a GET's parameters come as keywords."""
-        request = request_of(kwargs)
-        body = search_request
-        if body is not None:
+        """``asked`` is a GET query or a POST body."""
+        if isinstance(asked, AggregatePostRequest):
             parsed = parse_post(
-                body, self.search.max_limit, check_limit=False, text_parser=self.search.parse_text
+                asked, self.search.max_limit, check_limit=False, text_parser=self.search.parse_text
             )
-            wanted = list(getattr(body, "aggregations", None) or [])
         else:
             parsed = parse_get(
-                kwargs, self.search.max_limit, check_limit=False, text_parser=self.search.parse_text
+                asked.values(),
+                self.search.max_limit,
+                check_limit=False,
+                text_parser=self.search.parse_text,
             )
-            wanted = list(kwargs.get("aggregations") or [])
+        wanted = list(asked.aggregations or [])
         search = parsed.search
         if collection_id is not None:
             self.store.get_collection(collection_id)

@@ -1,42 +1,32 @@
-"""The index node's STAC API 1.0, built with stac-fastapi, mounted in strato's app at /stac.
+"""The index node's STAC API 1.0, at /stac in strato's app: plain FastAPI routes.
 
-stac-fastapi builds its routes on an application of its own, with its own exception
-handlers, middleware and OpenAPI settings. Here it is given a scratch application, and
-only its routes under /stac are carried over into strato's: strato's error handlers
-(RFC 9457 problems), middleware, title, docs and /openapi.json stay as they are, and the
-routes appear there tagged "STAC".
+The routes (:mod:`strato.catalog.api.stac_routes`) are added to strato's own router, so
+strato's error handlers (RFC 9457 problems), middleware, title, docs and /openapi.json
+are theirs, and they appear there tagged "STAC". Why not stac-fastapi: docs/design-stac.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.routing import APIRoute
-from stac_fastapi.api.app import StacApi
-from stac_fastapi.types.config import ApiSettings
-from starlette.routing import BaseRoute
+from fastapi import Depends, FastAPI, Request, Response
 
-from strato import __version__, jsonio
+from strato import jsonio
 from strato.auth import Principal, Scope
 from strato.catalog.api import stac_links as links
-from strato.catalog.api.stac_aggregation import StratoAggregationClient
+from strato.catalog.api.stac_aggregation import AggregationClient
 from strato.catalog.api.stac_clients import (
     PRINCIPAL_STATE,
-    StratoCoreClient,
-    StratoFiltersClient,
-    StratoTransactionsClient,
+    CoreClient,
+    QueryablesClient,
+    TransactionsClient,
     Urls,
 )
-from strato.catalog.api.stac_extensions import (
-    StratoAggregationExtension,
-    StratoTransactionExtension,
-)
-from strato.catalog.api.stac_fast import fast_get_routes
-from strato.catalog.api.stac_models import StratoFilterExtension, request_models, search_extensions
+from strato.catalog.api.stac_fast import read_route_class
+from strato.catalog.api.stac_routes import ReadClients, add_read_routes, add_write_routes
 from strato.catalog.ingest.publisher import EventPublisher
 from strato.catalog.search.search import CatalogSearch
+from strato.catalog.settings import CatalogSettings
 from strato.catalog.store import ItemStore
 from strato.http.security import Authenticator
 from strato.settings import Settings
@@ -91,94 +81,6 @@ def publish_dependency(auth: Authenticator) -> Any:
     return dependency
 
 
-def build_stac_routes(
-    *,
-    store: ItemStore,
-    search: CatalogSearch,
-    publisher: EventPublisher,
-    auth: Authenticator,
-    settings: Settings,
-) -> list[APIRoute]:
-    """The STAC API's routes, made by stac-fastapi on a scratch app with strato's clients."""
-    urls = Urls(settings=settings)
-    filters = StratoFilterExtension(
-        client=StratoFiltersClient(store=store, search=search, urls=urls)
-    )
-    shaping = search_extensions(filters)
-    models = request_models(shaping)
-    api_settings = ApiSettings(
-        _env_file=None,
-        stac_fastapi_title=f"strato STAC index node {settings.node_name!r}",
-        stac_fastapi_description="Items this node applied from the ESGF event stream.",
-        stac_fastapi_version=__version__,
-        stac_fastapi_landing_id=f"strato-{settings.node_name}",
-    )
-    extensions = [
-        *shaping,
-        StratoAggregationExtension(
-            client=StratoAggregationClient(store=store, search=search, urls=urls),
-            get_model=models.aggregate_get,
-            post_model=models.aggregate_post,
-        ),
-        StratoTransactionExtension(
-            client=StratoTransactionsClient(
-                publisher=publisher,
-                store=store,
-                urls=urls,
-                max_items=settings.catalog.max_limit,
-                max_item_bytes=settings.catalog.max_item_bytes,
-            ),
-            settings=api_settings,
-            dependency=publish_dependency(auth),
-        ),
-    ]
-    core = StratoCoreClient(
-        store=store, search=search, settings=settings, conformance_uris=list(CONFORMANCE)
-    )
-    scratch = FastAPI(openapi_url="/api", docs_url=None, redoc_url=None)
-    StacApi(
-        settings=api_settings,
-        client=core,
-        extensions=extensions,
-        app=scratch,
-        router=APIRouter(prefix=PREFIX),
-        exceptions={},
-        middlewares=[],
-        search_get_request_model=models.search_get,
-        search_post_request_model=models.search_post,
-        items_get_request_model=models.items_get,
-        collections_get_request_model=models.collections_get,
-    )
-    routes = [
-        route
-        for route in _flatten(scratch.router.routes)
-        if route.path.startswith(f"{PREFIX}/")
-        # stac-fastapi's liveness routes: strato has /healthz and /readyz.
-        and not route.path.startswith(f"{PREFIX}/_mgmt")
-    ]
-    # The GET routes read their query without FastAPI's per-parameter validation when
-    # it would come to the same (see stac_fast): the item search's main overhead.
-    return fast_get_routes(routes)
-
-
-def _flatten(routes: Sequence[BaseRoute]) -> list[APIRoute]:
-    """The API routes of a router, also those of the routers it includes.
-
-    FastAPI keeps an included router as one entry pointing at the original; stac-fastapi
-    gives its routers their full paths and passes nothing but tags on including them, so
-    the original routes are complete as they are.
-    """
-    found: list[APIRoute] = []
-    for route in routes:
-        if isinstance(route, APIRoute):
-            found.append(route)
-            continue
-        included = getattr(route, "original_router", None)
-        if isinstance(included, APIRouter):
-            found += _flatten(included.routes)
-    return found
-
-
 def install_stac_api(
     app: FastAPI,
     *,
@@ -189,17 +91,39 @@ def install_stac_api(
     settings: Settings,
 ) -> None:
     """Add the STAC API under /stac to strato's app."""
-    reads, writes = APIRouter(), APIRouter()
-    for route in build_stac_routes(
-        store=store, search=search, publisher=publisher, auth=auth, settings=settings
-    ):
-        route.tags = []
-        (writes if _is_write(route) else reads).routes.append(route)
+    urls = Urls(settings=settings)
+    clients = ReadClients(
+        core=CoreClient(
+            store=store, search=search, settings=settings, conformance_uris=list(CONFORMANCE)
+        ),
+        queryables=QueryablesClient(store=store, search=search, urls=urls),
+        aggregation=AggregationClient(store=store, search=search, urls=urls),
+    )
     # A private catalog asks readers for the read scope. Only then: a dependency takes the
     # GET routes off their fast path (see stac_fast), and an open one needs none.
     guard = [] if settings.auth.anonymous_read else [Depends(auth.require(Scope.READ))]
-    app.include_router(reads, tags=[TAG], dependencies=guard)
-    app.include_router(writes, tags=[TAG])
+    # On the app's own router, not an included one: the fast path reads only such routes.
+    add_read_routes(
+        app.router,
+        PREFIX,
+        clients,
+        route_class=read_route_class(CatalogSettings.of(settings).stac_fast_path),
+        dependencies=guard,
+        tags=[TAG],
+    )
+    add_write_routes(
+        app.router,
+        PREFIX,
+        TransactionsClient(
+            publisher=publisher,
+            store=store,
+            urls=urls,
+            max_items=CatalogSettings.of(settings).max_limit,
+            max_item_bytes=CatalogSettings.of(settings).max_item_bytes,
+        ),
+        dependencies=[Depends(publish_dependency(auth))],
+        tags=[TAG],
+    )
     app.add_api_route(
         f"{PREFIX}/{links.SERVICE_DESC}",
         _service_description,
@@ -215,13 +139,3 @@ def _service_description(request: Request) -> Response:
     return Response(
         jsonio.dump_bytes(app.openapi()), media_type=links.openapi_type(app.openapi_version)
     )
-
-
-def _is_write(route: APIRoute) -> bool:
-    """The transactions (item writes, collection creation): they carry the publish scope
-    of their own."""
-    items = f"{PREFIX}/collections/{{collection_id}}/items"
-    methods = route.methods or set()
-    if route.path in (items, f"{PREFIX}/collections"):
-        return "POST" in methods
-    return route.path == f"{items}/{{item_id}}" and bool(methods & {"PUT", "PATCH", "DELETE"})

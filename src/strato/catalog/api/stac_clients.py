@@ -1,10 +1,11 @@
-"""strato's backend clients of stac-fastapi: core, filter and transactions (aggregation:
-:mod:`strato.catalog.api.stac_aggregation`).
+"""What the STAC API's routes do: core, queryables and transactions (aggregation:
+:mod:`strato.catalog.api.stac_aggregation`; the routes: :mod:`strato.catalog.api.stac_routes`).
 
-stac-fastapi calls these with the parsed request models; they turn the parameters into a
+The routes call these with the request and its parsed model
+(:mod:`strato.catalog.api.stac_models`); they turn the parameters into a
 :class:`SearchRequest` (:mod:`strato.catalog.api.stac_params`), ask :class:`CatalogSearch` or
-the :class:`ItemStore`, and shape STAC documents with this node's links. Reads are
-synchronous (stac-fastapi runs them in its thread pool); writes publish events.
+the :class:`ItemStore`, and answer STAC documents with this node's links. Reads are
+synchronous (the routes run them in the thread pool); writes publish events.
 """
 
 from __future__ import annotations
@@ -17,20 +18,24 @@ from typing import Any
 import attr
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from stac_fastapi.extensions.core.filter.client import BaseFiltersClient
-from stac_fastapi.extensions.core.transaction.client import AsyncBaseTransactionsClient
-from stac_fastapi.types.core import BaseCoreClient
 from starlette.exceptions import HTTPException
 
+from strato import jsonio
 from strato.auth import Principal
 from strato.catalog.api import stac_links as links
 from strato.catalog.api import stac_params as params
 from strato.catalog.api import stac_transactions as tx
-from strato.catalog.api.stac_fast import FastJSONResponse
+from strato.catalog.api.stac_models import (
+    CollectionsGetRequest,
+    ItemsGetRequest,
+    SearchGetRequest,
+    SearchPostRequest,
+)
 from strato.catalog.ingest.publisher import EventPublisher
 from strato.catalog.model.events import Event, Requester
 from strato.catalog.model.item_limits import check_events
 from strato.catalog.search.search import CatalogSearch, SearchPage, SearchRequest, parse_cql2_text
+from strato.catalog.settings import CatalogSettings
 from strato.catalog.store import ItemStore
 from strato.errors import Conflict, NotFound
 from strato.settings import Settings
@@ -69,10 +74,13 @@ def openapi_version(request: Request) -> str:
     return str(getattr(request.app, "openapi_version", "3.1.0"))
 
 
-def request_of(kwargs: Mapping[str, Any]) -> Request:
-    request = kwargs.get("request")
-    assert isinstance(request, Request)
-    return request
+class FastJSONResponse(JSONResponse):
+    """A JSONResponse with the same body (compact UTF-8), written by orjson (jsonio):
+    several times faster on pages of items. A response class is FastAPI's own way to
+    choose the encoder; nothing is gone around."""
+
+    def render(self, content: Any) -> bytes:
+        return jsonio.dump_bytes(content)
 
 
 def _geojson(body: dict[str, Any], status_code: int = 200) -> JSONResponse:
@@ -94,7 +102,7 @@ def parse_get(
     check_limit: bool = True,
     text_parser: Callable[[str], dict[str, Any]] = parse_cql2_text,
 ) -> Parsed:
-    """The keyword arguments stac-fastapi makes of a GET query."""
+    """A GET query's values, by parameter name (:meth:`RequestModel.values`)."""
     cql2 = params.parse_filter(
         values.get("filter_expr"),
         values.get("filter_lang"),
@@ -127,7 +135,7 @@ def parse_post(
     check_limit: bool = True,
     text_parser: Callable[[str], dict[str, Any]] = parse_cql2_text,
 ) -> Parsed:
-    """A POST body as stac-fastapi's model has read it."""
+    """A POST body as its model has read it."""
     given = body.model_fields_set
     cql2 = params.parse_filter(
         getattr(body, "filter_expr", None),
@@ -208,7 +216,7 @@ class Presenter:
 
 
 @attr.s(kw_only=True)
-class StratoCoreClient(BaseCoreClient):
+class CoreClient:
     """Landing page, conformance, collections (with collection search), items, search."""
 
     store: ItemStore = attr.ib()
@@ -231,13 +239,12 @@ class StratoCoreClient(BaseCoreClient):
     @property
     def max_page_bytes(self) -> int:
         """Bytes of items a page holds at most; the rest is on the next page."""
-        return self.settings.catalog.max_page_bytes
+        return CatalogSettings.of(self.settings).max_page_bytes
 
     def conformance_classes(self) -> list[str]:
         return sorted(set(self.conformance_uris))
 
-    def landing_page(self, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = request_of(kwargs)
+    def landing_page(self, request: Request) -> JSONResponse:
         root = self.urls.root(request)
         names = [TOTAL_COUNT, *self.search.aggregations()]
         body = {
@@ -253,22 +260,21 @@ class StratoCoreClient(BaseCoreClient):
         }
         return JSONResponse(body)
 
-    def conformance(self, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
+    def conformance(self) -> JSONResponse:
         return JSONResponse({"conformsTo": self.conformance_classes()})
 
     # --- collections ------------------------------------------------------------------
 
-    def all_collections(self, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = request_of(kwargs)
+    def all_collections(self, request: Request, asked: CollectionsGetRequest) -> JSONResponse:
         root = self.urls.root(request)
-        limit = params.parse_limit(kwargs.get("limit"), self.max_limit)
-        offset = kwargs.get("offset") or 0
+        limit = params.parse_limit(asked.limit, self.max_limit)
+        offset = asked.offset or 0
         if offset < 0:
             raise params.invalid("offset", f"must not be negative, not {offset}")
         found, matched = self.search.collections(
-            q=params.parse_terms(kwargs.get("q"), "q"),
-            bbox=params.parse_bbox(kwargs.get("bbox")),
-            datetime=params.parse_interval(kwargs.get("datetime")),
+            q=params.parse_terms(asked.q, "q"),
+            bbox=params.parse_bbox(asked.bbox),
+            datetime=params.parse_interval(asked.datetime),
             limit=limit,
             offset=offset,
         )
@@ -291,18 +297,18 @@ class StratoCoreClient(BaseCoreClient):
             }
         )
 
-    def get_collection(self, collection_id: str, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        root = self.urls.root(request_of(kwargs))
+    def get_collection(self, request: Request, collection_id: str) -> JSONResponse:
+        root = self.urls.root(request)
         collection = self.store.get_collection(collection_id)
         return JSONResponse(links.with_collection_links(collection, root))
 
     # --- items ------------------------------------------------------------------------
 
-    def item_collection(self, collection_id: str, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = request_of(kwargs)
+    def item_collection(self, request: Request, query: ItemsGetRequest) -> JSONResponse:
         root = self.urls.root(request)
+        collection_id = query.collection_id
         self.store.get_collection(collection_id)
-        parsed = parse_get(kwargs, self.max_limit, text_parser=self.search.parse_text)
+        parsed = parse_get(query.values(), self.max_limit, text_parser=self.search.parse_text)
         parsed = attr.evolve(parsed, search=in_collection(parsed.search, collection_id))
         page = self.search.search(parsed.search, max_bytes=self.max_page_bytes)
         page_links = links.get_page_links(
@@ -317,15 +323,14 @@ class StratoCoreClient(BaseCoreClient):
         )
         return _geojson(self.presenter.page(page, root, parsed, page_links))
 
-    def get_item(self, item_id: str, collection_id: str, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        root = self.urls.root(request_of(kwargs))
+    def get_item(self, request: Request, collection_id: str, item_id: str) -> JSONResponse:
+        root = self.urls.root(request)
         item = self.store.get_item(collection_id, item_id)
         return _geojson(self.presenter.item(item, root, collection_id=collection_id))
 
-    def get_search(self, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = request_of(kwargs)
+    def get_search(self, request: Request, query: SearchGetRequest) -> JSONResponse:
         root = self.urls.root(request)
-        parsed = parse_get(kwargs, self.max_limit, text_parser=self.search.parse_text)
+        parsed = parse_get(query.values(), self.max_limit, text_parser=self.search.parse_text)
         page = self.search.search(parsed.search, max_bytes=self.max_page_bytes)
         page_links = links.get_page_links(
             self.urls.here(request),
@@ -336,8 +341,7 @@ class StratoCoreClient(BaseCoreClient):
         )
         return _geojson(self.presenter.page(page, root, parsed, page_links))
 
-    def post_search(self, search_request: Any, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = request_of(kwargs)
+    def post_search(self, request: Request, search_request: SearchPostRequest) -> JSONResponse:
         root = self.urls.root(request)
         parsed = parse_post(search_request, self.max_limit, text_parser=self.search.parse_text)
         page = self.search.search(parsed.search, max_bytes=self.max_page_bytes)
@@ -352,21 +356,20 @@ def in_collection(search: SearchRequest, collection_id: str) -> SearchRequest:
 
 
 @attr.s(kw_only=True)
-class StratoFiltersClient(BaseFiltersClient):
+class QueryablesClient:
     """Queryables: what filters may name, for all collections or one."""
 
     store: ItemStore = attr.ib()
     search: CatalogSearch = attr.ib()
     urls: Urls = attr.ib()
 
-    def get_queryables(self, collection_id: str | None = None, **kwargs: Any) -> JSONResponse:  # type: ignore[override]
-        request = request_of(kwargs)
+    def get_queryables(self, request: Request, collection_id: str | None = None) -> JSONResponse:
         schema = self.search.queryables(collection_id, url=self.urls.here(request))
         return JSONResponse(schema, media_type=links.SCHEMA)
 
 
 @attr.s(kw_only=True)
-class StratoTransactionsClient(AsyncBaseTransactionsClient):
+class TransactionsClient:
     """Item writes as ESGF events on the bus, answered 202 with what to monitor; collections
     created on this node.
 
@@ -412,8 +415,9 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
             headers={"Location": monitor},
         )
 
-    async def create_item(self, collection_id: str, item: Any, **kwargs: Any) -> JSONResponse:
-        request = request_of(kwargs)
+    async def create_item(
+        self, request: Request, collection_id: str, item: dict[str, Any]
+    ) -> JSONResponse:
         await self._collection(collection_id)
         request_id = tx.new_request_id()
         events = await asyncio.to_thread(
@@ -427,9 +431,8 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
         return await self._publish(request, request_id, events)
 
     async def update_item(
-        self, collection_id: str, item_id: str, item: Any, **kwargs: Any
+        self, request: Request, collection_id: str, item_id: str, item: dict[str, Any]
     ) -> JSONResponse:
-        request = request_of(kwargs)
         await self._collection(collection_id)
         request_id = tx.new_request_id()
         events = await asyncio.to_thread(
@@ -438,9 +441,8 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
         return await self._publish(request, request_id, events)
 
     async def patch_item(
-        self, collection_id: str, item_id: str, patch: Any, **kwargs: Any
+        self, request: Request, collection_id: str, item_id: str, patch: Any
     ) -> JSONResponse:
-        request = request_of(kwargs)
         content_type = request.headers.get("content-type")
         if isinstance(patch, bytes | bytearray):
             raise HTTPException(
@@ -460,8 +462,7 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
         items = await self._item(collection_id, item_id)
         return await self._publish(request, request_id, events, items)
 
-    async def delete_item(self, item_id: str, collection_id: str, **kwargs: Any) -> JSONResponse:
-        request = request_of(kwargs)
+    async def delete_item(self, request: Request, collection_id: str, item_id: str) -> JSONResponse:
         tx.check_ids(collection_id, item_id)
         await self._collection(collection_id)
         items = await self._item(collection_id, item_id)
@@ -469,13 +470,12 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
         events = tx.retract_events(collection_id, item_id, self._who(request), request_id)
         return await self._publish(request, request_id, events, items)
 
-    async def create_collection(self, collection: Any, **kwargs: Any) -> JSONResponse:
+    async def create_collection(self, request: Request, collection: Any) -> JSONResponse:
         """Create a collection on this node (201; 409 if it has one of that id).
 
         Not an event: ESGF's events carry items only. Other nodes create a collection
         when they apply the first event that names it, as for every publisher's events.
         """
-        request = request_of(kwargs)
         checked = tx.checked_collection(collection)
         collection_id = checked["id"]
         href = f"{self.urls.root(request)}/collections/{links.segment(collection_id)}"
@@ -494,12 +494,3 @@ class StratoTransactionsClient(AsyncBaseTransactionsClient):
             self.store.upsert_collection(collection)
             return True
         return False
-
-    async def update_collection(self, *args: Any, **kwargs: Any) -> None:
-        raise HTTPException(405, "collections cannot be replaced through this API")
-
-    async def patch_collection(self, *args: Any, **kwargs: Any) -> None:
-        raise HTTPException(405, "collections cannot be patched through this API")
-
-    async def delete_collection(self, *args: Any, **kwargs: Any) -> None:
-        raise HTTPException(405, "collections cannot be deleted through this API")

@@ -1,13 +1,24 @@
-"""The cheap way through the STAC API's GET read routes, and a cheaper JSON encoder.
+"""Fast path: the cheap way through the STAC API's GET read routes.
 
-stac-fastapi gives each GET route one request model: an attrs class whose ``__init__``
-FastAPI reads as query parameters and validates through pydantic, one by one, on every
-request. For an item search that costs more than all of strato's own work outside the
-database. :class:`QueryModelRoute` is the same APIRoute (same dependant, so the same
-OpenAPI operation) whose handler reads the query string itself when every value sent
-is one it takes exactly as FastAPI would: text for a text parameter, plain digits for an
-integer one. Anything else (a value to coerce or to reject, a parameter it does not know
-how to read) goes to FastAPI's own handler, so errors answer exactly as before.
+Each GET route reads its parameters through one request model
+(:mod:`strato.catalog.api.stac_models`): an attrs class whose ``__init__`` FastAPI reads
+as query parameters and validates through pydantic, one by one, on every request.
+:class:`QueryModelRoute` is the same APIRoute (same dependant, so the same OpenAPI
+operation) whose handler reads the query string itself when every value sent is one it
+takes exactly as FastAPI would: text for a text parameter, plain digits for an integer
+one. Anything else (a value to coerce or to reject, a parameter it does not know how to
+read, a route with dependencies, dependency overrides) goes to FastAPI's own handler, so
+answers and errors are FastAPI's to the byte (tests/catalog/test_stac_fast_path.py).
+
+Off with ``catalog.stac_fast_path = false``. Why it is on: measured side by side
+(bench/catalog_paired.py, 2026-12-04, bench/RESULTS.md), an item search answers 0.27 to
+0.88 ms sooner with it (median of paired differences, on a p50 of 5 to 8 ms), a single
+item 0.21 to 0.36 ms; bench/catalog_search.py alone cannot tell on this shared machine,
+whose run-to-run noise is larger.
+
+It reads FastAPI's description of a route (``route.dependant``, its fields' ``field_info``),
+public attributes without a documented contract: the test above fails, loudly, when a
+FastAPI release changes them so that a route is no longer read here.
 """
 
 from __future__ import annotations
@@ -20,24 +31,14 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fastapi import routing as fastapi_routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
-from strato import jsonio
+from starlette.responses import Response
 
 _INTEGER = re.compile(r"-?[0-9]{1,15}")
 
 Kind = Literal["text", "integer", "other"]
-
-
-class FastJSONResponse(JSONResponse):
-    """A JSONResponse with the same body (compact UTF-8), made several times faster."""
-
-    def render(self, content: Any) -> bytes:
-        return jsonio.dump_bytes(content)
 
 
 def _kind(annotation: Any) -> Kind:
@@ -172,31 +173,26 @@ class QueryReader:
         return arguments
 
 
-def _serving_dependant(route: APIRoute) -> Dependant:
-    # FastAPI builds an included route's handler with the inclusion's dependant (its
-    # own dependencies plus the include's) set in a context variable; read it if there.
-    context_var = getattr(fastapi_routing, "_effective_route_context_var", None)
-    context = context_var.get() if context_var is not None else None
-    if context is not None and getattr(context, "original_route", None) is route:
-        dependant = getattr(context, "dependant", None)
-        if isinstance(dependant, Dependant):
-            return dependant
-    return route.dependant
-
-
 class QueryModelRoute(APIRoute):
     """An APIRoute whose query is read directly when FastAPI would read it the same way.
 
-    Requests read here make none of FastAPI's optional telemetry spans (dependencies,
-    endpoint), which strato does not turn on; the middleware's metrics are unchanged.
+    Only for a route added to an application's own router (``app.router``): FastAPI
+    serves a route of an included router through a copy that carries the inclusion's
+    dependencies, which this route would not see. Such a route has no dependency
+    overrides provider of its own (the inclusion has it), and is then served by
+    FastAPI's handler alone; so is a route with dependencies. Requests read here make
+    none of FastAPI's optional telemetry spans (dependencies, endpoint), which strato
+    does not turn on; the middleware's metrics are unchanged.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         standard = super().get_route_handler()
-        reader = QueryReader.of(_serving_dependant(self)) if not self.dependencies else None
+        overrides = self.dependency_overrides_provider
+        if overrides is None or self.dependencies:
+            return standard
+        reader = QueryReader.of(self.dependant)
         if reader is None:
             return standard
-        overrides = self.dependency_overrides_provider
 
         async def handler(request: Request) -> Response:
             if getattr(overrides, "dependency_overrides", None):
@@ -213,25 +209,6 @@ class QueryModelRoute(APIRoute):
         return handler
 
 
-def _route_arguments(route: APIRoute) -> dict[str, Any]:
-    """What APIRoute was given, read back from the route (as FastAPI does on include)."""
-    names = inspect.signature(APIRoute.__init__).parameters
-    return {
-        name: getattr(route, name)
-        for name in names
-        if name not in ("self", "path", "endpoint") and hasattr(route, name)
-    }
-
-
-def fast_get_routes(routes: Sequence[APIRoute]) -> list[APIRoute]:
-    """``routes`` with each GET route that has a request model as a QueryModelRoute."""
-    out: list[APIRoute] = []
-    for route in routes:
-        if (
-            not isinstance(route, QueryModelRoute)
-            and route.methods == {"GET"}
-            and QueryReader.of(route.dependant) is not None
-        ):
-            route = QueryModelRoute(route.path, route.endpoint, **_route_arguments(route))
-        out.append(route)
-    return out
+def read_route_class(fast: bool) -> type[APIRoute]:
+    """The route class of the STAC API's GET read routes: fast (this module) or plain."""
+    return QueryModelRoute if fast else APIRoute

@@ -1,8 +1,14 @@
-"""Request models of the STAC API routes, built on stac-fastapi's.
+"""Request models of the STAC API routes: what each route reads from a query or a body.
 
-stac-fastapi's own models check some parameters themselves (and answer in their own error
-format) and cap ``limit`` silently; here those parameters stay as sent and are checked in
-:mod:`strato.catalog.api.stac_params`, so that every route reports a bad value alike.
+GET models are attrs classes read by FastAPI as a dependency (``Depends()``): the
+parameters of the ``__init__`` attrs writes are the query parameters, each a text or an
+integer, so that the routes' fast path (:mod:`strato.catalog.api.stac_fast`) can read
+them too. Comma-separated lists are split by converters, whose annotation FastAPI sees.
+POST models are pydantic models of the JSON body.
+
+Values are kept as sent and checked in :mod:`strato.catalog.api.stac_params`, so that
+every route reports a bad value alike; only the types are FastAPI's and pydantic's to
+check (a 422 naming the member).
 
 No ``from __future__ import annotations`` here: FastAPI reads these annotations at run
 time from the ``__init__`` attrs generates.
@@ -11,28 +17,9 @@ time from the ``__init__`` attrs generates.
 from typing import Annotated, Any, Literal
 
 import attr
-from fastapi import Query
-from pydantic import BaseModel, Field, model_validator
-from stac_fastapi.api.models import ItemCollectionUri, create_request_model
-from stac_fastapi.extensions.core import (
-    FieldsExtension,
-    FilterExtension,
-    FreeTextExtension,
-    QueryExtension,
-    SortExtension,
-    TokenPaginationExtension,
-)
-from stac_fastapi.extensions.core.collection_search.request import (
-    BaseCollectionSearchGetRequest,
-)
-from stac_fastapi.extensions.core.filter.request import FilterExtensionGetRequest
-from stac_fastapi.types.extension import ApiExtension
-from stac_fastapi.types.search import (
-    APIRequest,
-    BaseSearchGetRequest,
-    BaseSearchPostRequest,
-    str2list,
-)
+from fastapi import Path, Query
+from pydantic import BaseModel, Field
+from stac_pydantic.api.extensions.sort import SortExtension
 
 _BBOX = (
     "Only items whose bbox intersects this one: west,south,east,north (WGS 84); "
@@ -45,46 +32,171 @@ _DATETIME = (
 _LIMIT = "Items per page, 1 to the node's catalog.max_limit (default 10)."
 _INTERSECTS = "A GeoJSON geometry (URL-encoded JSON); items intersecting its bounding box."
 
-BBoxParam = Annotated[str | None, Query(description=_BBOX)]
-DatetimeParam = Annotated[str | None, Query(description=_DATETIME)]
+Text = str | None
+BBoxParam = Annotated[Text, Query(description=_BBOX)]
+DatetimeParam = Annotated[Text, Query(description=_DATETIME)]
 LimitParam = Annotated[int | None, Query(description=_LIMIT, json_schema_extra={"minimum": 1})]
+CollectionIdParam = Annotated[str, Path(description="Collection ID")]
 
 
-@attr.s
-class SearchGetRequest(BaseSearchGetRequest):
-    """GET /search: bbox, datetime and limit kept as sent, checked by the client."""
+def _split(val: Text) -> list[str] | None:
+    return val.split(",") if val else None
 
-    bbox: BBoxParam = attr.ib(default=None)  # type: ignore[assignment]
+
+# Converters of comma-separated parameters into lists (empty: not given); FastAPI reads
+# the parameter of each as the query parameter, with its description.
+
+
+def _collections(
+    val: Annotated[Text, Query(description="Collection ids, comma-separated.")] = None,
+) -> list[str] | None:
+    return _split(val)
+
+
+def _ids(
+    val: Annotated[Text, Query(description="Item ids, comma-separated.")] = None,
+) -> list[str] | None:
+    return _split(val)
+
+
+def _fields(
+    val: Annotated[
+        Text,
+        Query(
+            description="Fields to include, or with '-' to exclude, comma-separated: "
+            "-assets,properties.title"
+        ),
+    ] = None,
+) -> list[str] | None:
+    return _split(val)
+
+
+def _sortby(
+    val: Annotated[
+        Text,
+        Query(
+            description="Properties to sort by, comma-separated, each prefixed '+' "
+            "(ascending, the default) or '-' (descending): -datetime,id"
+        ),
+    ] = None,
+) -> list[str] | None:
+    return _split(val)
+
+
+def _q(
+    val: Annotated[Text, Query(description="Free-text terms, comma-separated.")] = None,
+) -> list[str] | None:
+    return _split(val)
+
+
+def _aggregations(
+    val: Annotated[
+        Text, Query(description="Comma-separated names of aggregations, see /aggregations.")
+    ] = None,
+) -> list[str] | None:
+    return _split(val)
+
+
+@attr.s(kw_only=True)
+class RequestModel:
+    def values(self) -> dict[str, Any]:
+        """The parameters by name (``filter`` is ``filter_expr``, as in the POST body)."""
+        return dict(vars(self))
+
+
+@attr.s(kw_only=True)
+class SearchWhere(RequestModel):
+    """Where GET /search and /aggregate look for items."""
+
+    collections: list[str] | None = attr.ib(default=None, converter=_collections)
+    ids: list[str] | None = attr.ib(default=None, converter=_ids)
+    bbox: BBoxParam = attr.ib(default=None)
     datetime: DatetimeParam = attr.ib(default=None)
-    intersects: Annotated[str | None, Query(description=_INTERSECTS)] = attr.ib(default=None)
+    intersects: Annotated[Text, Query(description=_INTERSECTS)] = attr.ib(default=None)
     limit: LimitParam = attr.ib(default=None)
 
 
-@attr.s
-class ItemsGetRequest(ItemCollectionUri):
+@attr.s(kw_only=True)
+class ItemsWhere(RequestModel):
+    """Where GET /collections/{collection_id}/items looks for items."""
+
+    collection_id: CollectionIdParam = attr.ib()
+    bbox: BBoxParam = attr.ib(default=None)
+    datetime: DatetimeParam = attr.ib(default=None)
+    limit: LimitParam = attr.ib(default=None)
+
+
+@attr.s(kw_only=True)
+class ShapingParams(RequestModel):
+    """The extensions' parameters (filter, fields, sort, query, free text, paging), on
+    every route that searches items; after the ``Where`` ones (attrs takes the fields of
+    the bases in reverse method resolution order)."""
+
+    filter_expr: Annotated[
+        Text, Query(alias="filter", description="A CQL2 filter, in the filter-lang.")
+    ] = attr.ib(default=None)
+    filter_crs: Annotated[
+        Text, Query(alias="filter-crs", description="Only CRS84 is supported.")
+    ] = attr.ib(default=None)
+    # Checked by the client, so that a wrong one answers 400 like the rest.
+    filter_lang: Annotated[
+        Text, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")
+    ] = attr.ib(default=None)
+    fields: list[str] | None = attr.ib(default=None, converter=_fields)
+    sortby: list[str] | None = attr.ib(default=None, converter=_sortby)
+    query: Annotated[
+        Text,
+        Query(description='The query extension: JSON {"property": {"op": value}}.'),
+    ] = attr.ib(default=None)
+    q: list[str] | None = attr.ib(default=None, converter=_q)
+    token: Annotated[Text, Query(description="The page to read (next/prev links).")] = attr.ib(
+        default=None
+    )
+
+
+@attr.s(kw_only=True, collect_by_mro=True)
+class SearchGetRequest(ShapingParams, SearchWhere):
+    """GET /search."""
+
+
+@attr.s(kw_only=True, collect_by_mro=True)
+class ItemsGetRequest(ShapingParams, ItemsWhere):
     """GET /collections/{collection_id}/items."""
 
-    bbox: BBoxParam = attr.ib(default=None)  # type: ignore[assignment]
-    datetime: DatetimeParam = attr.ib(default=None)
-    limit: LimitParam = attr.ib(default=None)
+
+@attr.s(kw_only=True, collect_by_mro=True)
+class AggregateGetRequest(SearchGetRequest):
+    """GET /aggregate and /collections/{collection_id}/aggregate."""
+
+    aggregations: list[str] | None = attr.ib(default=None, converter=_aggregations)
 
 
-@attr.s
-class CollectionsGetRequest(BaseCollectionSearchGetRequest):
+@attr.s(kw_only=True)
+class CollectionsGetRequest(RequestModel):
     """GET /collections: the collection search's bbox, datetime, q, limit and offset."""
 
-    bbox: BBoxParam = attr.ib(default=None)  # type: ignore[assignment]
+    bbox: BBoxParam = attr.ib(default=None)
     datetime: DatetimeParam = attr.ib(default=None)
     limit: LimitParam = attr.ib(default=None)
     offset: Annotated[
         int | None,
         Query(description="Collections to skip (paging).", json_schema_extra={"minimum": 0}),
     ] = attr.ib(default=None)
+    q: list[str] | None = attr.ib(default=None, converter=_q)
 
 
-class SearchPostRequest(BaseSearchPostRequest):
+class PostFields(BaseModel):
+    """The fields extension in a POST body."""
+
+    include: set[str] | None = set()
+    exclude: set[str] | None = set()
+
+
+class SearchPostRequest(BaseModel):
     """POST /search; bbox, datetime, intersects and limit checked by the client."""
 
+    collections: list[str] | None = None
+    ids: list[str] | None = None
     # Any JSON here, so that text or an object answers 400 naming bbox like every other
     # bad bbox (stac_params), not a 422 of the model.
     bbox: Any = Field(
@@ -92,35 +204,11 @@ class SearchPostRequest(BaseSearchPostRequest):
         description=_BBOX,
         json_schema_extra={"type": "array", "items": {"type": "number"}},
     )
-    datetime: str | None = Field(None, description=_DATETIME)
-    intersects: dict[str, Any] | None = Field(  # type: ignore[assignment]
+    intersects: dict[str, Any] | None = Field(
         None, description="A GeoJSON geometry; items intersecting its bounding box."
     )
+    datetime: str | None = Field(None, description=_DATETIME)
     limit: int | None = Field(10, description=_LIMIT, json_schema_extra={"minimum": 1})
-
-    @model_validator(mode="before")
-    @classmethod
-    def validate_spatial(cls, values: Any) -> Any:
-        # Replaces stac-pydantic's, which fails on a body that is not an object; such a
-        # body is left to the model's own type check. bbox with intersects is refused
-        # by the client.
-        return values
-
-
-FilterLangParam = Annotated[
-    str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")
-]
-
-
-@attr.s
-class FilterGetRequest(FilterExtensionGetRequest):
-    # filter-lang is checked by the client, so that a wrong one answers 400 like the rest.
-    filter_lang: FilterLangParam = attr.ib(default=None)  # type: ignore[assignment]
-
-
-class FilterPostRequest(BaseModel):
-    """A filter in CQL2 JSON, or in CQL2 text with ``filter-lang: cql2-text``."""
-
     filter_expr: dict[str, Any] | str | None = Field(
         None, alias="filter", description="A CQL2 JSON object, or CQL2 text."
     )
@@ -128,97 +216,33 @@ class FilterPostRequest(BaseModel):
     filter_lang: Literal["cql2-json", "cql2-text"] | None = Field(
         None, alias="filter-lang", description="cql2-json (default) or cql2-text."
     )
-
-
-class FreeTextPostRequest(BaseModel):
+    fields: PostFields | None = Field(PostFields(), description="Fields to include and to exclude.")
+    sortby: list[SortExtension] | None = Field(None, description="Sort keys, first first.")
+    query: dict[str, dict[str, Any]] | None = Field(
+        None, description='The query extension: {"property": {"op": value}}.'
+    )
     q: str | list[str] | None = Field(
         None, description="Free-text terms: a list, or one comma-separated string."
     )
+    token: str | None = Field(None, description="The page to read (next/prev links).")
 
 
-def _aggregations_converter(
-    val: Annotated[
-        str | None,
-        Query(description="Comma-separated names of aggregations, see /aggregations."),
-    ] = None,
-) -> list[str] | None:
-    return str2list(val)
-
-
-@attr.s
-class AggregationsGetRequest(APIRequest):
-    aggregations: list[str] | None = attr.ib(default=None, converter=_aggregations_converter)
-
-
-class AggregationsPostRequest(BaseModel):
+class AggregatePostRequest(SearchPostRequest):
     aggregations: list[str] | None = Field(
         None, description="Names of aggregations, see /aggregations."
     )
 
 
-@attr.s
-class StratoFilterExtension(FilterExtension):
-    """The filter extension with strato's request models (text in POST, lang checked)."""
-
-    GET = FilterGetRequest
-    POST = FilterPostRequest  # type: ignore[assignment]
+@attr.s(kw_only=True)
+class NoParams(RequestModel):
+    """A route that reads nothing from its query."""
 
 
-@attr.s
-class StratoFreeTextExtension(FreeTextExtension):
-    POST = FreeTextPostRequest  # type: ignore[assignment]
+@attr.s(kw_only=True)
+class CollectionUri(RequestModel):
+    collection_id: CollectionIdParam = attr.ib()
 
 
-def search_extensions(
-    filter_extension: FilterExtension,
-) -> list[ApiExtension]:
-    """The extensions that shape item searches (GET/POST /search, items, aggregate)."""
-    return [
-        filter_extension,
-        FieldsExtension(),
-        SortExtension(),
-        QueryExtension(),
-        StratoFreeTextExtension(),
-        TokenPaginationExtension(),
-    ]
-
-
-@attr.s
-class RequestModels:
-    search_get: type[APIRequest] = attr.ib()
-    search_post: type[BaseModel] = attr.ib()
-    items_get: type[APIRequest] = attr.ib()
-    collections_get: type[APIRequest] = attr.ib()
-    aggregate_get: type[APIRequest] = attr.ib()
-    aggregate_post: type[BaseModel] = attr.ib()
-
-
-def request_models(extensions: list[ApiExtension]) -> RequestModels:
-    def get(name: str, base: type[APIRequest], mixins: list[Any] | None = None) -> Any:
-        return create_request_model(
-            name, base_model=base, extensions=extensions, mixins=mixins, request_type="GET"
-        )
-
-    def post(name: str, mixins: list[Any] | None = None) -> Any:
-        return create_request_model(
-            name,
-            base_model=SearchPostRequest,
-            extensions=extensions,
-            mixins=mixins,
-            request_type="POST",
-        )
-
-    collections = create_request_model(
-        "CollectionsGetRequest",
-        base_model=CollectionsGetRequest,
-        extensions=[StratoFreeTextExtension()],
-        request_type="GET",
-    )
-    return RequestModels(
-        search_get=get("SearchGetRequest", SearchGetRequest),
-        search_post=post("SearchPostRequest"),
-        items_get=get("ItemsGetRequest", ItemsGetRequest),
-        collections_get=collections,  # type: ignore[arg-type]
-        aggregate_get=get("AggregateGetRequest", SearchGetRequest, [AggregationsGetRequest]),
-        aggregate_post=post("AggregatePostRequest", [AggregationsPostRequest]),
-    )
+@attr.s(kw_only=True)
+class ItemUri(CollectionUri):
+    item_id: Annotated[str, Path(description="Item ID")] = attr.ib()
