@@ -1,17 +1,18 @@
 """Chunks of dask-backed variables computed by walking the dask graph: a fast path.
 
-``compute()`` optimises and orders the whole graph on every call: 8 ms per chunk for
-a 60-file dataset, growing with the number of files. Culling the graph, materialised
-once, to the blocks of one chunk costs well under a millisecond. The tasks run in the
-calling thread: the server's thread pool is the parallelism, and a chunk must not queue
-behind a cluster's other work.
+``compute()`` optimises and orders the whole graph on every call, a cost that grows with
+the number of files. Culling the graph, materialised once, to the blocks of one chunk
+avoids it. The tasks run in the calling thread: the server's thread pool is the
+parallelism, and a chunk must not queue behind a cluster's other work.
 
 A fast path: ``data.fast_dask_blocks = false`` turns it off (each chunk is then
 ``variable[region].values``, computed by dask's scheduler), and
 tests/data/test_zarr_store.py checks that both give the same chunk bytes. What justifies
-it: ``bench/zarr_serving.py`` reads through ``/zarr``, whose chunks of a multi-file
-dataset are computed here (bench/RESULTS.md, Zarr serving; the 8 ms figure above is
-per chunk of the 60-file dataset, measured when this was written).
+it: ``bench/dask_blocks.py`` on a 60-file dataset, 1.4-2.0 ms per chunk with it against
+6.7-7.9 ms without (3.9-4.8x; bench/RESULTS.md, Dask graph walker, 2026-12-04). On a
+single-file dataset it gains nothing measurable: ``bench/zarr_serving.py --quick``
+reads ``/zarr`` with the same server CPU on and off (bench/RESULTS.md, Zarr serving,
+fast paths off and on).
 """
 
 from __future__ import annotations
