@@ -17,9 +17,10 @@ the usual way; so does any statement whose SQL needs rendering per execution.
 
 A fast path: ``catalog.compiled_statements = false`` turns it off (every search builds
 its statement with SQLAlchemy), and tests/catalog/test_search.py checks both ways give
-the same pages. What justifies it: ``bench/catalog_search.py`` on 100,000 items, search
-p50 in the node process 0.9 ms with it, of which the statement is 0.5 ms; building and
-compiling a statement alone takes 0.7 ms (bench/RESULTS.md, catalog search).
+the same pages. What justifies it: ``bench/catalog_search.py --count 10000`` through the
+STAC API, search p50 3.1-7.3 ms with it against 4.8-9.1 ms off, faster in each of four
+pairs of runs by 0.9-2.9 ms (1.2-1.5x; bench/RESULTS.md, catalog search, compiled
+statement cache off and on, 2026-12-04).
 """
 
 from __future__ import annotations
