@@ -126,3 +126,45 @@ def test_a_settled_server_frees_garbage_of_searches_that_reached_the_old_generat
     assert gone() is None, f"still held after {answered} searches"
     assert answered < 300_000, answered
     del start_up
+
+
+def _mapped_blocks() -> int:
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd",
+                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+            )
+        ]  # fmt: skip
+
+    mallinfo2 = heap._glibc("mallinfo2")
+    if mallinfo2 is None:
+        pytest.skip("no mallinfo2: not glibc 2.33+")
+    mallinfo2.restype = MallInfo2
+    return int(mallinfo2().hblks)
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_settle_keeps_large_blocks_out_of_the_arenas() -> None:
+    """After one large block was freed, glibc would serve every block up to its size
+    from the arenas (its threshold follows the largest mapped block freed); a settled
+    server keeps mapping them, so freeing one gives it back at once."""
+    import ctypes
+
+    if not heap.can_release():
+        pytest.skip("not glibc")
+    heap.settle()
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.free(libc.malloc(16 * 2**20))  # a large response, mapped then freed
+    before = _mapped_blocks()
+    block = libc.malloc(2**20)
+    try:
+        assert _mapped_blocks() == before + 1, "a 1 MiB block came from an arena"
+    finally:
+        libc.free(block)

@@ -37,6 +37,20 @@ YOUNG_THRESHOLD = 20_000
 # the last one is a quarter of what lives there (CPython's rule), so its cost stays a
 # fraction of the work that made the garbage.
 OLD_THRESHOLD = 1
+# glibc's mallopt parameters (malloc.h) and the values a server sets at start-up.
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+# Blocks from this size up are mapped on their own and unmapped when freed. glibc starts
+# at 128 KiB but raises the threshold to the size of each mapped block freed (up to 32
+# MiB), so after a few large responses every block up to megabytes came from the arenas:
+# under 32 search clients (bench/soak.py) the arenas' free but resident memory grew by
+# ~30 MB a minute, in holes between live blocks that ``malloc_trim`` cannot return.
+# Setting the threshold turns that adjustment off.
+MMAP_THRESHOLD = 128 * 1024
+# Arenas for all threads. glibc makes up to 8 per core, one per thread that contends; a
+# server's 40 request threads spread their blocks over 16 arenas on 2 cores, each with
+# its own free holes. Two keep the holes where the next allocations reuse them.
+ARENA_MAX = 2
 # Seconds between two releases of free memory; one costs a few milliseconds.
 RELEASE_INTERVAL = 10.0
 RELEASER_NAME = "strato-heap-release"
@@ -45,17 +59,18 @@ _releaser: threading.Thread | None = None
 _releaser_lock = threading.Lock()
 
 
-def _malloc_trim() -> Any:
+def _glibc(function: str) -> Any:
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        return ctypes.CDLL(name).malloc_trim
+        return getattr(ctypes.CDLL(name), function)
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
         return None
 
 
-_TRIM = _malloc_trim()
+_TRIM = _glibc("malloc_trim")
+_MALLOPT = _glibc("mallopt")
 
 
 def can_release() -> bool:
@@ -68,6 +83,17 @@ def release() -> None:
     every arena (``malloc_trim(0)``); live memory is not touched."""
     if _TRIM is not None:
         _TRIM(0)
+
+
+def limit_allocator() -> bool:
+    """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD` and its arenas at
+    :data:`ARENA_MAX` (before the request threads start: arenas already made stay);
+    True when the allocator took both, False where it is not glibc's."""
+    if _MALLOPT is None:
+        return False
+    return bool(_MALLOPT(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(
+        _MALLOPT(_M_ARENA_MAX, ARENA_MAX)
+    )
 
 
 def start_releasing(interval: float = RELEASE_INTERVAL) -> None:
@@ -92,7 +118,9 @@ def start_releasing(interval: float = RELEASE_INTERVAL) -> None:
 def settle() -> None:
     """Call once start-up is done: what exists now is kept out of later collections
     (``gc.freeze``), young passes run less often and full ones more often, and free
-    memory goes back to the operating system every :data:`RELEASE_INTERVAL` seconds."""
+    memory goes back to the operating system every :data:`RELEASE_INTERVAL` seconds,
+    from arenas kept few and free of large blocks (:func:`limit_allocator`)."""
+    limit_allocator()
     gc.collect()
     gc.freeze()
     # Once more, now that the old generation is empty: CPython runs a full pass only when

@@ -37,8 +37,10 @@ from strato.caching import LRU
 from strato.catalog.search.where import FacetSet, Leaf, ValueTest, Where
 from strato.db import driver_cursor
 
-# Distinct shapes kept; each is one compiled statement of a few kilobytes.
-MAX_SHAPES = 512
+# Distinct shapes kept; each is one compiled statement of a few kilobytes. Under load of
+# mostly new shapes (bench/soak.py) a bigger cache hits no more often, and what it holds
+# was allocated among request garbage long after start-up, pinning memory pages.
+MAX_SHAPES = 128
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,20 @@ def _test(params: list[BindParameter[Any]]) -> ValueTest:
     if len(params) == 1:
         return lambda column: column == params[0]
     return lambda column: column.in_(params)
+
+
+# Row classes by column names: the page statements select a handful of column lists.
+# A class per shape (a type, its methods and their code) was the largest part of an
+# entry, and one evicted became garbage that only a full collection frees.
+_ROWS: LRU[tuple[str, ...], Callable[..., Any]] = LRU(64)
+
+
+def _row_class(keys: tuple[str, ...]) -> Callable[..., Any]:
+    row = _ROWS.get(keys)
+    if row is None:
+        # Two threads making the same class at once keep the first one's.
+        row = _ROWS.setdefault(keys, namedtuple("Row", keys))
+    return row
 
 
 def _shape(facet_set: FacetSet) -> tuple[tuple[str, int], ...]:
@@ -156,7 +172,7 @@ class StatementCache:
             processors=[
                 c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
             ],
-            row=namedtuple("Row", [c.key for c in columns]),  # type: ignore[misc]
+            row=_row_class(tuple(str(c.key) for c in columns)),
         )
 
     @staticmethod

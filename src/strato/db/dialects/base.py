@@ -31,6 +31,14 @@ from strato.db.cursors import driver_cursor
 from strato.db.faults import Fault, unreachable
 from strato.extras import optional_driver
 
+# Compiled statements an engine keeps (SQLAlchemy's default is 500, pruned at 750). An
+# item search's statement is tens of kilobytes compiled, and searches come in more shapes
+# than any cache holds (facets, sorts, time and box filters): under 32 clients of mostly
+# new shapes (bench/soak.py) the default cache churned for minutes, each entry allocated
+# among request garbage and pinning the memory around it, and the server grew by ~25 MB a
+# minute after warm-up. Repeated shapes, which the cache is for, fit in far fewer.
+QUERY_CACHE_SIZE = 128
+
 # What a JSON value is tested to be before it is compared as one.
 JsonKind = Literal["number", "boolean"]
 # A LIKE pattern in parts: ``("%", "%")`` any run, ``("_", "_")`` one character,
@@ -72,6 +80,7 @@ class Dialect(ABC):
                 url,
                 pool_pre_ping=True,
                 pool_recycle=1800,
+                query_cache_size=QUERY_CACHE_SIZE,
                 json_serializer=jsonio.dumps,
                 json_deserializer=jsonio.loads,
             )

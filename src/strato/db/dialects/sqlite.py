@@ -26,7 +26,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from strato import jsonio
-from strato.db.dialects.base import Dialect, JsonKind, LikeParts, swapped_setting
+from strato.db.dialects.base import (
+    QUERY_CACHE_SIZE,
+    Dialect,
+    JsonKind,
+    LikeParts,
+    swapped_setting,
+)
 from strato.db.faults import Fault, busy_fault, read_only_fault
 
 # How much write-ahead log SQLite gathers before copying it back into the database.
@@ -87,6 +93,7 @@ class SQLiteDialect(Dialect):
         engine = sa_create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
+            query_cache_size=QUERY_CACHE_SIZE,
             json_serializer=jsonio.dumps,
             json_deserializer=jsonio.loads,
         )
