@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from strato.data.zarr_views.zarr_store import Compression, ZarrView
+from strato.data.zarr_views.compression import Compression
+from strato.data.zarr_views.zarr_store import ZarrView
 from strato.errors import InvalidInput, NotFound
 from tests.data.key_store import KeyStore
 from tests.data.model_files import write_calendar_file

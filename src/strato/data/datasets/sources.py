@@ -26,7 +26,8 @@ from strato.data.datasets.stores import ConfinedLocalStore, ReferenceStore
 from strato.data.raw.raw_store import RawStore, load_references, save_references
 from strato.data.raw.references import BUILD_GENERATION, build_references
 from strato.data.settings import DataSettings
-from strato.data.zarr_views.zarr_store import Compression, ZarrView
+from strato.data.zarr_views.compression import Compression
+from strato.data.zarr_views.zarr_store import ZarrView
 from strato.errors import InvalidInput, NotFound, StratoError, Unavailable
 from strato.retry import Backoff, retry_call
 
