@@ -10,10 +10,11 @@ one. Anything else (a value to coerce or to reject, a parameter it does not know
 read, a route with dependencies, dependency overrides) goes to FastAPI's own handler, so
 answers and errors are FastAPI's to the byte (tests/catalog/test_stac_fast_path.py).
 
-Off with ``catalog.stac_fast_path = false``. Why it is on: measured side by side
-(bench/catalog_paired.py, 2026-12-04, bench/RESULTS.md), an item search answers 0.27 to
-0.88 ms sooner with it (median of paired differences, on a p50 of 5 to 8 ms), a single
-item 0.21 to 0.36 ms; bench/catalog_search.py alone cannot tell on this shared machine,
+Off with ``catalog.stac_fast_path = false``. Why it is on (bench/RESULTS.md, "STAC GET
+fast path off and on", 2026-12-04): inside the app it saves 0.31-0.41 ms of CPU per item
+search, whose CPU is 1.3x with it off (bench/catalog_handler_cpu.py), and a client sees
+searches 0.27-0.88 ms sooner, single items 0.21-0.36 ms (bench/catalog_paired.py, median
+of paired differences); bench/catalog_search.py alone cannot tell on a shared machine,
 whose run-to-run noise is larger.
 
 It reads FastAPI's description of a route (``route.dependant``, its fields' ``field_info``),
