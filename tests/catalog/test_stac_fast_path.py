@@ -239,7 +239,7 @@ def test_an_included_routers_dependencies_are_never_gone_around() -> None:
 
 
 def test_the_stac_api_is_built_without_stac_fastapi() -> None:
-    """Plain FastAPI routes (docs/design-stac.md): serving the catalog imports no
+    """Plain FastAPI routes (docs/design.md): serving the catalog imports no
     stac-fastapi, so nothing of it (private names included) is relied on."""
     code = (
         "import sys\n"

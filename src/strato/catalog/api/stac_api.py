@@ -2,7 +2,7 @@
 
 The routes (:mod:`strato.catalog.api.stac_routes`) are added to strato's own router, so
 strato's error handlers (RFC 9457 problems), middleware, title, docs and /openapi.json
-are theirs, and they appear there tagged "STAC". Why not stac-fastapi: docs/design-stac.md.
+are theirs, and they appear there tagged "STAC". Why not stac-fastapi: docs/design.md.
 """
 
 from __future__ import annotations
