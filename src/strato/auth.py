@@ -39,6 +39,8 @@ class Scope(StrEnum):
     READ = "read"
     PUBLISH = "publish"
     RUN = "run"
+    # Executing processes (OGC API - Processes) and managing one's own jobs.
+    PROCESS = "process"
     STREAM = "stream"
     ADMIN = "admin"
 

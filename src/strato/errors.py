@@ -15,6 +15,9 @@ class StratoError(Exception):
 
     code = "error"
     title = "Error"
+    # The problem type's URI where a standard names one (OGC's exception types), else
+    # None: the type is then strato's own, made from ``code``.
+    type_uri: str | None = None
     # Seconds after which trying again may succeed; sent as Retry-After when set.
     retry_after: int | None = None
 

@@ -62,10 +62,11 @@ def problem(
     code: str | None = None,
     title: str | None = None,
     headers: dict[str, str] | None = None,
+    type_uri: str | None = None,
     **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": f"urn:strato:problem:{code}" if code else "about:blank",
+        "type": type_uri or (f"urn:strato:problem:{code}" if code else "about:blank"),
         "title": title or _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
@@ -89,6 +90,7 @@ def domain_problem(exc: errors.StratoError, *, instance: str, **extra: Any) -> J
         code=exc.code,
         title=exc.title,
         headers=headers or None,
+        type_uri=exc.type_uri,
         errors=exc.errors,
         **extra,
     )
