@@ -2,7 +2,7 @@
 
 Capabilities take what they share from here, never from each other: the database
 engine and sessions, the identities, the event bus, and what one capability offers the
-others (the served datasets)."""
+others (the served datasets, the job engine)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from strato.settings import Settings
 if TYPE_CHECKING:
     from strato.bus import Bus
     from strato.dataset_sources import DatasetSource
+    from strato.job_engine import JobEngine
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Context:
     serve_only: bool = False
     # Set by the capability that serves datasets, read by those describing them.
     datasets: DatasetSource | None = None
+    # Set by the capability that runs jobs, used by those submitting them.
+    jobs: JobEngine | None = None
     _bus: Bus | None = field(default=None, repr=False)
 
     @property
@@ -53,6 +56,11 @@ class Context:
         Each web app built on this Context installs its own service, which replaces the
         one before: apps already built keep the one they were given."""
         self.datasets = source
+
+    def provide_jobs(self, engine: JobEngine) -> None:
+        """Offer the job engine to the capabilities installed after it (as
+        :meth:`provide_datasets`: each web app built on this Context installs its own)."""
+        self.jobs = engine
 
     @classmethod
     def open(cls, settings: Settings) -> Context:

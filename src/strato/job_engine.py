@@ -1,0 +1,124 @@
+"""What a capability running jobs offers the others, through the Context.
+
+The processes capability (OGC API - Processes) submits, lists, waits for and dismisses
+jobs without knowing which capability runs them or how (a local process pool, Celery
+workers, a Dask cluster): the jobs capability hands its engine to the Context as a
+:class:`JobEngine`, and others read ``ctx.jobs``.
+
+A task is a module-level function importable by its ``"module:function"`` name::
+
+    def task(inputs: dict[str, Any], ctx: TaskContext) -> dict[str, Any]
+
+Its inputs and the outputs it returns are JSON: they cross process boundaries as JSON
+and never as pickles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class JobStatus(StrEnum):
+    """OGC API - Processes statusCode values."""
+
+    accepted = "accepted"
+    running = "running"
+    successful = "successful"
+    failed = "failed"
+    dismissed = "dismissed"
+
+
+# A job in one of these will not change any more (but for being removed).
+FINISHED = frozenset({JobStatus.successful, JobStatus.failed, JobStatus.dismissed})
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str  # CSPRNG, url-safe
+    owner: str  # identity name; "" for anonymous
+    process_id: str
+    task: str  # "package.module:function" the executor runs
+    inputs: dict[str, Any]  # JSON only
+    status: JobStatus
+    progress: int  # 0-100
+    message: str
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    updated: datetime
+    results: dict[str, Any] | None  # JSON outputs (values or {"href": ...} references)
+    attempts: int
+    error: str | None  # one line, why it failed
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINISHED
+
+
+class TaskContext(Protocol):
+    """What a task function gets besides its inputs."""
+
+    job_id: str
+
+    @property
+    def result_dir(self) -> Path:
+        """Where it may write result files (made on first use)."""
+        ...
+
+    def progress(self, percent: int, message: str = "") -> None: ...
+
+    def cancelled(self) -> bool: ...
+
+
+class RetryableTaskError(Exception):
+    """Raised by a task for a failure that may pass (a remote service down): the job is
+    run again, with back-off, while it has retries left. Any other exception fails it."""
+
+
+class JobEngine(Protocol):
+    def submit(
+        self,
+        *,
+        task: str,
+        inputs: dict[str, Any],
+        owner: str,
+        process_id: str,
+        time_limit: float | None = None,
+        retries: int = 0,
+    ) -> JobRecord:
+        """A new job, already visible to :meth:`get` and :meth:`list`."""
+        ...
+
+    def get(self, job_id: str) -> JobRecord:
+        """The job; strato.errors.NotFound if unknown."""
+        ...
+
+    def list(
+        self,
+        *,
+        owner: str | None = None,
+        process_id: str | None = None,
+        status: Sequence[JobStatus] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[JobRecord]:
+        """Newest first; ``after`` is the last id of the previous page."""
+        ...
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        """The job as soon as it is finished (pushed, no polling floor), or as it is when
+        ``timeout`` seconds have passed."""
+        ...
+
+    def cancel(self, job_id: str) -> JobRecord: ...
+
+    def dismiss(self, job_id: str) -> JobRecord:
+        """Cancel if running, then remove (results included)."""
+        ...

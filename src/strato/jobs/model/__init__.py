@@ -1,0 +1,1 @@
+"""Pure rules of jobs: ids, one-line reasons, what a task name may be."""

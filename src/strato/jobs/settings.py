@@ -1,0 +1,51 @@
+"""The jobs capability's settings section: ``[jobs]`` in strato.toml, ``STRATO_JOBS_*``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from strato.settings import Section, Settings
+
+
+class JobsSettings(Section):
+    key: ClassVar[str] = "jobs"
+
+    # Celery and Dask executors will join "local" here.
+    executor: Literal["local"] = Field(
+        "local", description="What runs jobs: local (a pool of worker processes on this node)."
+    )
+    workers: int | None = Field(
+        None, ge=1, description="Worker processes of the local executor; default min(2, CPUs)."
+    )
+    time_limit: float = Field(
+        3600.0, gt=0, description="Seconds a job may run when its submitter names no limit."
+    )
+    retries: int = Field(
+        1,
+        ge=0,
+        le=20,
+        description="Runs again of a job whose worker died or that raised RetryableTaskError "
+        "(at least this many; a submitter may ask for more).",
+    )
+    retry_first: float = Field(0.5, ge=0, description="Seconds before the first retry.")
+    retry_cap: float = Field(30.0, ge=0, description="Longest wait between retries.")
+    cancel_grace: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds a running job has to stop by itself once cancelled before its "
+        "worker process is killed.",
+    )
+    result_dir: Path | None = Field(
+        None, description="Where jobs write result files; default <data_dir>/jobs."
+    )
+
+    @property
+    def pool_size(self) -> int:
+        return self.workers or min(2, os.cpu_count() or 1)
+
+    def results_in(self, settings: Settings) -> Path:
+        return self.result_dir or settings.data_dir / "jobs"
