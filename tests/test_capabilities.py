@@ -114,7 +114,13 @@ def served(tmp_path: Path, serve: Callable[[Any], str]) -> Iterator[Callable[...
 
 def test_capabilities_are_found_by_entry_point_in_their_order(boom: Path) -> None:
     # boom sorts first by name but asks to come after the catalog, which comes after data.
-    assert [entry.name for entry in installed()] == ["data", "catalog", "boom", "jobs"]
+    assert [entry.name for entry in installed()] == [
+        "data",
+        "catalog",
+        "boom",
+        "jobs",
+        "processes",
+    ]
 
 
 def test_with_the_catalog_switched_off_the_data_service_serves(
@@ -143,15 +149,15 @@ def test_with_data_switched_off_the_catalog_serves(served: Callable[..., httpx.C
 def test_capabilities_are_switched_off_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("STRATO_CAPABILITIES_DISABLED", "catalog, data, jobs")
+    monkeypatch.setenv("STRATO_CAPABILITIES_DISABLED", "catalog, data, jobs, processes")
     settings = settings_for(tmp_path)
-    assert settings.capabilities.disabled == ["catalog", "data", "jobs"]
+    assert settings.capabilities.disabled == ["catalog", "data", "jobs", "processes"]
     assert load_capabilities(settings) == []
 
 
 def test_switching_off_what_is_not_installed_is_refused_by_name(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, capabilities={"disabled": ["catalgo"]})
-    with pytest.raises(InvalidInput, match=r"catalgo.*installed: data, catalog, jobs"):
+    with pytest.raises(InvalidInput, match=r"catalgo.*installed: data, catalog, jobs, processes"):
         load_capabilities(settings)
 
 

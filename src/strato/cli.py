@@ -190,7 +190,9 @@ def token_create(
     user: Annotated[str, typer.Option("--user", "-u", help="Owner of the token.")],
     scope: Annotated[
         str,
-        typer.Option("--scope", "-s", help="Comma-separated: read,publish,run,process,stream,admin."),
+        typer.Option(
+            "--scope", "-s", help="Comma-separated: read,publish,run,process,stream,admin."
+        ),
     ] = "read",
     expires: Annotated[str | None, typer.Option(help="Lifetime: 30d, 12h, 90m or never.")] = None,
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",

@@ -1,0 +1,1 @@
+"""HTTP adapters of the processes capability: the OGC API - Processes routes."""

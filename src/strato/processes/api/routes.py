@@ -1,0 +1,310 @@
+"""OGC API - Processes Part 1 Core 1.0, under ``/processes-api`` (its landing page; the
+standard's ``/conformance``, ``/processes`` and ``/jobs`` below it). Execution needs the
+``process`` scope; each user sees and dismisses only their own jobs (an administrator
+every job)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from strato.auth import Principal, Scope
+from strato.errors import Forbidden, InvalidInput
+from strato.http.security import Authenticator
+from strato.job_engine import JobRecord, JobStatus
+from strato.jsonio import dumps
+from strato.processes.api.models import ExecuteIn
+from strato.processes.callbacks import Callbacks
+from strato.processes.model.description import DISMISS
+from strato.processes.model.errors import NoSuchJob, ProcessFailed
+from strato.processes.model.execute import Subscriber, mode_of, requested_outputs
+from strato.processes.model.interval import parse_interval
+from strato.processes.model.status import (
+    JSON,
+    REL_JOB_LIST,
+    REL_PROCESSES,
+    results_document,
+    status_info,
+)
+from strato.processes.service import JobQuery, ProcessService
+from strato.processes.settings import ProcessesSettings
+from strato.processes.web.pages import Pages, wants_html
+from strato.settings import Settings
+
+PREFIX = "/processes-api"
+CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
+CONFORMANCE = tuple(
+    CONF + name
+    for name in (
+        "core",
+        "ogc-process-description",
+        "json",
+        "html",
+        "oas30",
+        "job-list",
+        "dismiss",
+        "callback",
+    )
+)
+TAGS: list[str | Any] = ["processes"]
+Format = Query(None, pattern="^(json|html)$", description="json (the default) or html")
+
+
+def make_router(
+    service: ProcessService,
+    callbacks: Callbacks,
+    pages: Pages,
+    auth: Authenticator,
+    settings: Settings,
+) -> APIRouter:
+    router = APIRouter(prefix=PREFIX, tags=TAGS)
+    options = ProcessesSettings.of(settings)
+    read = Depends(auth.require(Scope.READ))
+    process = Depends(auth.require(Scope.PROCESS))
+
+    def api_url(request: Request) -> str:
+        base = settings.public_url or str(request.base_url)
+        return base.rstrip("/") + PREFIX
+
+    def link(href: str, rel: str, title: str, type_: str = JSON) -> dict[str, str]:
+        return {"href": href, "rel": rel, "type": type_, "title": title}
+
+    @router.get("", summary="Landing page of the OGC API - Processes")
+    def landing(request: Request, f: str | None = Format, _: Principal = read) -> Response:
+        api = api_url(request)
+        root = api.removesuffix(PREFIX)
+        body = {
+            "title": f"strato processes on {settings.node_name}",
+            "description": "OGC API - Processes: analytic operations run as jobs.",
+            "links": [
+                link(api, "self", "This document"),
+                link(f"{api}?f=html", "alternate", "This document as HTML", "text/html"),
+                link(
+                    f"{root}/openapi.json",
+                    "service-desc",
+                    "The API definition",
+                    "application/vnd.oai.openapi+json;version=3.0",
+                ),
+                link(f"{root}/docs", "service-doc", "The API documentation", "text/html"),
+                link(
+                    f"{api}/conformance",
+                    "http://www.opengis.net/def/rel/ogc/1.0/conformance",
+                    "Conformance classes",
+                ),
+                link(f"{api}/processes", REL_PROCESSES, "The processes"),
+                link(f"{api}/jobs", REL_JOB_LIST, "The jobs"),
+            ],
+        }
+        if wants_html(request, f):
+            return pages.render(request, "landing.html", {"api": api, "doc": body})
+        return JSONResponse(body)
+
+    # OWSLib and others join paths to the landing page's URL with a slash.
+    router.add_api_route("/", landing, methods=["GET"], include_in_schema=False)
+
+    @router.get("/conformance", summary="Conformance classes")
+    def conformance(request: Request, f: str | None = Format, _: Principal = read) -> Response:
+        body = {"conformsTo": list(CONFORMANCE)}
+        if wants_html(request, f):
+            return pages.render(request, "conformance.html", {"doc": body})
+        return JSONResponse(body)
+
+    @router.get("/processes", summary="The processes offered")
+    def processes(request: Request, f: str | None = Format, _: Principal = read) -> Response:
+        api = api_url(request)
+        summaries = []
+        for registered in service.registry.all():
+            href = f"{api}/processes/{registered.id}"
+            summary = registered.description.summary()
+            summary["links"] = [
+                link(href, "self", "Its description"),
+                link(f"{href}?f=html", "alternate", "Its description as HTML", "text/html"),
+            ]
+            summaries.append(summary)
+        body = {
+            "processes": summaries,
+            "links": [
+                link(f"{api}/processes", "self", "This document"),
+                link(f"{api}/processes?f=html", "alternate", "This document as HTML", "text/html"),
+            ],
+        }
+        if wants_html(request, f):
+            return pages.render(request, "processes.html", {"api": api, "doc": body})
+        return JSONResponse(body)
+
+    @router.get("/processes/{processID}", summary="A process's description")
+    def describe(
+        processID: str,
+        request: Request,
+        f: str | None = Format,
+        _: Principal = read,
+    ) -> Response:
+        api = api_url(request)
+        registered = service.process(processID)
+        href = f"{api}/processes/{processID}"
+        body = registered.description.to_json()
+        body["links"] = [
+            link(href, "self", "This document"),
+            link(f"{href}?f=html", "alternate", "This document as HTML", "text/html"),
+            link(
+                f"{href}/execution", "http://www.opengis.net/def/rel/ogc/1.0/execute", "Execute it"
+            ),
+            link(f"{api}/jobs?processID={processID}", REL_JOB_LIST, "Its jobs"),
+        ]
+        if wants_html(request, f):
+            return pages.render(request, "process.html", {"api": api, "doc": body})
+        return JSONResponse(body)
+
+    @router.post(
+        "/processes/{processID}/execution",
+        summary="Execute a process",
+        description="Synchronous (200 with the results) unless the request has "
+        "`Prefer: respond-async` (201, `Location` of the job, its statusInfo).",
+        responses={201: {"description": "The job was created; `Location` names it"}},
+    )
+    async def execute(
+        processID: str,
+        body: ExecuteIn,
+        request: Request,
+        prefer: str | None = Header(None, max_length=1024),
+        who: Principal = process,
+    ) -> Response:
+        api = api_url(request)
+        registered = service.process(processID)
+        description = registered.description
+        outputs = requested_outputs(
+            description,
+            {k: v.model_dump() for k, v in body.outputs.items()} if body.outputs else None,
+        )
+        subscriber = None
+        if body.subscriber is not None:
+            subscriber = Subscriber(
+                body.subscriber.successUri,
+                body.subscriber.inProgressUri,
+                body.subscriber.failedUri,
+            )
+            if subscriber.uris() and not options.callbacks:
+                raise InvalidInput("subscriber callbacks are switched off on this node")
+        mode = mode_of(description, prefer)
+        job = await run_in_threadpool(service.submit, processID, body.inputs, who)
+        if subscriber is not None and subscriber.uris():
+            callbacks.watch(
+                job,
+                subscriber,
+                lambda j: status_info(j, api),
+                lambda j: results_document(j, api, outputs),
+            )
+        if mode == "async":
+            return _created(job, api, {"Preference-Applied": "respond-async"})
+        done = await service.wait(job, options.sync_wait_seconds)
+        if not done.done:
+            # Longer than a synchronous answer waits: it carries on as a job.
+            return _created(done, api, {})
+        if done.status is JobStatus.failed:
+            raise ProcessFailed(f"job {done.id!r} failed: {done.error or 'no reason given'}")
+        if done.status is JobStatus.dismissed:
+            raise NoSuchJob(f"job {done.id!r} was dismissed while it ran")
+        document = results_document(done, api, outputs)
+        headers = {"Link": f'<{api}/jobs/{done.id}>; rel="monitor"'}
+        if body.response == "raw" and len(document) == 1:
+            return _raw(next(iter(document.values())), headers)
+        return JSONResponse(document, headers=headers)
+
+    @router.get("/jobs", summary="Your jobs (an administrator's: every job)")
+    def jobs(
+        request: Request,
+        processID: list[str] = Query(default_factory=list, max_length=50),
+        status: list[JobStatus] = Query(default_factory=list),
+        datetime: str | None = Query(None, max_length=100),
+        limit: int | None = Query(None, ge=1),
+        after: str | None = Query(None, max_length=200, description="Paging: from the next link"),
+        f: str | None = Format,
+        who: Principal = process,
+    ) -> Response:
+        api = api_url(request)
+        size = min(limit or options.page_limit, options.max_page_limit)
+        since, until = parse_interval(datetime) if datetime else (None, None)
+        query = JobQuery(processID, status, since, until, size + 1, after)
+        found = service.list_jobs(who, query)
+        page, more = found[:size], len(found) > size
+        links = [link(str(request.url), "self", "This page")]
+        if more and page:
+            kept = [
+                (k, v) for k, v in request.query_params.multi_items() if k not in ("after", "limit")
+            ]
+            following = urlencode([*kept, ("limit", str(size)), ("after", page[-1].id)])
+            links.append(link(f"{api}/jobs?{following}", "next", "The next page"))
+        body = {"jobs": [status_info(job, api) for job in page], "links": links}
+        if wants_html(request, f):
+            return pages.render(request, "jobs.html", {"api": api, "doc": body})
+        return JSONResponse(body)
+
+    @router.get("/jobs/{jobID}", summary="A job's status")
+    def job_status(
+        jobID: str,
+        request: Request,
+        f: str | None = Format,
+        who: Principal = process,
+    ) -> Response:
+        api = api_url(request)
+        body = status_info(service.job(jobID, who), api)
+        if wants_html(request, f):
+            return pages.render(request, "job.html", {"api": api, "doc": body})
+        return JSONResponse(body)
+
+    @router.get("/jobs/{jobID}/results", summary="A job's results")
+    def job_results(
+        jobID: str,
+        request: Request,
+        who: Principal = process,
+    ) -> Response:
+        api = api_url(request)
+        job = service.finished_results(jobID, who)
+        return JSONResponse(
+            results_document(job, api), headers={"Link": f'<{api}/jobs/{job.id}>; rel="up"'}
+        )
+
+    @router.get("/jobs/{jobID}/results/{outputID}", summary="One output of a job, raw")
+    def job_output(
+        jobID: str,
+        outputID: str,
+        who: Principal = process,
+    ) -> Response:
+        job = service.finished_results(jobID, who)
+        results = job.results or {}
+        if outputID not in results:
+            raise NoSuchJob(f"job {jobID!r} has no output {outputID!r}")
+        return _raw(results[outputID], {})
+
+    @router.delete("/jobs/{jobID}", summary="Dismiss a job: cancel it if it runs, remove it")
+    def dismiss(
+        jobID: str,
+        request: Request,
+        who: Principal = process,
+    ) -> Response:
+        job = service.job(jobID, who)
+        known = {r.id: r for r in service.registry.all()}.get(job.process_id)
+        if known is not None and not known.description.allows(DISMISS):
+            raise Forbidden(f"jobs of process {job.process_id!r} cannot be dismissed")
+        return JSONResponse(status_info(service.dismiss(jobID, who), api_url(request)))
+
+    return router
+
+
+def _created(job: JobRecord, api: str, headers: dict[str, str]) -> JSONResponse:
+    return JSONResponse(
+        status_info(job, api),
+        status_code=201,
+        headers={"Location": f"{api}/jobs/{job.id}", **headers},
+    )
+
+
+def _raw(value: Any, headers: dict[str, str]) -> Response:
+    """One output as itself: text as text/plain, anything else as JSON."""
+    if isinstance(value, str):
+        return PlainTextResponse(value, headers=headers)
+    return Response(dumps(value), media_type=JSON, headers=headers)

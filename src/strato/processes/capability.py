@@ -1,0 +1,78 @@
+"""strato.processes as a platform capability: OGC API - Processes over the job engine
+another capability offers through the Context (``ctx.jobs``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from strato.capabilities import NavLink, ReadinessCheck
+from strato.processes.settings import ProcessesSettings
+
+if TYPE_CHECKING:
+    import typer
+    from fastapi import FastAPI
+
+    from strato.context import Context
+    from strato.http.security import Authenticator
+
+
+class ProcessesCapability:
+    name = "processes"
+    # jobs: the engine it runs processes on; data: the datasets built-in processes read.
+    after: tuple[str, ...] = ("jobs", "data")
+    settings_section = ProcessesSettings
+    # No tables: jobs are the job engine's.
+    migrations = None
+
+    def nav(self) -> list[NavLink]:
+        return [
+            NavLink(
+                "Processes",
+                "/processes-api/processes",
+                "Analytic operations run as jobs (OGC API - Processes).",
+            )
+        ]
+
+    def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
+        from strato.errors import Unavailable
+        from strato.processes.api.routes import make_router
+        from strato.processes.callbacks import Callbacks
+        from strato.processes.registry import Registry
+        from strato.processes.service import ProcessService
+        from strato.processes.web.pages import Pages
+
+        if ctx.jobs is None:
+            raise Unavailable(
+                "no job engine: the jobs capability is switched off or not installed "
+                "(switch processes off too, or jobs on)"
+            )
+        options = ProcessesSettings.of(ctx.settings)
+        service = ProcessService(Registry.from_entry_points(), ctx.jobs, options)
+        callbacks = Callbacks(ctx.jobs, options)
+        app.state.processes = service
+        app.state.process_callbacks = callbacks
+        pages = Pages(app.state.templates, app.state.nav, ctx.settings)
+        app.include_router(make_router(service, callbacks, pages, auth, ctx.settings))
+
+    def register_cli(self, app: typer.Typer) -> None:
+        from strato.processes.cli import register
+
+        register(app)
+
+    def on_start(self, ctx: Context) -> None:
+        pass
+
+    def readiness(self, app: FastAPI, ctx: Context) -> list[ReadinessCheck]:
+        return []
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        yield
+        callbacks = getattr(app.state, "process_callbacks", None)
+        if callbacks is not None:
+            await callbacks.close()
+
+
+capability = ProcessesCapability()
