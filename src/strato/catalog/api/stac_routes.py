@@ -73,7 +73,11 @@ def add_read_routes(
     dependencies: Sequence[DependsParam],
     tags: list[str],
 ) -> None:
-    """The reads: core, collection search, queryables and aggregation, GET and POST."""
+    """The reads: core, collection search, queryables and aggregation, GET and POST.
+
+    ``router`` is the app's own (``app.router``): the fast path (``route_class``) takes
+    only routes there (see :class:`strato.catalog.api.stac_fast.QueryModelRoute`).
+    """
     core, queryables, aggregation = clients.core, clients.queryables, clients.aggregation
     common: dict[str, Any] = {"dependencies": list(dependencies), "tags": tags}
 
