@@ -18,13 +18,13 @@ import logging
 import shutil
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from strato.db import utcnow
-from strato.errors import InvalidInput
+from strato.errors import InvalidInput, Unavailable
 from strato.job_engine import FINISHED, JobRecord, JobStatus
 from strato.jobs.executor import Dispatch, Executor
 from strato.jobs.model.jobs import check_task, new_job_id, one_line
@@ -35,6 +35,15 @@ from strato.retry import Backoff
 log = logging.getLogger(__name__)
 
 _Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[JobRecord]"]
+
+
+@dataclass(eq=False)
+class _Insert:
+    """A submitted job's row, waiting for the writer's next commit."""
+
+    row: dict[str, Any]
+    written: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
 
 
 @dataclass
@@ -66,6 +75,7 @@ class JobService:
         self._lock = threading.Lock()
         self._live: dict[str, _Live] = {}
         self._dirty: dict[str, JobRecord] = {}
+        self._inserts: list[_Insert] = []
         self._waiters: dict[str, list[_Waiter]] = {}
         self._wake = threading.Condition(self._lock)
         self._started = False
@@ -166,7 +176,18 @@ class JobService:
         )
         limit = time_limit if time_limit is not None else self.time_limit
         retries = max(retries, self.retries)
-        self.store.insert(record, retries=retries, time_limit=limit)
+        # Written by the writer with whatever else is waiting (group commit: concurrent
+        # submits share a transaction), and only then run, so that no state change is
+        # written before its row exists.
+        insert = _Insert(self.store.row(record, retries=retries, time_limit=limit))
+        with self._lock:
+            if self._closing:
+                raise Unavailable("the job engine is stopping")
+            self._inserts.append(insert)
+            self._wake.notify()
+        insert.written.wait()
+        if insert.error is not None:
+            raise insert.error
         with self._lock:
             self._live[record.id] = _Live(record, retries, limit)
         self.executor.run(self._dispatch(record, limit))
@@ -355,16 +376,21 @@ class JobService:
         failures = 0
         while True:
             with self._lock:
-                while not self._dirty and not self._closing:
+                while not self._dirty and not self._inserts and not self._closing:
                     self._wake.wait()
                 batch, self._dirty = self._dirty, {}
-                if not batch and self._closing:
+                inserts, self._inserts = self._inserts, []
+                if not batch and not inserts and self._closing:
                     return
             try:
-                self.store.save(batch.values())
-            except Exception:
+                self.store.write([i.row for i in inserts], batch.values())
+            except Exception as exc:
                 failures += 1
                 log.exception("job states could not be written; trying again")
+                # Submitters hear of it at once; state changes are tried again.
+                for insert in inserts:
+                    insert.error = exc
+                    insert.written.set()
                 with self._lock:
                     for job_id, record in batch.items():
                         self._dirty.setdefault(job_id, record)
@@ -373,6 +399,8 @@ class JobService:
                     self._wake.wait(backoff.delay(failures))
                 continue
             failures = 0
+            for insert in inserts:
+                insert.written.set()
             self._settle(batch)
 
     def _settle(self, written: dict[str, JobRecord]) -> None:

@@ -92,6 +92,7 @@ _MUTABLE = (
     "attempts",
     "error",
 )
+_INSERT = _TABLE.insert()
 # One statement for every save, run with many parameter sets at once. A dismissed job
 # stays dismissed: another process (`strato jobs cancel`) may have marked it.
 _SAVE = (
@@ -148,11 +149,14 @@ class JobStore:
         self.sessions = sessions
         self._seq = Sequencer()
 
-    def insert(self, record: JobRecord, *, retries: int, time_limit: float | None) -> None:
+    def row(self, record: JobRecord, *, retries: int, time_limit: float | None) -> dict[str, Any]:
+        """The row a new job is inserted as (by :meth:`write`)."""
         values = {c.name: getattr(record, c.name) for c in _RECORD_COLUMNS}
         values.update(seq=self._seq.next(), retries=retries, time_limit=time_limit)
-        with self.sessions.begin() as session:
-            session.execute(_TABLE.insert().values(values))
+        return values
+
+    def insert(self, record: JobRecord, *, retries: int, time_limit: float | None) -> None:
+        self.write([self.row(record, retries=retries, time_limit=time_limit)], [])
 
     def get(self, job_id: str) -> JobRecord:
         with self.sessions() as session:
@@ -165,11 +169,20 @@ class JobStore:
 
     def save(self, records: Iterable[JobRecord]) -> None:
         """The mutable fields of ``records``, in one transaction."""
+        self.write([], records)
+
+    def write(self, rows: Sequence[dict[str, Any]], records: Iterable[JobRecord]) -> None:
+        """New ``rows`` (of :meth:`row`), then the mutable fields of ``records``, in one
+        transaction: the engine's writer commits a whole batch at once."""
         params = [{"_id": r.id, **{name: getattr(r, name) for name in _MUTABLE}} for r in records]
-        if not params:
+        if not rows and not params:
             return
         with self.sessions.begin() as session:
-            session.connection().execute(_SAVE, params)
+            conn = session.connection()
+            if rows:
+                conn.execute(_INSERT, list(rows))
+            if params:
+                conn.execute(_SAVE, params)
 
     def delete(self, job_id: str) -> None:
         with self.sessions.begin() as session:
