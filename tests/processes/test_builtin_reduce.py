@@ -33,7 +33,8 @@ def field(tmp_path: Path) -> xr.DataArray:
     path = tmp_path / "t.nc"
     ds.to_netcdf(path, engine="netcdf4", encoding={"t": {"zlib": True, "chunksizes": (2, 4, 5, 6)}})
     opened = xr.open_dataset(path, chunks={}, lock=HDF5_LOCK)
-    return opened.t
+    field: xr.DataArray = opened.t
+    return field
 
 
 @pytest.mark.parametrize("method", ["mean", "min", "max", "sum", "std"])

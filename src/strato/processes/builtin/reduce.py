@@ -138,7 +138,8 @@ def _block_stats(
             else (np.minimum if method == "min" else np.maximum)
         )
         return _Stats(extreme=op.reduce(x, axis=axes) if axes else x)
-    valid = ~np.isnan(x) if float_in else None
+    # Most blocks hold no missing value: then the mask and the copy without it are skipped.
+    valid = ~np.isnan(x) if float_in and np.isnan(x).any() else None
     x0 = np.where(valid, x, 0) if valid is not None else x
     if w is None:
         n = (
