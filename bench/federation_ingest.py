@@ -44,6 +44,7 @@ from strato.catalog.ingest.publisher import EventPublisher
 from strato.catalog.model.events import Event, create_event, parse_event
 from strato.catalog.store import ItemStore
 from strato.db import create_engine, session_factory, upgrade
+from strato.settings import HeapSettings
 
 GOAL = 2000.0
 WHO = {"client_id": "bench", "iss": "https://bench.example", "sub": "bench"}
@@ -58,7 +59,7 @@ def _events(count: int, seed: int) -> tuple[list[Event], int]:
     # processes (and `strato generate --publish`), the publisher keeps what it holds out
     # of the garbage collector's passes: else full passes walk every event again and
     # again, and about half the publisher's CPU on NATS goes to them.
-    heap.settle()
+    heap.settle(HeapSettings())
     return events, historical
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from strato import heap
+from strato.settings import HeapSettings
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ class _Node:
 
 @pytest.mark.usefixtures("restored_gc")
 def test_settle_keeps_the_start_up_heap_out_of_collections_and_still_frees_cycles() -> None:
-    heap.settle()
+    heap.settle(HeapSettings())
     # What lived at start-up is frozen: no collection walks it again.
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold()[0] == heap.YOUNG_THRESHOLD
@@ -103,7 +104,7 @@ def test_a_settled_server_frees_garbage_of_searches_that_reached_the_old_generat
     # garbage of a quarter of what the last full pass left before it runs another.
     start_up = [[i] for i in range(2_000_000)]
     gc.collect()
-    heap.settle()
+    heap.settle(HeapSettings())
     # A search in flight while a middle pass runs is promoted to the old generation,
     # then becomes garbage that only a full pass frees.
     in_flight = _Statement()
@@ -156,7 +157,7 @@ def test_settle_keeps_large_blocks_out_of_the_arenas() -> None:
 
     if not heap.can_release():
         pytest.skip("not glibc")
-    heap.settle()
+    heap.settle(HeapSettings())
     libc = ctypes.CDLL(None)
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
@@ -168,3 +169,57 @@ def test_settle_keeps_large_blocks_out_of_the_arenas() -> None:
         assert _mapped_blocks() == before + 1, "a 1 MiB block came from an arena"
     finally:
         libc.free(block)
+
+
+# In a process of its own: glibc's mmap threshold, once set, stays set for the process.
+_LARGE_BLOCK_AFTER_SETTLE = """
+import ctypes, sys
+from strato import heap
+from strato.settings import HeapSettings
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd",
+        "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+mallinfo2 = heap._glibc("mallinfo2")
+mallinfo2.restype = MallInfo2
+heap.settle(HeapSettings(limit_allocator=sys.argv[1] == "on"))
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free(libc.malloc(16 * 2**20))
+before = mallinfo2().hblks
+block = libc.malloc(2**20)
+print("mapped" if mallinfo2().hblks == before + 1 else "arena")
+libc.free(block)
+"""
+
+
+@pytest.mark.parametrize(("setting", "where"), [("on", "mapped"), ("off", "arena")])
+def test_the_heap_setting_decides_whether_the_allocator_is_limited(
+    setting: str, where: str
+) -> None:
+    """``heap.limit_allocator = false`` leaves glibc's own rule: after a 16 MiB block was
+    mapped and freed, a 1 MiB block comes from an arena; on, it is mapped."""
+    import subprocess
+    import sys
+
+    if not heap.can_release() or heap._glibc("mallinfo2") is None:
+        pytest.skip("not glibc 2.33+")
+    done = subprocess.run(
+        [sys.executable, "-c", _LARGE_BLOCK_AFTER_SETTLE, setting],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == where
+
+
+def test_the_heap_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from strato.settings import Settings
+
+    assert Settings().heap.limit_allocator is True
+    monkeypatch.setenv("STRATO_HEAP_LIMIT_ALLOCATOR", "false")
+    assert Settings().heap.limit_allocator is False

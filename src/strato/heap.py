@@ -23,7 +23,10 @@ import ctypes
 import ctypes.util
 import gc
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from strato.settings import HeapSettings
 
 # Allocations between young-generation passes; a middle pass every 10 young ones, as
 # CPython does.
@@ -115,12 +118,14 @@ def start_releasing(interval: float = RELEASE_INTERVAL) -> None:
         _releaser.start()
 
 
-def settle() -> None:
+def settle(settings: HeapSettings) -> None:
     """Call once start-up is done: what exists now is kept out of later collections
     (``gc.freeze``), young passes run less often and full ones more often, and free
     memory goes back to the operating system every :data:`RELEASE_INTERVAL` seconds,
-    from arenas kept few and free of large blocks (:func:`limit_allocator`)."""
-    limit_allocator()
+    from arenas kept few and free of large blocks (:func:`limit_allocator`) when
+    ``settings.limit_allocator`` says so."""
+    if settings.limit_allocator:
+        limit_allocator()
     gc.collect()
     gc.freeze()
     # Once more, now that the old generation is empty: CPython runs a full pass only when

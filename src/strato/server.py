@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from strato import heap
 from strato.errors import Unavailable
+from strato.settings import Settings
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -33,7 +34,9 @@ def serve(app: FastAPI, sock: socket.socket) -> None:
     """Serve ``app`` until stopped; a capability that failed to start is raised
     (:class:`~strato.capabilities.CapabilityFailed`) once uvicorn has given up."""
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
-    heap.settle()
+    # The settings the app was built with (strato.app.create_app keeps its Context).
+    settings: Settings = app.state.context.settings
+    heap.settle(settings.heap)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except SystemExit:  # how uvicorn ends a failed start

@@ -113,6 +113,17 @@ class BusSettings(Section):
     )
 
 
+class HeapSettings(Section):
+    # strato.heap.limit_allocator: glibc's mmap threshold fixed and its arenas few, so the
+    # memory a long-running server frees goes back to the system (bench/soak.py). Off
+    # leaves the allocator as glibc (or MALLOC_* variables) set it.
+    limit_allocator: bool = Field(
+        True,
+        description="In long-running processes, fix glibc's mmap threshold at 128 KiB and "
+        "its arenas at 2, so freed memory can be given back to the system.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STRATO_",
@@ -130,6 +141,14 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy URL; default: SQLite file strato.db in the data directory. "
         "postgresql://... and mysql://... (MariaDB) are supported.",
+    )
+    # strato.db.dialects.base.POOL_SIZE says why 40.
+    database_pool_size: int = Field(
+        40,
+        ge=1,
+        description="Database connections a process keeps open (10 more for a while under "
+        "load). The web server runs up to 40 requests at once, each using one; on "
+        "PostgreSQL and MariaDB, every process's pool counts against max_connections.",
     )
     host: str = Field("127.0.0.1", description="Address the web server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the web server binds to.")
@@ -154,6 +173,7 @@ class Settings(BaseSettings):
     # The event bus is shared: any capability may publish or consume through the Context.
     bus: BusSettings = Field(default_factory=BusSettings)
     capabilities: CapabilitiesSettings = Field(default_factory=CapabilitiesSettings)
+    heap: HeapSettings = Field(default_factory=HeapSettings)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         # The core class alone lacks the capabilities' sections: build the class that

@@ -102,7 +102,7 @@ def consumer(
             f"batches of up to {worker.batch_size}"
         )
         sys.stdout.flush()
-        heap.settle()
+        heap.settle(settings.heap)
         started = time.monotonic()
         asyncio.run(_consume(worker, bus))
         typer.echo(_summary(worker, time.monotonic() - started))
@@ -198,7 +198,7 @@ def generate(
     settings = state(ctx).settings()
     # Thousands of events go through this process's heap: as in the services, start-up
     # objects are left out of the garbage collector's passes.
-    heap.settle()
+    heap.settle(settings.heap)
     published = asyncio.run(_publish(settings, items, count, collection_id, delay=delay))
     typer.echo(published)
 
