@@ -65,7 +65,7 @@ class Context:
     @classmethod
     def open(cls, settings: Settings) -> Context:
         ensure_data_dir(settings.data_dir)
-        engine = db.create_engine(settings.database_url_value)
+        engine = db.create_engine(settings.database_url_value, settings.database_pool_size)
         sessions = db.session_factory(engine)
         return cls(
             settings=settings,

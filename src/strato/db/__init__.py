@@ -17,7 +17,7 @@ from sqlalchemy.types import TypeDecorator
 
 from strato.db.cursors import driver_cursor
 from strato.db.dialects import dialect_for_url, dialect_named, dialect_of
-from strato.db.dialects.base import Dialect
+from strato.db.dialects.base import POOL_SIZE, Dialect
 from strato.db.dialects.sqlite import WAL_CHECKPOINT_BYTES
 from strato.db.faults import Fault, busy, driver_message, fault_of
 from strato.errors import InvalidInput
@@ -105,9 +105,10 @@ def normalize_url(url: str) -> str:
     return dialect_for_url(parsed).url(parsed).render_as_string(hide_password=False)
 
 
-def create_engine(url: str) -> Engine:
+def create_engine(url: str, pool_size: int = POOL_SIZE) -> Engine:
+    """An engine for ``url`` keeping up to ``pool_size`` connections open."""
     parsed = make_url(normalize_url(url))
-    return dialect_for_url(parsed).create_engine(parsed)
+    return dialect_for_url(parsed).create_engine(parsed, pool_size)
 
 
 def begin_write(session: Session) -> None:

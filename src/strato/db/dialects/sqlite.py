@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,8 @@ from sqlalchemy.orm import Session
 
 from strato import jsonio
 from strato.db.dialects.base import (
+    MAX_OVERFLOW,
+    POOL_SIZE,
     QUERY_CACHE_SIZE,
     Dialect,
     JsonKind,
@@ -37,6 +40,13 @@ from strato.db.faults import Fault, busy_fault, read_only_fault
 
 # How much write-ahead log SQLite gathers before copying it back into the database.
 WAL_CHECKPOINT_BYTES = 160 * 2**20
+# What all of one engine's page caches may hold at once, and one connection's at most.
+# Each connection has its own cache, and a server's pool may hold 50 at once under load
+# (see POOL_SIZE): at 64 MiB each a catalog server grew from 300 MB to 2.4 GB in 90 s of
+# concurrent searches (bench/soak.py), since the allocator kept what closed connections
+# freed. The file's pages stay in the operating system's cache, shared by all of them.
+PAGE_CACHE_BUDGET = 256 * 2**20
+PAGE_CACHE_MAX = 8 * 2**20
 
 # SQLite's primary result codes that mean "not now" or "not here", never a wrong
 # statement: PERM, BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL.
@@ -50,7 +60,7 @@ _JSON_TYPES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _pragmas(dbapi_conn: Any, _record: Any, *, cache_bytes: int = PAGE_CACHE_MAX) -> None:
     cur = dbapi_conn.cursor()
     # 16 KiB pages instead of 4 (for a database this creates; an existing one keeps its
     # own): a catalog item's JSON, about 6 KB, fits in its row's page instead of running
@@ -60,12 +70,8 @@ def _pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    # 8 MiB page cache instead of 2 MiB. Each connection has its own, and a server's pool
-    # opens up to 15 under load and closes the overflow ones: at 64 MiB each a catalog
-    # server grew from 300 MB to 2.4 GB in 90 s of concurrent searches (bench/soak.py),
-    # since the allocator kept what closed connections freed. The file's pages stay in
-    # the operating system's cache, shared by all connections.
-    cur.execute("PRAGMA cache_size=-8192")
+    # A share of PAGE_CACHE_BUDGET instead of SQLite's 2 MiB (negative: KiB).
+    cur.execute(f"PRAGMA cache_size=-{cache_bytes // 1024}")
     # Checkpoints every 160 MB of log rather than every 1,000 pages: a catalog batch
     # writes several MB, and the index pages it changes are then copied back once for
     # many batches (apply is about 8% cheaper than at 40 MB). The setting counts pages,
@@ -86,18 +92,26 @@ class SQLiteDialect(Dialect):
     alters_in_batches = True
     is_file = True
 
-    def create_engine(self, url: URL) -> Engine:
+    def create_engine(self, url: URL, pool_size: int = POOL_SIZE) -> Engine:
         path = url.database
+        in_file = False
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            in_file = True
+        # A database in memory lives in one connection per thread (SingletonThreadPool),
+        # which overflows nothing.
+        overflow = MAX_OVERFLOW if in_file else 0
         engine = sa_create_engine(
             url,
+            pool_size=pool_size,
+            **({"max_overflow": overflow} if in_file else {}),
             connect_args={"timeout": 30, "check_same_thread": False},
             query_cache_size=QUERY_CACHE_SIZE,
             json_serializer=jsonio.dumps,
             json_deserializer=jsonio.loads,
         )
-        event.listen(engine, "connect", _pragmas)
+        cache = min(PAGE_CACHE_MAX, PAGE_CACHE_BUDGET // (pool_size + overflow))
+        event.listen(engine, "connect", functools.partial(_pragmas, cache_bytes=cache))
         return engine
 
     # --- writing --------------------------------------------------------------------------
