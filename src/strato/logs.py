@@ -69,9 +69,6 @@ def configure_logging(settings: LogSettings) -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # Alembic announces its dialect on every revision lookup, e.g. each readiness probe.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
-    # stac-fastapi warns at import that its own title settings are unset; strato sets the
-    # landing page itself, so the warning would only mislead.
-    logging.getLogger("stac_fastapi.types.config").setLevel(logging.ERROR)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
