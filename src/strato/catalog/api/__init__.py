@@ -1,3 +1,3 @@
-"""HTTP adapters of the catalog: the STAC API (built with stac-fastapi), the legacy
+"""HTTP adapters of the catalog: the STAC API (plain FastAPI routes), the legacy
 ``/esg-search`` routes and the publication status routes.
 """
