@@ -24,14 +24,16 @@ under searches fills for about 45 s).
 The growth is the median RSS of the last ``--window`` seconds under load over the median
 of the ``--window`` seconds right after warm-up: both under the same load, like with
 like. PASS needs no error and a growth under 5%. Not two single samples: under this
-load one sample swings by 40-80 MB with the collector's full passes and the allocator's
-releases every 10 s (:mod:`strato.heap`), so a single sample at each end measured where
-in that swing it fell (a run with a trend of +2.2 MB a minute
-read +16.7% so, its end sample being its peak). The report prints that swing (stddev,
-min and max of the samples after warm-up) and, beside the verdict, the single-sample
-figure, the linear trend (MB a minute, and as a share over the measured time), and the
-RSS once the server has idled ``--idle`` seconds after the load, against the median
-after warm-up: memory a server held for the load should go back when it ends.
+load single samples swung by 40-80 MB (bench/RESULTS.md) with the collector's full
+passes and the allocator's releases every 10 s (:mod:`strato.heap`), so a single sample
+at each end measured where in that swing it fell (a run with a trend of +2.2 MB a
+minute read +16.7% so, its end sample being its peak; in the first run with window
+medians the samples after warm-up spanned 572-603 MB, stddev 6 MB). The report prints
+that swing (stddev, min and max of the samples after warm-up) and, beside the verdict,
+the single-sample figure, the linear trend (MB a minute, and as a share over the
+measured time), and the RSS once the server has idled ``--idle`` seconds after the load,
+against the median after warm-up: memory a server held for the load should go back when
+it ends.
 
 The reference (the bench standard's physical limit, in the same run): the same chunk
 bytes read by the same clients for ``--reference`` seconds, from nginx serving them as
