@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from strato import __version__
 from strato.capabilities import load_capabilities, loadable_capabilities
 from strato.errors import Conflict, Forbidden, InvalidInput, NotFound, StratoError, Unavailable
 from strato.redact import mask_secrets
-from strato.settings import Settings, load_settings
+from strato.settings import CONFIG_ENV, Settings, load_settings
 
 app = typer.Typer(
     name="strato",
@@ -257,6 +258,13 @@ def _serve(ctx: typer.Context, host: str | None, port: int | None, *, first_star
     configure_logging(settings.log)
     sock = bind(settings.host, settings.port)
     settings = settings.model_copy(update={"port": sock.getsockname()[1]})
+    # Job workers this server starts load their settings from the environment they
+    # inherit: given on the command line, the data directory (its database, its datasets)
+    # and the configuration file would be lost on the way.
+    os.environ["STRATO_DATA_DIR"] = str(settings.data_dir.resolve())
+    config = state(ctx).config
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config.resolve())
     if first_start:
         # `up` writes its database, token and demo data there: a directory it cannot
         # write is named now, in one line, rather than met as a driver error later.

@@ -81,6 +81,13 @@ class RetryableTaskError(Exception):
 
 
 class JobEngine(Protocol):
+    @property
+    def result_root(self) -> Path:
+        """Where jobs write result files, one directory per job id (``<root>/<id>``): a
+        task's file references are relative to its directory, and whoever serves them
+        (the processes API) finds them there."""
+        ...
+
     def submit(
         self,
         *,

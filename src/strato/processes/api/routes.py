@@ -17,6 +17,7 @@ from strato.errors import Forbidden, InvalidInput
 from strato.http.security import Authenticator
 from strato.job_engine import JobRecord, JobStatus
 from strato.jsonio import dumps
+from strato.processes.api.files import result_file
 from strato.processes.api.models import ExecuteIn
 from strato.processes.callbacks import Callbacks
 from strato.processes.model.description import DISMISS
@@ -27,6 +28,7 @@ from strato.processes.model.status import (
     JSON,
     REL_JOB_LIST,
     REL_PROCESSES,
+    file_href,
     results_document,
     status_info,
 )
@@ -268,7 +270,6 @@ def make_router(
             results_document(job, api), headers={"Link": f'<{api}/jobs/{job.id}>; rel="up"'}
         )
 
-    @router.get("/jobs/{jobID}/results/{outputID}", summary="One output of a job, raw")
     def job_output(
         jobID: str,
         outputID: str,
@@ -278,7 +279,38 @@ def make_router(
         results = job.results or {}
         if outputID not in results:
             raise NoSuchJob(f"job {jobID!r} has no output {outputID!r}")
+        if file_href(results[outputID]) is not None:
+            return result_file(service.jobs.result_root, job, outputID)
         return _raw(results[outputID], {})
+
+    def job_output_key(
+        jobID: str,
+        outputID: str,
+        key: str,
+        who: Principal = process,
+    ) -> Response:
+        job = service.finished_results(jobID, who)
+        if outputID not in (job.results or {}):
+            raise NoSuchJob(f"job {jobID!r} has no output {outputID!r}")
+        return result_file(service.jobs.result_root, job, outputID, key)
+
+    # GET and HEAD (clients reading byte ranges ask the size first), each its own
+    # operation in the OpenAPI document.
+    for method in ("GET", "HEAD"):
+        router.add_api_route(
+            "/jobs/{jobID}/results/{outputID}",
+            job_output,
+            methods=[method],
+            operation_id=f"job_output_{method.lower()}",
+            summary="One output of a job: its value, or the result file (byte ranges)",
+        )
+        router.add_api_route(
+            "/jobs/{jobID}/results/{outputID}/{key:path}",
+            job_output_key,
+            methods=[method],
+            operation_id=f"job_output_key_{method.lower()}",
+            summary="A key of a Zarr result store",
+        )
 
     @router.delete("/jobs/{jobID}", summary="Dismiss a job: cancel it if it runs, remove it")
     def dismiss(

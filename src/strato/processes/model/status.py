@@ -73,7 +73,11 @@ def results_document(
         if name not in results:
             continue
         value = results[name]
-        if mode == "reference" and not _is_reference(value):
+        if file_href(value) is not None:
+            # A file the task wrote, named relative to its result directory: served at
+            # this URL to the job's owner (strato.processes.api.files).
+            value = {**value, "href": f"{api}/jobs/{job.id}/results/{name}"}
+        elif mode == "reference" and not _is_reference(value):
             value = {"href": f"{api}/jobs/{job.id}/results/{name}", "type": JSON}
         document[name] = value
     return document
@@ -81,3 +85,14 @@ def results_document(
 
 def _is_reference(value: Any) -> bool:
     return isinstance(value, dict) and "href" in value
+
+
+def file_href(value: Any) -> str | None:
+    """The path, relative to its job's result directory, of an output that is a file the
+    task wrote (``{"href": "result.nc"}``); None for anything else."""
+    if not _is_reference(value):
+        return None
+    href = value["href"]
+    if not isinstance(href, str) or not href or "://" in href or href.startswith("/"):
+        return None
+    return href
