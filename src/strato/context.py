@@ -23,7 +23,7 @@ from strato.settings import Settings
 if TYPE_CHECKING:
     from strato.bus import Bus
     from strato.dataset_sources import DatasetSource
-    from strato.job_engine import JobEngine
+    from strato.job_engine import JobEngine, Schedules
 
 
 @dataclass
@@ -39,6 +39,8 @@ class Context:
     datasets: DatasetSource | None = None
     # Set by the capability that runs jobs, used by those submitting them.
     jobs: JobEngine | None = None
+    # Set by the same capability: periodic jobs, for those scheduling them (pipelines).
+    schedules: Schedules | None = None
     _bus: Bus | None = field(default=None, repr=False)
 
     @property
@@ -61,6 +63,11 @@ class Context:
         """Offer the job engine to the capabilities installed after it (as
         :meth:`provide_datasets`: each web app built on this Context installs its own)."""
         self.jobs = engine
+
+    def provide_schedules(self, schedules: Schedules) -> None:
+        """Offer periodic jobs to the capabilities installed after it (as
+        :meth:`provide_jobs`)."""
+        self.schedules = schedules
 
     @classmethod
     def open(cls, settings: Settings) -> Context:

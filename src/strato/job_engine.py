@@ -129,3 +129,70 @@ class JobEngine(Protocol):
     def dismiss(self, job_id: str) -> JobRecord:
         """Cancel if running, then remove (results included)."""
         ...
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A periodic job: ``task`` with ``inputs`` submitted at every time ``cron`` matches."""
+
+    id: str
+    name: str  # unique: how its owner (a user, a pipeline) refers to it
+    cron: str  # five fields: minute hour day-of-month month day-of-week
+    timezone: str  # IANA name the cron fields are read in
+    task: str
+    inputs: dict[str, Any]
+    owner: str
+    process_id: str
+    enabled: bool
+    last_run: datetime | None  # the due time of the last run submitted
+    next_run: datetime | None  # None while disabled
+    last_job_id: str | None
+    created: datetime
+    updated: datetime
+
+
+class Schedules(Protocol):
+    """Periodic jobs (like Celery beat), offered through ``ctx.schedules`` by the capability
+    running jobs. A scheduler submits each due run once, however many schedulers run."""
+
+    def add(
+        self,
+        *,
+        name: str,
+        cron: str,
+        task: str,
+        inputs: dict[str, Any],
+        owner: str,
+        process_id: str,
+        timezone: str = "UTC",
+        enabled: bool = True,
+    ) -> ScheduleRecord:
+        """strato.errors.InvalidInput for a bad cron field or time zone (named),
+        strato.errors.Conflict if ``name`` is taken."""
+        ...
+
+    def update(
+        self,
+        name: str,
+        *,
+        cron: str | None = None,
+        timezone: str | None = None,
+        task: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        process_id: str | None = None,
+        enabled: bool | None = None,
+    ) -> ScheduleRecord:
+        """Only what is given changes; a new time or enabling counts from now."""
+        ...
+
+    def remove(self, name: str) -> None: ...
+
+    def get(self, name: str) -> ScheduleRecord:
+        """strato.errors.NotFound if unknown."""
+        ...
+
+    def list(
+        self, *, owner: str | None = None, process_id: str | None = None
+    ) -> list[ScheduleRecord]:
+        """By name."""
+        ...
