@@ -130,6 +130,22 @@ class JobEngine(Protocol):
         """Cancel if running, then remove (results included)."""
         ...
 
+    # A job its caller runs itself (a workflow's coordinator, in the server): listed,
+    # waited for, cancelled and dismissed like any, reported on by its caller with the
+    # four calls below. It is never handed to an executor, but after a restart (its
+    # caller gone) ``task`` runs once, to fail it with the reason.
+
+    def track(self, *, task: str, inputs: dict[str, Any], owner: str, process_id: str) -> JobRecord:
+        ...
+
+    def started(self, job_id: str) -> None: ...
+
+    def progress(self, job_id: str, percent: int, message: str) -> None: ...
+
+    def succeeded(self, job_id: str, outputs: dict[str, Any]) -> None: ...
+
+    def failed(self, job_id: str, reason: str, retryable: bool) -> None: ...
+
 
 @dataclass(frozen=True)
 class ScheduleRecord:

@@ -84,8 +84,10 @@ class JobService:
 
     # --- life ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the executor and take up what a previous engine left unfinished."""
+    def start(self, *, recover: bool = True) -> None:
+        """Start the executor and take up what a previous engine left unfinished (unless
+        ``recover`` is False: an engine beside a running server, as `strato scheduler`'s,
+        leaves the server's jobs to it)."""
         with self._lock:
             if self._started:
                 return
@@ -93,7 +95,8 @@ class JobService:
         self._writer = threading.Thread(target=self._write, name="strato-job-writer", daemon=True)
         self._writer.start()
         self.executor.start(self)
-        self._recover()
+        if recover:
+            self._recover()
 
     def close(self) -> None:
         """Stop: running jobs stay ``running`` in the database, for the next start."""
@@ -150,6 +153,25 @@ class JobService:
         time_limit: float | None = None,
         retries: int = 0,
     ) -> JobRecord:
+        return self._submit(task, inputs, owner, process_id, time_limit, retries, run=True)
+
+    def track(self, *, task: str, inputs: dict[str, Any], owner: str, process_id: str) -> JobRecord:
+        """A job its caller runs (a workflow's coordinator), reporting through the executor
+        events; never handed to the executor but after a restart, when its caller is gone
+        and ``task`` runs to say so."""
+        return self._submit(task, inputs, owner, process_id, None, 0, run=False)
+
+    def _submit(
+        self,
+        task: str,
+        inputs: dict[str, Any],
+        owner: str,
+        process_id: str,
+        time_limit: float | None,
+        retries: int,
+        *,
+        run: bool,
+    ) -> JobRecord:
         check_task(task)
         if time_limit is not None and time_limit <= 0:
             raise InvalidInput("time_limit: a job needs more than 0 seconds")
@@ -190,7 +212,8 @@ class JobService:
             raise insert.error
         with self._lock:
             self._live[record.id] = _Live(record, retries, limit)
-        self.executor.run(self._dispatch(record, limit))
+        if run:
+            self.executor.run(self._dispatch(record, limit))
         return record
 
     def get(self, job_id: str) -> JobRecord:
