@@ -19,6 +19,8 @@ from strato.job_engine import JobRecord, JobStatus
 from strato.jsonio import dumps
 from strato.processes.api.files import result_file
 from strato.processes.api.models import ExecuteIn
+from strato.processes.api.workflows import execute as execute_workflow
+from strato.processes.api.workflows import plan_of, workflow_status
 from strato.processes.callbacks import Callbacks
 from strato.processes.model.description import DISMISS
 from strato.processes.model.errors import NoSuchJob, ProcessFailed
@@ -35,6 +37,7 @@ from strato.processes.model.status import (
 from strato.processes.service import JobQuery, ProcessService
 from strato.processes.settings import ProcessesSettings
 from strato.processes.web.pages import Pages, wants_html
+from strato.processes.workflows.coordinator import Workflows
 from strato.settings import Settings
 
 PREFIX = "/processes-api"
@@ -62,8 +65,10 @@ def make_router(
     pages: Pages,
     auth: Authenticator,
     settings: Settings,
+    workflows: Workflows | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=TAGS)
+    flows = workflows or Workflows(service)
     options = ProcessesSettings.of(settings)
     read = Depends(auth.require(Scope.READ))
     process = Depends(auth.require(Scope.PROCESS))
@@ -176,6 +181,10 @@ def make_router(
         who: Principal = process,
     ) -> Response:
         api = api_url(request)
+        # A workflow (explicit, or inputs calling other processes) runs as one job.
+        plan = await run_in_threadpool(plan_of, service, processID, body.inputs)
+        if plan is not None:
+            return await execute_workflow(flows, plan, who, api, prefer, options.sync_wait_seconds)
         registered = service.process(processID)
         description = registered.description
         outputs = requested_outputs(
@@ -240,7 +249,7 @@ def make_router(
             ]
             following = urlencode([*kept, ("limit", str(size)), ("after", page[-1].id)])
             links.append(link(f"{api}/jobs?{following}", "next", "The next page"))
-        body = {"jobs": [status_info(job, api) for job in page], "links": links}
+        body = {"jobs": [workflow_status(job, api, flows) for job in page], "links": links}
         if wants_html(request, f):
             return pages.render(request, "jobs.html", {"api": api, "doc": body})
         return JSONResponse(body)
@@ -253,7 +262,7 @@ def make_router(
         who: Principal = process,
     ) -> Response:
         api = api_url(request)
-        body = status_info(service.job(jobID, who), api)
+        body = workflow_status(service.job(jobID, who), api, flows)
         if wants_html(request, f):
             return pages.render(request, "job.html", {"api": api, "doc": body})
         return JSONResponse(body)

@@ -1,0 +1,134 @@
+"""The Stratus Request Specification door, for clients of NASA NCCS's Stratus:
+``POST /stratus/exe`` takes a Stratus request (:mod:`strato.processes.workflows.stratus`)
+and runs it as the same workflow an OGC execute request would, ``GET /stratus/status``
+and ``/stratus/result`` follow it by its ``rid`` (the workflow's job id, also listed under
+``/processes-api/jobs``), and ``/stratus/capabilities?type=epas`` names the operations.
+
+Results are NetCDF files, never pickles. The same scope as executing (``process``), the
+same rule for whose jobs one sees (one's own; an administrator every one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from strato.auth import Principal, Scope
+from strato.errors import InvalidInput, NotFound
+from strato.http.security import Authenticator
+from strato.job_engine import JobStatus
+from strato.processes.api.workflows import describer, workflow_status
+from strato.processes.model.errors import NoSuchJob
+from strato.processes.service import ProcessService
+from strato.processes.workflows.coordinator import Workflows
+from strato.processes.workflows.plan import WORKFLOW
+from strato.processes.workflows.stratus import EPA, OPERATIONS, epas, translate
+from strato.settings import Settings
+
+PREFIX = "/stratus"
+# Stratus's status words.
+STATUS = {
+    JobStatus.accepted: "queued",
+    JobStatus.running: "executing",
+    JobStatus.successful: "completed",
+    JobStatus.failed: "error",
+    JobStatus.dismissed: "canceled",
+}
+NETCDF = "application/x-netcdf"
+_RID = Query(..., min_length=1, max_length=200, description="The request id /exe returned")
+
+
+def make_router(
+    service: ProcessService, workflows: Workflows, auth: Authenticator, settings: Settings
+) -> APIRouter:
+    router = APIRouter(prefix=PREFIX, tags=["stratus"])
+    read = Depends(auth.require(Scope.READ))
+    process = Depends(auth.require(Scope.PROCESS))
+
+    def api_url(request: Request) -> str:
+        base = settings.public_url or str(request.base_url)
+        return base.rstrip("/") + "/processes-api"
+
+    def status_of(rid: str, who: Principal, request: Request) -> dict[str, Any]:
+        job = service.job(rid, who)
+        if job.process_id != WORKFLOW:
+            raise NoSuchJob(f"no Stratus request {rid!r}")
+        info = workflow_status(job, api_url(request), workflows)
+        out: dict[str, Any] = {
+            "rid": rid,
+            "status": STATUS[job.status],
+            "statusCode": job.status.value,
+            "progress": info.get("progress", job.progress),
+            "message": info.get("message", ""),
+            "monitor": f"{api_url(request)}/jobs/{rid}",
+        }
+        if "steps" in info:
+            out["steps"] = info["steps"]
+        if job.status is JobStatus.successful:
+            out["outputs"] = sorted(job.results or {})
+        return out
+
+    @router.post("/exe", summary="Run a Stratus request (operation, domain, input lists)")
+    async def exe(
+        request: Request,
+        body: dict[str, Any] = Body(..., description="A Stratus request"),
+        who: Principal = process,
+    ) -> Response:
+        spec = body.get("request", body)  # Stratus clients wrap it as {"request": {...}}
+        if not isinstance(spec, dict):
+            raise InvalidInput("request: an object with operation, domain and input lists")
+        plan = await run_in_threadpool(translate, spec, describer(service))
+        job = await workflows.start(plan, who)
+        return JSONResponse(status_of(job.id, who, request), status_code=201)
+
+    @router.get("/status", summary="The status of a Stratus request")
+    def status(request: Request, rid: str = _RID, who: Principal = process) -> Response:
+        return JSONResponse(status_of(rid, who, request))
+
+    @router.get(
+        "/result",
+        summary="A Stratus request's result as NetCDF",
+        description="With several outputs, `output` names one.",
+        responses={200: {"content": {NETCDF: {}}}},
+    )
+    def result(
+        rid: str = _RID,
+        output: str | None = Query(None, max_length=100),
+        who: Principal = process,
+    ) -> Response:
+        job = service.finished_results(rid, who)
+        if job.process_id != WORKFLOW:
+            raise NoSuchJob(f"no Stratus request {rid!r}")
+        names = sorted(job.results or {})
+        if output is None:
+            if len(names) != 1:
+                raise InvalidInput(
+                    f"request {rid!r} has several outputs; name one: output={' or '.join(names)}"
+                )
+            output = names[0]
+        if output not in names:
+            raise NotFound(f"request {rid!r} has no output {output!r} (its outputs: {names})")
+        path = workflows.output_file(job, output)
+        if path is None or path.suffix != ".nc":
+            raise NotFound(f"output {output!r} of request {rid!r} is not a NetCDF file")
+        return FileResponse(path, media_type=NETCDF, filename=f"{rid}-{output}.nc")
+
+    @router.get("/capabilities", summary="What this node offers, as Stratus names it")
+    def capabilities(
+        type: str = Query("epas", pattern="^(epas|processes|capabilities)$"),
+        _: Principal = read,
+    ) -> Response:
+        ids = [r.id for r in service.registry.all() if r.id != WORKFLOW]
+        if type == "epas":
+            return JSONResponse({"epas": epas(ids)})
+        mapped = {
+            f"{EPA}:{op}": {"process": pid, "inputs": fixed}
+            for op, (pid, fixed) in OPERATIONS.items()
+            if pid in ids
+        }
+        return JSONResponse({"epas": epas(ids), "operations": mapped, "processes": ids})
+
+    return router

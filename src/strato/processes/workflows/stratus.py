@@ -1,0 +1,225 @@
+"""The Stratus Request Specification (NASA NCCS Stratus, EDAS) translated into a workflow.
+
+A request has three lists::
+
+    {"domain":    [{"name": "d0", "lat": {"start": -30, "end": 30, "system": "values"},
+                    "time": {"start": "2001-01-01", "end": "2001-12-31",
+                             "system": "timestamps"}}],
+     "input":     [{"uri": "collection://<dataset id>", "name": "tas:v0", "domain": "d0"}],
+     "operation": [{"name": "xop:subset", "input": "v0", "result": "s0"},
+                   {"name": "xop:ave", "input": "s0", "axes": "t"}]}
+
+``variable`` is accepted for ``input``; an axis bound's ``system`` is ``values``,
+``indices`` (both ends included) or ``timestamps`` (``crs`` is its older name). An
+operation's ``name`` is ``<epa>:<op>`` (or ``epa`` and ``name`` apart, or ``epa`` as
+``<epa>.<op>``); the epa part is not used for routing here (the process id is, as for any
+execution), so ``xop:ave`` and ``edas:ave`` are the same. Its ``input`` names variables
+(the part after ``:`` of their name) or other operations' ``result``; ``axes`` are the
+letters x, y, z, t (or axis names). Operations whose result no other one takes are the
+workflow's outputs, named by their ``result`` (else ``<op>-<position>``).
+
+An ``uri`` is ``collection://<dataset id>`` (a dataset this node serves), a path or a
+``file://`` URL (read only under the allowed roots, as the built-in processes read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from strato.errors import InvalidInput
+from strato.processes.model.errors import NoSuchProcess
+from strato.processes.workflows.plan import MAX_STEPS, Describe, Plan, explicit_plan
+
+EPA = "xop"
+# Stratus operation -> (process id, fixed inputs).
+OPERATIONS: Mapping[str, tuple[str, dict[str, Any]]] = {
+    "ave": ("reduce", {"method": "mean"}),
+    "mean": ("reduce", {"method": "mean"}),
+    "min": ("reduce", {"method": "min"}),
+    "max": ("reduce", {"method": "max"}),
+    "sum": ("reduce", {"method": "sum"}),
+    "std": ("reduce", {"method": "std"}),
+    "subset": ("subset", {}),
+    "diff": ("difference", {}),
+    "difference": ("difference", {}),
+    "anomaly": ("anomaly", {}),
+    "climatology": ("climatology", {}),
+    "resample": ("resample", {}),
+}
+_AXES = {"x": "lon", "y": "lat", "z": "level", "t": "time"}
+_DOMAIN_AXES = {
+    "lat": "lat",
+    "y": "lat",
+    "lon": "lon",
+    "x": "lon",
+    "lev": "level",
+    "level": "level",
+    "z": "level",
+    "time": "time",
+    "t": "time",
+}
+# Options of an operation passed on to its process as they are.
+_PASSED = ("freq", "by", "weighted", "format")
+
+
+def epas(process_ids: list[str]) -> list[str]:
+    """The operations this node offers as Stratus names them."""
+    named = [f"{EPA}:{op}" for op, (pid, _) in OPERATIONS.items() if pid in process_ids]
+    aliased = {pid for pid, _ in OPERATIONS.values()}
+    return named + [f"{EPA}:{pid}" for pid in process_ids if pid not in aliased]
+
+
+def _list(request: Mapping[str, Any], *keys: str) -> list[Any]:
+    for key in keys:
+        if key in request:
+            value = request[key]
+            if isinstance(value, dict):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise InvalidInput(f"{key}: a list of objects")
+            return value
+    return []
+
+
+def _domain(spec: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, bound in spec.items():
+        if key == "name":
+            continue
+        axis = _DOMAIN_AXES.get(str(key).lower())
+        if axis is None:
+            raise InvalidInput(f"{where}.{key}: an axis is lat, lon, lev or time")
+        if not isinstance(bound, dict) or "start" not in bound:
+            raise InvalidInput(f"{where}.{key}: {{start, end, system}}")
+        start, end = bound["start"], bound.get("end", bound["start"])
+        system = str(bound.get("system", bound.get("crs", "values"))).lower()
+        if system.startswith("ind"):
+            out[axis] = {"index": [start, end]}
+        elif system.startswith(("val", "time")):
+            out[axis] = [start, end]
+        else:
+            raise InvalidInput(
+                f"{where}.{key}.system: values, indices or timestamps, not {system!r}"
+            )
+    return out
+
+
+def _source(uri: Any, where: str) -> dict[str, str]:
+    if not isinstance(uri, str) or not uri:
+        raise InvalidInput(f"{where}: a collection://<dataset>, path or file:// URL")
+    if uri.startswith("collection://") or uri.startswith("collection:"):
+        return {"dataset": uri.split(":", 1)[1].lstrip("/")}
+    return {"href": uri}
+
+
+def _op_name(op: Mapping[str, Any], where: str) -> str:
+    name = str(op.get("name") or "")
+    epa = str(op.get("epa") or "")
+    if not name and epa:
+        name = epa.replace(".", ":", 1) if "." in epa and ":" not in epa else epa
+    if not name:
+        raise InvalidInput(f"{where}.name: an operation is named <epa>:<op>")
+    return name.rsplit(":", 1)[-1]
+
+
+def _axes(value: Any, where: str) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{where}: letters of x, y, z, t or a list of axis names")
+    if "," in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    axes = []
+    for letter in value.lower():
+        if letter not in _AXES:
+            raise InvalidInput(f"{where}: {letter!r} is none of x, y, z, t")
+        axes.append(_AXES[letter])
+    return axes
+
+
+def translate(request: Mapping[str, Any], describe: Describe) -> Plan:
+    """The workflow a Stratus request asks for (checked as any workflow is)."""
+    domains = {}
+    for i, spec in enumerate(_list(request, "domain", "domains")):
+        name = str(spec.get("name") or f"d{i}")
+        domains[name] = _domain(spec, f"domain[{i}]")
+    variables: dict[str, dict[str, Any]] = {}
+    for i, spec in enumerate(_list(request, "input", "variable", "variables")):
+        where = f"input[{i}]"
+        var, _, uid = str(spec.get("name") or "").partition(":")
+        if not var:
+            raise InvalidInput(f"{where}.name: <variable>:<id>")
+        value: dict[str, Any] = {**_source(spec.get("uri"), f"{where}.uri"), "variable": var}
+        dom = spec.get("domain")
+        if dom:
+            if dom not in domains:
+                raise InvalidInput(f"{where}.domain: there is no domain {dom!r}")
+            value["domain"] = domains[dom]
+        variables[uid or var] = value
+    operations = _list(request, "operation", "operations")
+    if not operations:
+        raise InvalidInput("operation: at least one operation")
+    if len(operations) > MAX_STEPS:
+        raise InvalidInput(f"operation: at most {MAX_STEPS} operations")
+    results = {str(op["result"]): f"op{i}" for i, op in enumerate(operations) if op.get("result")}
+    variable_of = {f"op{i}": "" for i in range(len(operations))}
+    steps: dict[str, Any] = {}
+    taken: set[str] = set()
+    for i, op in enumerate(operations):
+        where = f"operation[{i}]"
+        name = _op_name(op, where)
+        pid, fixed = OPERATIONS.get(name, (name, {}))
+        try:
+            describe(pid)
+        except NoSuchProcess:
+            raise NoSuchProcess(
+                f"no operation {name!r} is offered here (at {where}.name); "
+                "see /stratus/capabilities?type=epas"
+            ) from None
+        given = op.get("input", [])
+        names = [n.strip() for n in given.split(",")] if isinstance(given, str) else given
+        if not isinstance(names, list) or not names:
+            raise InvalidInput(f"{where}.input: a variable id or result name, or a list")
+        operands = []
+        for j, ref in enumerate(names):
+            ref = str(ref)
+            if ref in variables:
+                operands.append(dict(variables[ref]))
+            elif ref in results:
+                step = results[ref]
+                if step == f"op{i}":
+                    raise InvalidInput(f"{where}.input[{j}]: an operation cannot take its result")
+                taken.add(step)
+                operands.append(
+                    {"href": {"step": step, "output": "result"}, "variable": variable_of[step]}
+                )
+            else:
+                raise InvalidInput(f"{where}.input[{j}]: no input or result is called {ref!r}")
+        variable_of[f"op{i}"] = operands[0]["variable"]
+        inputs: dict[str, Any] = dict(fixed)
+        if pid == "difference":
+            if len(operands) != 2:
+                raise InvalidInput(f"{where}.input: a difference takes two inputs")
+            inputs |= {"a": operands[0], "b": operands[1]}
+        else:
+            if len(operands) != 1:
+                raise InvalidInput(f"{where}.input: {name} takes one input")
+            inputs |= operands[0]
+        if op.get("domain"):
+            dom = op["domain"]
+            if dom not in domains:
+                raise InvalidInput(f"{where}.domain: there is no domain {dom!r}")
+            inputs["domain"] = domains[dom]
+        for key in ("axes", "axis"):
+            if key in op:
+                inputs["axes"] = _axes(op[key], f"{where}.{key}")
+        inputs |= {k: op[k] for k in _PASSED if k in op}
+        steps[f"op{i}"] = {"process": pid, "inputs": inputs}
+    outputs = {}
+    for i, op in enumerate(operations):
+        step = f"op{i}"
+        if step not in taken:
+            name = str(op.get("result") or f"{_op_name(op, '')}-{i}")
+            outputs[name] = {"step": step, "output": "result"}
+    return explicit_plan({"steps": steps, "outputs": outputs}, describe)
