@@ -38,10 +38,13 @@ class ProcessesCapability:
     def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
         from strato.errors import Unavailable
         from strato.processes.api.routes import make_router
+        from strato.processes.api.stratus import make_router as make_stratus_router
         from strato.processes.callbacks import Callbacks
         from strato.processes.registry import Registry
         from strato.processes.service import ProcessService
         from strato.processes.web.pages import Pages
+        from strato.processes.workflows.coordinator import Workflows
+        from strato.processes.workflows.endpoint import endpoint as workflow_endpoint
 
         if ctx.jobs is None:
             raise Unavailable(
@@ -49,12 +52,18 @@ class ProcessesCapability:
                 "(switch processes off too, or jobs on)"
             )
         options = ProcessesSettings.of(ctx.settings)
-        service = ProcessService(Registry.from_entry_points(), ctx.jobs, options)
+        registry = Registry.from_entry_points()
+        # Workflows are run by the server's coordinator, so they come with it.
+        registry.add(workflow_endpoint)
+        service = ProcessService(registry, ctx.jobs, options)
         callbacks = Callbacks(ctx.jobs, options)
+        workflows = Workflows(service)
         app.state.processes = service
         app.state.process_callbacks = callbacks
+        app.state.process_workflows = workflows
         pages = Pages(app.state.templates, app.state.nav, ctx.settings)
-        app.include_router(make_router(service, callbacks, pages, auth, ctx.settings))
+        app.include_router(make_router(service, callbacks, pages, auth, ctx.settings, workflows))
+        app.include_router(make_stratus_router(service, workflows, auth, ctx.settings))
 
     def register_cli(self, app: typer.Typer) -> None:
         from strato.processes.cli import register
@@ -70,6 +79,9 @@ class ProcessesCapability:
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         yield
+        workflows = getattr(app.state, "process_workflows", None)
+        if workflows is not None:
+            await workflows.close()
         callbacks = getattr(app.state, "process_callbacks", None)
         if callbacks is not None:
             await callbacks.close()
