@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
     from strato.context import Context
     from strato.http.security import Authenticator
+    from strato.jobs.engine import JobService
+    from strato.jobs.scheduler import Scheduler
 
 
 class JobsCapability:
@@ -28,12 +30,17 @@ class JobsCapability:
         return []
 
     def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
+        from strato.jobs.schedules import ScheduleService, ScheduleStore
         from strato.jobs.service import open_jobs
 
         engine = open_jobs(ctx.sessions, ctx.settings)
         app.state.jobs = engine
         # What the capabilities installed after this one (processes) submit jobs to.
         ctx.provide_jobs(engine)
+        schedules = ScheduleService(ScheduleStore(ctx.sessions))
+        app.state.schedules = schedules
+        # Periodic jobs, for those installed after this one (pipelines).
+        ctx.provide_schedules(schedules)
 
     def register_cli(self, app: typer.Typer) -> None:
         from strato.jobs.cli import register
@@ -50,14 +57,32 @@ class JobsCapability:
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         engine = getattr(app.state, "jobs", None)
+        scheduler = None
         if engine is not None:
             # Takes up the jobs a previous server left unfinished.
             engine.start()
+            scheduler = _scheduler(app, engine)
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.close()
             if engine is not None:
                 engine.close()
+
+
+def _scheduler(app: FastAPI, engine: JobService) -> Scheduler | None:
+    """The scheduler of periodic jobs, started, in `strato up` (`strato api` serves
+    only) when the settings ask for it."""
+    from strato.jobs.scheduler import Scheduler
+
+    ctx: Context = app.state.context
+    jobs = JobsSettings.of(ctx.settings)
+    if not jobs.scheduler or ctx.serve_only:
+        return None
+    scheduler = Scheduler(app.state.schedules, engine, rescan=jobs.schedule_rescan)
+    scheduler.start()
+    return scheduler
 
 
 capability = JobsCapability()

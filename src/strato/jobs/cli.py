@@ -93,4 +93,7 @@ def cancel(ctx: typer.Context, job_id: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from strato.jobs.schedule_cli import register as register_schedules
+
+    register_schedules(app, jobs_app)
     app.add_typer(jobs_app, name="jobs")

@@ -39,6 +39,18 @@ class JobsSettings(Section):
         description="Seconds a running job has to stop by itself once cancelled before its "
         "worker process is killed.",
     )
+    scheduler: bool = Field(
+        True,
+        description="Run the scheduler of periodic jobs inside `strato up` (not `strato "
+        "api`); `strato scheduler` runs one alone. Several may run on one database: each "
+        "due run is submitted once.",
+    )
+    schedule_rescan: float = Field(
+        60.0,
+        gt=0,
+        description="Longest sleep of a scheduler, in seconds: how late it sees a schedule "
+        "added or changed by another process (changes in its own process wake it at once).",
+    )
     result_dir: Path | None = Field(
         None, description="Where jobs write result files; default <data_dir>/jobs."
     )
