@@ -22,6 +22,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "aiokafka": ("kafka", "the Kafka bus"),
     "distributed": ("dask-distributed", "a dask scheduler (dask_scheduler)"),
     "celery": ("celery", "the Celery job engine"),
+    "zmq": ("zmq", "the ZeroMQ transport of processes"),
 }
 
 

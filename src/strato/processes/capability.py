@@ -52,7 +52,12 @@ class ProcessesCapability:
                 "(switch processes off too, or jobs on)"
             )
         options = ProcessesSettings.of(ctx.settings)
-        registry = Registry.from_entry_points()
+        providers = None
+        if options.providers:
+            from strato.processes.providers.base import Providers
+
+            providers = Providers(options.providers)
+        registry = Registry.from_entry_points(providers)
         # Workflows are run by the server's coordinator, so they come with it.
         registry.add(workflow_endpoint)
         service = ProcessService(registry, ctx.jobs, options)
@@ -85,6 +90,9 @@ class ProcessesCapability:
         callbacks = getattr(app.state, "process_callbacks", None)
         if callbacks is not None:
             await callbacks.close()
+        service = getattr(app.state, "processes", None)
+        if service is not None and service.registry.providers is not None:
+            service.registry.providers.close()
 
 
 capability = ProcessesCapability()

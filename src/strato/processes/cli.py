@@ -146,4 +146,7 @@ def dismiss(job_id: str, url: Url = "http://127.0.0.1:8000", token: Token = None
 
 
 def register(app: typer.Typer) -> None:
+    from strato.processes.endpoint_cli import endpoint_app
+
     app.add_typer(process_app, name="process")
+    app.add_typer(endpoint_app, name="endpoint")

@@ -50,6 +50,11 @@ class ProcessService:
         bad one); visible at once."""
         registered = self.registry.get(process_id)
         values = validate_inputs(registered.description, inputs)
+        if registered.route is not None:
+            # Run by a job of this node that forwards it to its provider.
+            from strato.processes.providers.forward import wrap
+
+            values = wrap(*registered.route, values)
         return self.jobs.submit(
             task=registered.task,
             inputs=values,

@@ -3,11 +3,56 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from strato.settings import Section
+
+
+class ProviderSettings(BaseModel):
+    """One provider of processes: the ids starting with ``prefix`` run there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Process ids starting with it go to this provider ('remote:' or the "
+        "glob 'remote:*'); its processes are listed under it.",
+    )
+    kind: Literal["ogc", "zmq"] = Field(
+        description="ogc: an OGC API - Processes server over HTTP; zmq: `strato endpoint "
+        "serve --zmq`."
+    )
+    url: str | None = Field(
+        None, description="ogc: the API's landing page (https://host/processes-api)."
+    )
+    token: SecretStr | None = Field(None, description="ogc: a bearer token for the server.")
+    address: str | None = Field(None, description="zmq: the server's address (tcp://host:port).")
+    server_key: Path | None = Field(
+        None, description="zmq: the server's public key file (from `strato endpoint keys`)."
+    )
+    client_key: Path | None = Field(
+        None, description="zmq: this node's own secret key file (name.key_secret)."
+    )
+    strip_prefix: bool = Field(
+        True, description="Call the remote process by its id without the prefix."
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds one request to it may take.")
+    refresh: float = Field(
+        60.0, ge=0, description="Seconds its process descriptions are kept before asked again."
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _glob(cls, value: str) -> str:
+        # Stratus wrote routes as globs ('emas.*'); only a trailing '*' is meant.
+        value = value.removesuffix("*")
+        if not value or "*" in value or "/" in value:
+            raise ValueError("a prefix, or a glob with one trailing '*'")
+        return value
 
 
 class ProcessesSettings(Section):
@@ -37,4 +82,9 @@ class ProcessesSettings(Section):
     )
     callback_concurrency: int = Field(
         16, ge=1, description="Callback requests in flight at once from this node."
+    )
+    providers: list[ProviderSettings] = Field(
+        default_factory=list,
+        description="Where process ids go by prefix (the longest matching prefix wins); "
+        "the others are this node's own processes. In the environment as JSON.",
     )
