@@ -107,9 +107,7 @@ def direct_mean(served: Served) -> xr.DataArray:
         return ds["tas"].mean("time").load()
 
 
-def test_the_builtin_processes_are_listed_and_described(
-    http: httpx.Client, served: Served
-) -> None:
+def test_the_builtin_processes_are_listed_and_described(http: httpx.Client, served: Served) -> None:
     listed = http.get("/processes", headers=served.auth("ann")).json()["processes"]
     by_id = {p["id"]: p for p in listed}
     assert set(BUILTIN) <= set(by_id)
@@ -121,9 +119,7 @@ def test_the_builtin_processes_are_listed_and_described(
     assert "variable" in http.get("/processes/reduce").json()["inputs"]
 
 
-def test_a_reduce_result_opens_in_xarray_from_its_href(
-    http: httpx.Client, served: Served
-) -> None:
+def test_a_reduce_result_opens_in_xarray_from_its_href(http: httpx.Client, served: Served) -> None:
     results = run_async(
         http, served, "reduce", {"dataset": DATASET, "variable": "tas", "axes": ["time"]}
     )
