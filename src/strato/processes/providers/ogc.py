@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from strato.errors import StratoError, Unavailable
+from strato.errors import InvalidInput, StratoError, Unavailable
 from strato.job_engine import RetryableTaskError, TaskContext
 from strato.processes.model.description import ProcessDescription
 from strato.processes.model.errors import NoSuchProcess
@@ -118,8 +118,8 @@ def _self_link(status: dict[str, Any]) -> str:
 
 
 def _problem(prefix: str, answer: httpx.Response) -> StratoError:
-    """The remote's problem as ours: a missing process stays 404 no-such-process, its
-    refusal of the inputs or anything else is the remote's reason, 502-like."""
+    """The remote's problem as ours: a missing process stays 404 no-such-process, a
+    refusal of the inputs 400, anything else the remote's reason."""
     try:
         body = answer.json()
         detail = str(body.get("detail") or body.get("description") or body.get("title"))
@@ -128,4 +128,6 @@ def _problem(prefix: str, answer: httpx.Response) -> StratoError:
         detail, kind = answer.text[:200], ""
     if answer.status_code == 404 and ("no-such-process" in kind or "process" in detail):
         return NoSuchProcess(f"provider {prefix!r}: {detail}")
+    if answer.status_code == 400:
+        return InvalidInput(f"provider {prefix!r}: {detail}")
     return RemoteFailed(f"provider {prefix!r} answered {answer.status_code}: {detail}")
