@@ -1,7 +1,10 @@
 """The job engine under test, one per executor: every executor passes the same suite.
 
-Only ``local`` exists; Celery and Dask executors join EXECUTORS with the services they
-need (a broker, a scheduler), skipped when those are not running.
+``local``; ``celery-redis`` and ``celery-rabbitmq``, each engine with a `strato worker` of
+its own on a queue of its own (as many processes as the engine's ``workers``), and
+``dask``, a LocalCluster of two worker processes shared by the session (tests/jobs/
+services.py). Those skip when their broker is not running, unless
+STRATO_TEST_REQUIRE_SERVICES=1.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from strato.job_engine import JobRecord
 from strato.jobs.engine import JobService
 from strato.jobs.service import open_jobs
 from strato.settings import LogSettings, Settings
+from tests.jobs.services import ExecutorWorkers
 
-EXECUTORS = ["local"]
+EXECUTORS = ["local", "celery-redis", "celery-rabbitmq", "dask"]
 # How long a test waits for something that takes well under a second: a bound against
 # hanging, not a measurement.
 PATIENCE = 60.0
@@ -33,17 +37,21 @@ def executor(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_engine(tmp_path: Path, executor: str) -> Iterator[MakeEngine]:
+def make_engine(
+    tmp_path: Path, executor: str, request: pytest.FixtureRequest
+) -> Iterator[MakeEngine]:
     """Engines on one database (SQLite unless ``database_url`` is given), closed after
     the test; a second one on the same database is a restarted server."""
     opened: list[tuple[JobService, Context]] = []
+    workers = ExecutorWorkers(executor, request, tmp_path)
 
     def make(database_url: str | None = None, **jobs: Any) -> JobService:
+        jobs = {"executor": executor, "workers": 2, "retry_first": 0.05, **jobs}
         settings = Settings(
             data_dir=tmp_path / "data",
             database_url=database_url,
             log=LogSettings(access=False),
-            jobs={"executor": executor, "workers": 2, "retry_first": 0.05, **jobs},
+            jobs=workers.settings(jobs),
         )
         ctx = Context.open(settings)
         ctx.migrate()
@@ -56,6 +64,7 @@ def make_engine(tmp_path: Path, executor: str) -> Iterator[MakeEngine]:
     for engine, ctx in opened:
         engine.close()
         ctx.close()
+    workers.close()
 
 
 @pytest.fixture
@@ -73,3 +82,6 @@ def until(engine: JobService, job_id: str, check: Callable[[JobRecord], bool]) -
         if time.monotonic() > deadline:
             raise AssertionError(f"job never got there: {record}")
         time.sleep(0.01)
+
+
+from tests.jobs.services import dask_cluster  # noqa: E402, F401  (a fixture)

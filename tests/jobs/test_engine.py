@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,19 @@ from strato.jobs.engine import JobService
 from tests.jobs.conftest import PATIENCE, MakeEngine, until
 
 T = "tests.jobs.tasks:"
+
+
+def gone(pid: int) -> None:
+    """``pid`` ends (killed by the executor), within the tests' patience."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} is still alive")
+        time.sleep(0.02)
 
 
 def finish(engine: JobEngine, job_id: str) -> object:
@@ -123,8 +137,8 @@ def test_a_running_job_that_ignores_cancellation_is_stopped_and_its_worker_repla
     # The worker is gone, and the pool's one new worker runs the next job.
     after = engine.submit(task=T + "echo", inputs={}, owner="", process_id="x")
     assert asyncio.run(engine.wait(after.id, PATIENCE)).status == JobStatus.successful
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    # (Where workers are not the server's, another may have run it meanwhile.)
+    gone(pid)
     assert engine.get(job.id).status == JobStatus.dismissed
 
 
@@ -179,7 +193,11 @@ def test_a_worker_killed_mid_job_without_retries_left_fails_it_with_the_reason(
     os.kill(pid, signal.SIGKILL)
     done = asyncio.run(engine.wait(job.id, PATIENCE))
     assert done.status == JobStatus.failed
-    assert done.error == "its worker process was killed (SIGKILL)"
+    # Dask's scheduler tells no exit status: the job's second start says its worker died.
+    assert done.error in (
+        "its worker process was killed (SIGKILL)",
+        "its worker was lost and the job delivered again",
+    )
     # The pool has its workers back.
     after = engine.submit(task=T + "echo", inputs={}, owner="", process_id="x")
     assert asyncio.run(engine.wait(after.id, PATIENCE)).status == JobStatus.successful
@@ -201,7 +219,9 @@ def test_a_restarted_server_requeues_what_was_running_and_runs_what_waited(
     until(first, ran.id, lambda r: r.message.startswith("pid"))
     first.close()
     assert first.store.get(ran.id).status == JobStatus.running
-    assert first.store.get(waited.id).status == JobStatus.accepted
+    # It waited for the one worker, unless the executor's workers are more than the
+    # engine's (a dask cluster's), where it ran.
+    assert first.store.get(waited.id).status in (JobStatus.accepted, JobStatus.successful)
 
     second = make_engine(retries=1, workers=1)
     again = asyncio.run(second.wait(ran.id, PATIENCE))

@@ -94,6 +94,8 @@ def cancel(ctx: typer.Context, job_id: str) -> None:
 
 def register(app: typer.Typer) -> None:
     from strato.jobs.schedule_cli import register as register_schedules
+    from strato.jobs.worker_cli import register as register_worker
 
     register_schedules(app, jobs_app)
+    register_worker(app)
     app.add_typer(jobs_app, name="jobs")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from strato.errors import InvalidInput
 from strato.jobs.engine import JobService
 from strato.jobs.settings import JobsSettings
 from strato.jobs.store import JobStore
@@ -24,12 +25,29 @@ def make_executor(jobs: JobsSettings, timers: Timers) -> Executor:
         from strato.jobs.local.pool import LocalExecutor
 
         return LocalExecutor(jobs.pool_size, cancel_grace=jobs.cancel_grace, timers=timers)
+    if jobs.executor == "celery":
+        from strato.jobs.celery.executor import CeleryExecutor
+
+        return CeleryExecutor(
+            jobs.broker_url.get_secret_value(),
+            jobs.queue,
+            cancel_grace=jobs.cancel_grace,
+            timers=timers,
+        )
+    if jobs.executor == "dask":
+        from strato.jobs.dask.executor import DaskExecutor
+
+        if jobs.dask_scheduler is None:
+            raise InvalidInput("jobs.executor dask needs jobs.dask_scheduler (or dask_scheduler)")
+        return DaskExecutor(jobs.dask_scheduler, cancel_grace=jobs.cancel_grace, timers=timers)
     raise AssertionError(f"unknown executor {jobs.executor!r}")  # the settings refuse it
 
 
 def open_jobs(sessions: sessionmaker[Session], settings: Settings) -> JobService:
     """The engine, not started: it starts on first submit or with the web app."""
     jobs = JobsSettings.of(settings)
+    if jobs.dask_scheduler is None and settings.dask_scheduler is not None:
+        jobs = jobs.model_copy(update={"dask_scheduler": settings.dask_scheduler})
     timers = Timers()
     return JobService(
         JobStore(sessions),

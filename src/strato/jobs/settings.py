@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from strato.settings import Section, Settings
 
@@ -14,9 +14,27 @@ from strato.settings import Section, Settings
 class JobsSettings(Section):
     key: ClassVar[str] = "jobs"
 
-    # Celery and Dask executors will join "local" here.
-    executor: Literal["local"] = Field(
-        "local", description="What runs jobs: local (a pool of worker processes on this node)."
+    executor: Literal["local", "celery", "dask"] = Field(
+        "local",
+        description="What runs jobs: local (a pool of worker processes on this node), celery "
+        "(Celery workers started with `strato worker`, on the broker at broker_url) or dask "
+        "(the workers of the dask.distributed scheduler at dask_scheduler).",
+    )
+    # A secret: the URL may carry the broker's password (masked by `strato config show`).
+    broker_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="The celery executor's broker: redis://host:port/db or "
+        "amqp://user:password@host:port/vhost (RabbitMQ).",
+    )
+    queue: str = Field(
+        "strato.jobs",
+        min_length=1,
+        description="Celery queue jobs are sent to; `strato worker --queues` consumes it.",
+    )
+    dask_scheduler: str | None = Field(
+        None,
+        description="The dask executor's scheduler address (tcp://host:port); default the "
+        "top-level dask_scheduler.",
     )
     workers: int | None = Field(
         None, ge=1, description="Worker processes of the local executor; default min(2, CPUs)."

@@ -24,9 +24,7 @@ def configure_dask(settings: Settings) -> None:
         from distributed import Client
     try:
         # set_as_default makes every dask computation of this process use the cluster.
-        _clients[address] = Client(  # type: ignore[no-untyped-call]
-            address, set_as_default=True, timeout=10
-        )
+        _clients[address] = Client(address, set_as_default=True, timeout=10)
     except OSError as exc:
         raise Unavailable(f"cannot reach the dask scheduler at {address}: {exc}") from None
 
