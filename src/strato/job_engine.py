@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from strato.settings import Settings
 
 
 class JobStatus(StrEnum):
@@ -68,6 +71,13 @@ class TaskContext(Protocol):
     @property
     def result_dir(self) -> Path:
         """Where it may write result files (made on first use)."""
+        ...
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of the server that submitted the job (its database, data
+        directory, allowed roots), not whatever the worker's environment says: a server
+        built in-process from a Settings object hands them to its workers."""
         ...
 
     def progress(self, percent: int, message: str = "") -> None: ...

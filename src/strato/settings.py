@@ -234,6 +234,32 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     return settings_class(path)(**overrides)
 
 
+def settings_to_json(settings: Settings) -> dict[str, Any]:
+    """Every value of ``settings``, secrets included, as JSON: how a server hands its own
+    settings to the processes it starts (job workers), over a pipe of their own, so they
+    work on its database and files whatever their environment says. Never pickled."""
+    from pydantic_core import to_jsonable_python
+
+    def reveal(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict):
+            return {k: reveal(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [reveal(v) for v in value]
+        return value
+
+    dumped: dict[str, Any] = to_jsonable_python(reveal(settings.model_dump(mode="python")))
+    return dumped
+
+
+def settings_from_json(data: dict[str, Any]) -> Settings:
+    """The Settings :func:`settings_to_json` wrote, from those values alone: validated,
+    but not merged with this process's environment or configuration file."""
+    built: Settings = settings_class().model_validate(data)
+    return built
+
+
 def _config_from_env() -> Path | None:
     value = os.environ.get(CONFIG_ENV)
     return Path(value) if value else None

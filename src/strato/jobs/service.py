@@ -11,6 +11,7 @@ from strato.jobs.settings import JobsSettings
 from strato.jobs.store import JobStore
 from strato.jobs.timers import Timers
 from strato.retry import Backoff
+from strato.settings import settings_to_json
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -19,12 +20,18 @@ if TYPE_CHECKING:
     from strato.settings import Settings
 
 
-def make_executor(jobs: JobsSettings, timers: Timers) -> Executor:
+def make_executor(jobs: JobsSettings, timers: Timers, settings: Settings | None = None) -> Executor:
+    """``settings``: the server's, which the local executor's workers then run with."""
     # Only the executor named is imported: Celery's and Dask's drivers are extras.
     if jobs.executor == "local":
         from strato.jobs.local.pool import LocalExecutor
 
-        return LocalExecutor(jobs.pool_size, cancel_grace=jobs.cancel_grace, timers=timers)
+        return LocalExecutor(
+            jobs.pool_size,
+            cancel_grace=jobs.cancel_grace,
+            timers=timers,
+            settings=None if settings is None else settings_to_json(settings),
+        )
     if jobs.executor == "celery":
         from strato.jobs.celery.executor import CeleryExecutor
 
@@ -51,7 +58,7 @@ def open_jobs(sessions: sessionmaker[Session], settings: Settings) -> JobService
     timers = Timers()
     return JobService(
         JobStore(sessions),
-        make_executor(jobs, timers),
+        make_executor(jobs, timers, settings),
         result_root=jobs.results_in(settings),
         timers=timers,
         retries=jobs.retries,

@@ -65,10 +65,20 @@ def _died(returncode: int | None) -> str:
 
 
 class LocalExecutor:
-    def __init__(self, size: int, *, cancel_grace: float, timers: Timers) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        cancel_grace: float,
+        timers: Timers,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """``settings``: the server's, as :func:`strato.settings.settings_to_json` wrote
+        them, sent to each worker first; without them workers read their environment."""
         self.size = size
         self.cancel_grace = cancel_grace
         self.timers = timers
+        self._settings = settings
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._idle: list[_Worker] = []
@@ -140,6 +150,10 @@ class LocalExecutor:
         os.close(child_in)
         os.close(child_out)
         worker = _Worker(proc, os.fdopen(parent_out, "wb", buffering=0), os.fdopen(parent_in, "rb"))
+        if self._settings is not None:
+            # Over the pipe rather than in the environment: other users' processes may
+            # read a process's environment on some systems, and secrets are in there.
+            worker.send({"t": "settings", "settings": self._settings})
         with self._lock:
             self._workers.append(worker)
         threading.Thread(

@@ -1,10 +1,11 @@
 """A worker process of the local executor: ``python -m strato.jobs.local.worker IN OUT``.
 
-It reads JSON lines from file descriptor IN (``run`` a task, ``cancel`` one) and writes
-JSON lines to OUT (``progress``, ``done``, ``fail``); nothing is pickled, in either
-direction. It runs one task at a time in its main thread, while a reader thread takes
-cancellations, which the task sees through ``ctx.cancelled()``. When the engine's end of
-the pipe closes (the server stopped, however it stopped), the worker exits.
+It reads JSON lines from file descriptor IN (``settings``, first: the server's own;
+``run`` a task, ``cancel`` one) and writes JSON lines to OUT (``progress``, ``done``,
+``fail``); nothing is pickled, in either direction. It runs one task at a time in its
+main thread, while a reader thread takes cancellations, which the task sees through
+``ctx.cancelled()``. When the engine's end of the pipe closes (the server stopped,
+however it stopped), the worker exits.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, BinaryIO
 from strato import jsonio
 from strato.job_engine import RetryableTaskError
 from strato.jobs.model.jobs import one_line, reason_of
+from strato.settings import Settings, load_settings, settings_from_json
 
 Task = Callable[[dict[str, Any], Any], Any]
 
@@ -41,14 +43,47 @@ class Channel:
             self._out.write(line)
 
 
+class ServerSettings:
+    """The settings tasks run with: the server's, when it sent them (built on first use,
+    once per worker: most tasks never ask), else this process's environment's."""
+
+    def __init__(self) -> None:
+        self._given: dict[str, Any] | None = None
+        self._built: Settings | None = None
+        self._lock = threading.Lock()
+
+    def give(self, data: dict[str, Any]) -> None:
+        with self._lock:
+            self._given, self._built = data, None
+
+    def get(self) -> Settings:
+        with self._lock:
+            if self._built is None:
+                given = self._given
+                self._built = load_settings() if given is None else settings_from_json(given)
+            return self._built
+
+
 class WorkerTaskContext:
     """The :class:`strato.job_engine.TaskContext` a task gets in a worker."""
 
-    def __init__(self, job_id: str, result_dir: Path, channel: Channel, stop: set[str]) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        result_dir: Path,
+        channel: Channel,
+        stop: set[str],
+        settings: ServerSettings | None = None,
+    ) -> None:
         self.job_id = job_id
         self._result_dir = result_dir
         self._channel = channel
         self._stop = stop
+        self._settings = settings or _environment
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings.get()
 
     @property
     def result_dir(self) -> Path:
@@ -67,6 +102,8 @@ class WorkerTaskContext:
 
 
 _tasks: dict[str, Task] = {}
+# What a context made without the server's settings reads (a worker of another executor).
+_environment = ServerSettings()
 
 
 def resolve(name: str) -> Task:
@@ -81,9 +118,11 @@ def resolve(name: str) -> Task:
     return found
 
 
-def run_one(message: dict[str, Any], channel: Channel, stop: set[str]) -> None:
+def run_one(
+    message: dict[str, Any], channel: Channel, stop: set[str], settings: ServerSettings
+) -> None:
     job_id = message["id"]
-    ctx = WorkerTaskContext(job_id, Path(message["dir"]), channel, stop)
+    ctx = WorkerTaskContext(job_id, Path(message["dir"]), channel, stop, settings)
     try:
         outputs = resolve(message["task"])(message["inputs"], ctx)
         if outputs is None:
@@ -107,6 +146,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
     channel = Channel(out)
     runs: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
     stop: set[str] = set()
+    settings = ServerSettings()
 
     def read() -> None:
         for line in inp:
@@ -115,11 +155,14 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
                 runs.put(message)
             elif message["t"] == "cancel":
                 stop.add(message["id"])
+            elif message["t"] == "settings":
+                # Read in order: the settings are in place before the first run is queued.
+                settings.give(message["settings"])
         runs.put(None)
 
     threading.Thread(target=read, name="strato-worker-reader", daemon=True).start()
     while (message := runs.get()) is not None:
-        run_one(message, channel, stop)
+        run_one(message, channel, stop, settings)
 
 
 def main(argv: list[str]) -> None:
