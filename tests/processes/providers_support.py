@@ -1,10 +1,11 @@
 """Nodes on loopback for the provider tests, shaped as Stratus deployed: a head node
 serving its processes over ZeroMQ (`strato endpoint serve --zmq`, a subprocess), a
 second strato node serving the OGC API over HTTP, and a portal routing ids by prefix
-to both."""
+to both (the ``portal`` fixture, module-scoped where a test module imports it)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,9 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from strato.auth import Scope
 from strato.context import Context
 from strato.settings import LogSettings, Settings
+from tests.served import Api, strato_api
 
 
 @dataclass
@@ -98,3 +102,59 @@ def zmq_head(data_dir: Path, server_secret: Path, allowed: Path) -> Iterator[Hea
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+USERS = {"ann": {Scope.READ, Scope.PROCESS}}
+
+
+@dataclass
+class Portal:
+    api: Api
+    token: str
+    head: Head
+    remote: Api
+    remote_token: str
+
+    @property
+    def url(self) -> str:
+        return self.api.url + "/processes-api"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    root = tmp_path_factory.mktemp("providers")
+    allowed = root / "allowed"
+    allowed.mkdir()
+    _, server_secret = keys(root / "server", "server")
+    portal_public, portal_secret = keys(root / "portal", "portal")
+    (allowed / portal_public.name).write_text(portal_public.read_text())
+    prepare(root / "head", {})
+    remote_tokens = prepare(root / "remote", USERS)
+    tokens = prepare(root / "portal-node", USERS)
+    with (
+        zmq_head(root / "head", server_secret, allowed) as head,
+        strato_api(root / "remote") as remote,
+    ):
+        providers = [
+            {
+                "prefix": "head:*",
+                "kind": "zmq",
+                "address": head.address,
+                "server_key": str(root / "server" / "server.key"),
+                "client_key": str(portal_secret),
+            },
+            {
+                "prefix": "remote:",
+                "kind": "ogc",
+                "url": remote.url + "/processes-api",
+                "token": remote_tokens["ann"],
+            },
+        ]
+        with strato_api(
+            root / "portal-node", STRATO_PROCESSES_PROVIDERS=json.dumps(providers)
+        ) as api:
+            yield Portal(api, tokens["ann"], head, remote, remote_tokens["ann"])

@@ -5,72 +5,15 @@ through the portal's own OGC API, as any client would, and with OWSLib."""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from strato.auth import Scope
-from tests.processes.providers_support import Head, keys, prepare, zmq_head
-from tests.served import Api, strato_api
+from tests.processes.providers_support import Portal, keys, portal
 
-USERS = {"ann": {Scope.READ, Scope.PROCESS}}
-
-
-@dataclass
-class Portal:
-    api: Api
-    token: str
-    head: Head
-    remote: Api
-
-    @property
-    def url(self) -> str:
-        return self.api.url + "/processes-api"
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-@pytest.fixture(scope="module")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
-    root = tmp_path_factory.mktemp("providers")
-    allowed = root / "allowed"
-    allowed.mkdir()
-    _, server_secret = keys(root / "server", "server")
-    portal_public, portal_secret = keys(root / "portal", "portal")
-    (allowed / portal_public.name).write_text(portal_public.read_text())
-    prepare(root / "head", {})
-    remote_tokens = prepare(root / "remote", USERS)
-    tokens = prepare(root / "portal-node", USERS)
-    with (
-        zmq_head(root / "head", server_secret, allowed) as head,
-        strato_api(root / "remote") as remote,
-    ):
-        providers = [
-            {
-                "prefix": "head:*",
-                "kind": "zmq",
-                "address": head.address,
-                "server_key": str(root / "server" / "server.key"),
-                "client_key": str(portal_secret),
-            },
-            {
-                "prefix": "remote:",
-                "kind": "ogc",
-                "url": remote.url + "/processes-api",
-                "token": remote_tokens["ann"],
-            },
-        ]
-        with strato_api(
-            root / "portal-node", STRATO_PROCESSES_PROVIDERS=json.dumps(providers)
-        ) as api:
-            yield Portal(api, tokens["ann"], head, remote)
+__all__ = ["portal"]  # the fixture, module-scoped here
 
 
 def run_async(portal: Portal, process_id: str, inputs: dict[str, object]) -> dict[str, object]:

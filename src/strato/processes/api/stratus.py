@@ -112,6 +112,10 @@ def make_router(
         if output not in names:
             raise NotFound(f"request {rid!r} has no output {output!r} (its outputs: {names})")
         path = workflows.output_file(job, output)
+        value = (job.results or {})[output]
+        if path is None and not _is_file(value):
+            # A value (hello-world's text) rather than a file: itself, as JSON.
+            return JSONResponse({"rid": rid, "output": output, "value": value})
         if path is None or path.suffix != ".nc":
             raise NotFound(f"output {output!r} of request {rid!r} is not a NetCDF file")
         return FileResponse(path, media_type=NETCDF, filename=f"{rid}-{output}.nc")
@@ -132,3 +136,7 @@ def make_router(
         return JSONResponse({"epas": epas(ids), "operations": mapped, "processes": ids})
 
     return router
+
+
+def _is_file(value: Any) -> bool:
+    return isinstance(value, dict) and "href" in value

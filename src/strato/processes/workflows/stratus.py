@@ -12,11 +12,16 @@ A request has three lists::
 ``variable`` is accepted for ``input``; an axis bound's ``system`` is ``values``,
 ``indices`` (both ends included) or ``timestamps`` (``crs`` is its older name). An
 operation's ``name`` is ``<epa>:<op>`` (or ``epa`` and ``name`` apart, or ``epa`` as
-``<epa>.<op>``); the epa part is not used for routing here (the process id is, as for any
-execution), so ``xop:ave`` and ``edas:ave`` are the same. Its ``input`` names variables
+``<epa>.<op>``). A whole name that is a process id this node routes to a provider
+(``head:hello-world``, prefix ``head:``) runs that process there; otherwise the epa part
+is not used, so ``xop:ave`` and ``edas:ave`` are the same. Its ``input`` names variables
 (the part after ``:`` of their name) or other operations' ``result``; ``axes`` are the
 letters x, y, z, t (or axis names). Operations whose result no other one takes are the
 workflow's outputs, named by their ``result`` (else ``<op>-<position>``).
+
+strato's extension for processes that take no variable: an operation's ``inputs`` object
+(instead of ``input``) is the process's inputs as they are, a value ``{"result": <name>}``
+(with ``output`` where it has several) being another operation's output.
 
 An ``uri`` is ``collection://<dataset id>`` (a dataset this node serves), a path or a
 ``file://`` URL (read only under the allowed roots, as the built-in processes read).
@@ -64,10 +69,13 @@ _PASSED = ("freq", "by", "weighted", "format")
 
 
 def epas(process_ids: list[str]) -> list[str]:
-    """The operations this node offers as Stratus names them."""
+    """The operations this node offers as Stratus names them (a provider's process by
+    its prefixed id, ``head:hello-world``, which names the provider as an epa did)."""
     named = [f"{EPA}:{op}" for op, (pid, _) in OPERATIONS.items() if pid in process_ids]
     aliased = {pid for pid, _ in OPERATIONS.values()}
-    return named + [f"{EPA}:{pid}" for pid in process_ids if pid not in aliased]
+    return named + [
+        pid if ":" in pid else f"{EPA}:{pid}" for pid in process_ids if pid not in aliased
+    ]
 
 
 def _list(request: Mapping[str, Any], *keys: str) -> list[Any]:
@@ -113,14 +121,82 @@ def _source(uri: Any, where: str) -> dict[str, str]:
     return {"href": uri}
 
 
-def _op_name(op: Mapping[str, Any], where: str) -> str:
+def _full_name(op: Mapping[str, Any], where: str) -> str:
     name = str(op.get("name") or "")
     epa = str(op.get("epa") or "")
     if not name and epa:
         name = epa.replace(".", ":", 1) if "." in epa and ":" not in epa else epa
     if not name:
         raise InvalidInput(f"{where}.name: an operation is named <epa>:<op>")
-    return name.rsplit(":", 1)[-1]
+    return name
+
+
+def _op_name(op: Mapping[str, Any], where: str) -> str:
+    return _full_name(op, where).rsplit(":", 1)[-1]
+
+
+def _process(op: Mapping[str, Any], where: str, describe: Describe) -> tuple[str, dict[str, Any]]:
+    """The process an operation names and its fixed inputs: the whole name when it is an
+    id this node routes (``head:hello-world``, a provider's prefix), else the op part."""
+    full = _full_name(op, where)
+    if ":" in full and not full.startswith(f"{EPA}:"):
+        try:
+            describe(full)
+        except NoSuchProcess:
+            pass
+        else:
+            return full, {}
+    name = full.rsplit(":", 1)[-1]
+    pid, fixed = OPERATIONS.get(name, (name, {}))
+    try:
+        describe(pid)
+    except NoSuchProcess:
+        raise NoSuchProcess(
+            f"no operation {full!r} is offered here (at {where}.name); "
+            "see /stratus/capabilities?type=epas"
+        ) from None
+    return pid, dict(fixed)
+
+
+def _only_output(pid: str, describe: Describe, where: str) -> str:
+    outputs = list(describe(pid).outputs)
+    if len(outputs) == 1:
+        return outputs[0]
+    if "result" in outputs:
+        return "result"
+    raise InvalidInput(f"{where}: process {pid!r} has several outputs ({', '.join(outputs)})")
+
+
+def _given_inputs(
+    value: Any,
+    where: str,
+    own: str,
+    results: Mapping[str, str],
+    taken: set[str],
+    outputs: Mapping[str, str],
+) -> Any:
+    """An operation's ``inputs`` object, ``{"result": <name>}`` values becoming references
+    to the operations that make them."""
+    if isinstance(value, dict) and set(value) <= {"result", "output"} and "result" in value:
+        ref = str(value["result"])
+        if ref not in results:
+            raise InvalidInput(f"{where}: no operation's result is called {ref!r}")
+        step = results[ref]
+        if step == own:
+            raise InvalidInput(f"{where}: an operation cannot take its result")
+        taken.add(step)
+        return {"step": step, "output": str(value.get("output") or outputs[step])}
+    if isinstance(value, dict):
+        return {
+            k: _given_inputs(v, f"{where}.{k}", own, results, taken, outputs)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _given_inputs(v, f"{where}[{i}]", own, results, taken, outputs)
+            for i, v in enumerate(value)
+        ]
+    return value
 
 
 def _axes(value: Any, where: str) -> list[str]:
@@ -166,17 +242,27 @@ def translate(request: Mapping[str, Any], describe: Describe) -> Plan:
     variable_of = {f"op{i}": "" for i in range(len(operations))}
     steps: dict[str, Any] = {}
     taken: set[str] = set()
+    processes = [_process(op, f"operation[{i}]", describe) for i, op in enumerate(operations)]
+    outputs_of = {
+        f"op{i}": _only_output(pid, describe, f"operation[{i}]")
+        for i, (pid, _) in enumerate(processes)
+    }
     for i, op in enumerate(operations):
         where = f"operation[{i}]"
         name = _op_name(op, where)
-        pid, fixed = OPERATIONS.get(name, (name, {}))
-        try:
-            describe(pid)
-        except NoSuchProcess:
-            raise NoSuchProcess(
-                f"no operation {name!r} is offered here (at {where}.name); "
-                "see /stratus/capabilities?type=epas"
-            ) from None
+        pid, fixed = processes[i]
+        if "inputs" in op:
+            # strato's extension: a process's own inputs, for processes that take no
+            # variable (hello-world); {"result": <name>} is another operation's output.
+            if not isinstance(op["inputs"], dict) or "input" in op:
+                raise InvalidInput(
+                    f"{where}.inputs: an object of the process's inputs, without input"
+                )
+            bound = _given_inputs(
+                op["inputs"], f"{where}.inputs", f"op{i}", results, taken, outputs_of
+            )
+            steps[f"op{i}"] = {"process": pid, "inputs": {**fixed, **bound}}
+            continue
         given = op.get("input", [])
         names = [n.strip() for n in given.split(",")] if isinstance(given, str) else given
         if not isinstance(names, list) or not names:
@@ -192,7 +278,10 @@ def translate(request: Mapping[str, Any], describe: Describe) -> Plan:
                     raise InvalidInput(f"{where}.input[{j}]: an operation cannot take its result")
                 taken.add(step)
                 operands.append(
-                    {"href": {"step": step, "output": "result"}, "variable": variable_of[step]}
+                    {
+                        "href": {"step": step, "output": outputs_of[step]},
+                        "variable": variable_of[step],
+                    }
                 )
             else:
                 raise InvalidInput(f"{where}.input[{j}]: no input or result is called {ref!r}")
@@ -221,5 +310,5 @@ def translate(request: Mapping[str, Any], describe: Describe) -> Plan:
         step = f"op{i}"
         if step not in taken:
             name = str(op.get("result") or f"{_op_name(op, '')}-{i}")
-            outputs[name] = {"step": step, "output": "result"}
+            outputs[name] = {"step": step, "output": outputs_of[step]}
     return explicit_plan({"steps": steps, "outputs": outputs}, describe)
