@@ -1,9 +1,9 @@
 """The server's side of the dask executor: each run is a future on the scheduler, whose
 events come back on a topic of this server's own (``Client.subscribe_topic``: pushed, no
 polling). Cancelling tells the task through the worker (``Client.run``); a task that does
-not stop, or runs past its time limit, is stopped by restarting its worker process (dask
-cannot interrupt a running task). A worker that dies has its runs rescheduled by the
-scheduler: the run's second start tells the engine, whose policy decides.
+not stop, or runs past its time limit, is stopped by ending its worker process, which its
+nanny replaces (dask cannot interrupt a running task). A worker that dies has its
+runs rescheduled by the scheduler: the run's second start tells the engine, whose policy decides.
 """
 
 from __future__ import annotations
@@ -111,8 +111,9 @@ class DaskExecutor(RemoteExecutor):
         if future is not None:
             future.cancel()
         if started and run.where:
-            log.info("job %s: restarting worker %s to stop it", run.job.job_id, run.where)
-            self.client.restart_workers([run.where], raise_for_error=False)
+            # Not restart_workers: a graceful restart waits for the thread it must free.
+            log.info("job %s: ending worker %s to stop it", run.job.job_id, run.where)
+            self.client.run(runner.die, workers=[run.where], on_error="ignore")
 
     def _in_background(self, fn: Any, *args: Any) -> None:
         thread = threading.Thread(target=self._safely, args=(fn, *args), daemon=True)
