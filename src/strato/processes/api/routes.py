@@ -185,7 +185,9 @@ def make_router(
         plan = await run_in_threadpool(plan_of, service, processID, body.inputs)
         if plan is not None:
             return await execute_workflow(flows, plan, who, api, prefer, options.sync_wait_seconds)
-        registered = service.process(processID)
+        # A remote process is described by its provider (HTTP or ZeroMQ when not cached),
+        # so not on the event loop, as nothing here that reads the database is.
+        registered = await run_in_threadpool(service.process, processID)
         description = registered.description
         outputs = requested_outputs(
             description,

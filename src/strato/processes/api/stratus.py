@@ -82,7 +82,9 @@ def make_router(
             raise InvalidInput("request: an object with operation, domain and input lists")
         plan = await run_in_threadpool(translate, spec, describer(service))
         job = await workflows.start(plan, who)
-        return JSONResponse(status_of(job.id, who, request), status_code=201)
+        # Read from the database: not on the event loop.
+        info = await run_in_threadpool(status_of, job.id, who, request)
+        return JSONResponse(info, status_code=201)
 
     @router.get("/status", summary="The status of a Stratus request")
     def status(request: Request, rid: str = _RID, who: Principal = process) -> Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from strato.auth import Principal
@@ -62,14 +63,16 @@ async def execute(
     job = await workflows.start(plan, who)
     headers = {"Location": f"{api}/jobs/{job.id}"}
     if prefers_async(prefer):
+        # The steps' status is read from the database: not on the event loop.
         return JSONResponse(
-            workflow_status(job, api, workflows),
+            await run_in_threadpool(workflow_status, job, api, workflows),
             status_code=201,
             headers={**headers, "Preference-Applied": "respond-async"},
         )
     done = await workflows.jobs.wait(job.id, timeout=sync_wait)
     if not done.done:
-        return JSONResponse(workflow_status(done, api, workflows), status_code=201, headers=headers)
+        info = await run_in_threadpool(workflow_status, done, api, workflows)
+        return JSONResponse(info, status_code=201, headers=headers)
     if done.status is JobStatus.failed:
         raise ProcessFailed(f"job {done.id!r} failed: {done.error or 'no reason given'}")
     if done.status is JobStatus.dismissed:

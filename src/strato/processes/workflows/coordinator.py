@@ -143,7 +143,8 @@ class Workflows:
         ended = asyncio.ensure_future(self.jobs.wait(wid))
         waits: dict[asyncio.Future[JobRecord], str] = {}
         try:
-            self.jobs.started(wid)
+            # The engine's reports write to the database: not on the event loop.
+            await run_in_threadpool(self.jobs.started, wid)
             while True:
                 for step in run.plan.steps.values():
                     state = run.steps[step.name]
@@ -186,16 +187,20 @@ class Workflows:
                         return
                 finished = sum(s.status == JobStatus.successful for s in run.steps.values())
                 total = len(run.steps)
-                self.jobs.progress(
-                    wid, min(99, 100 * finished // total), f"{finished} of {total} steps done"
+                await run_in_threadpool(
+                    self.jobs.progress,
+                    wid,
+                    min(99, 100 * finished // total),
+                    f"{finished} of {total} steps done",
                 )
             outputs = await run_in_threadpool(self._collect, wid, run)
-            self.jobs.succeeded(wid, outputs)
+            await run_in_threadpool(self.jobs.succeeded, wid, outputs)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("workflow %s: the coordinator failed", wid)
-            self.jobs.failed(wid, f"the workflow's coordinator failed: {exc}", False)
+            reason = f"the workflow's coordinator failed: {exc}"
+            await run_in_threadpool(self.jobs.failed, wid, reason, False)
             await self._cancel_steps(run)
         finally:
             for future in [*waits, ended]:
@@ -208,7 +213,8 @@ class Workflows:
             raise StepGone(job_id) from None
 
     async def _fail(self, wid: str, run: Run, step: Step, reason: str) -> None:
-        self.jobs.failed(wid, f"step {step.name!r} ({step.process_id}) {reason}", False)
+        why = f"step {step.name!r} ({step.process_id}) {reason}"
+        await run_in_threadpool(self.jobs.failed, wid, why, False)
         await self._cancel_steps(run)
 
     async def _cancel_steps(self, run: Run) -> None:
