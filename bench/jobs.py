@@ -1,39 +1,94 @@
-"""The job engine with the local executor: no-op jobs drained, and submit-to-complete.
+"""No-op jobs: strato's job engine (local and celery executors) against plain Celery.
 
-Two figures, on an engine of ``--workers`` worker processes over a fresh SQLite database
-(``--database-url`` for another):
+Three systems in one run, each measured the same two ways:
 
-- **drain**: ``--count`` no-op jobs (default 10,000) submitted by ``--submitters``
-  threads at once (clients of the web app submit concurrently), each waited for with
-  ``JobEngine.wait`` in one event loop; jobs per second from the first submit to the last
-  finish.
-- **round trip**: ``--samples`` jobs one at a time, submit then ``wait``; the p50 and p99
-  of the milliseconds from calling submit to wait returning the finished record.
+- **drain**: ``--count`` no-op jobs (default 10,000) sent at once and all waited for;
+  jobs per second from the first submit to the last finish.
+- **round trip**: ``--samples`` jobs one at a time (default 1,000), submit then wait; the
+  p50, p95 and p99 of the milliseconds from submitting to holding the finished result.
 
-Every job must finish ``successful``; any other status fails the run. The Celery
-reference (``delay().get()`` on the same broker) is not measured here yet.
+The systems:
+
+1. **strato, local executor**: ``--workers`` worker processes over a fresh SQLite database
+   (``--database-url`` for another). The drain's jobs are submitted by ``--submitters``
+   threads (clients of the web app submit concurrently), each awaited with
+   ``JobEngine.wait`` in one event loop.
+2. **plain Celery, the reference**: a Celery app of one no-op task with Redis (``--broker-
+   url``) as broker and result backend, Celery's default way to get a result, and
+   Celery's defaults otherwise (prefork pool, prefetch multiplier 4, early acks, JSON);
+   its worker is a subprocess limited to ``--workers`` processes (``--concurrency``; on a
+   2-core machine Celery's default is 2 as well). Round trip: ``noop.delay().get()``;
+   drain: ``delay()`` ``--count`` times from one thread, then ``ResultSet.get()`` (Celery's
+   native join on Redis). Results expire after 10 minutes (not the default day), the only
+   setting changed besides the queue: the bench shares its Redis.
+3. **strato, celery executor**, on the same Redis: a ``strato worker`` subprocess of
+   ``--workers`` processes, the engine's job state in the same kind of fresh database as
+   (1); measured as (1).
+
+Each system runs alone in turn (after a warm-up of 20 round trips), on queues of its own,
+and its worker is killed at the end. Any job that does not succeed fails the run. Then
+the ratios: strato local / Celery for the round trip p50 (issue 14's goal: <= 0.2) and
+for the drain, and strato's celery executor / Celery likewise.
 
     .venv/bin/python bench/jobs.py [--count 10000] [--samples 1000] [--workers 2]
+        [--systems local,celery,strato-celery] [--broker-url redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import secrets
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from strato.context import Context
 from strato.job_engine import JobStatus
 from strato.jobs.engine import JobService
 from strato.jobs.service import open_jobs
-from strato.settings import Settings
+from strato.settings import LogSettings, Settings
 
 NOOP = "strato.jobs.demo.tasks:noop"
+CELERY_NOOP = "strato.bench.noop"
+SYSTEMS = ("local", "celery", "strato-celery")
+WARMUP = 20
+PATIENCE = 600.0  # seconds any one wait may take: a bound against hanging
+
+
+@dataclass
+class Figures:
+    name: str
+    drain: float  # jobs/s
+    took: list[float]  # round trips, ms, sorted
+
+    def pct(self, q: float) -> float:
+        return self.took[min(len(self.took) - 1, int(len(self.took) * q))]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.took)
+
+    def line(self, count: int, samples: int) -> str:
+        return (
+            f"{self.name}:\n"
+            f"  drain:      {count} no-op jobs: {self.drain:,.0f} jobs/s\n"
+            f"  round trip: {samples} one at a time: p50 {self.p50:.2f} ms, "
+            f"p95 {self.pct(0.95):.2f} ms, p99 {self.pct(0.99):.2f} ms"
+        )
+
+
+# strato's engine, whatever its executor ------------------------------------------------
 
 
 def submit(engine: JobService) -> str:
@@ -47,7 +102,7 @@ async def drain(engine: JobService, count: int, submitters: int) -> float:
 
         async def one() -> JobStatus:
             job_id = await loop.run_in_executor(pool, submit, engine)
-            return (await engine.wait(job_id, 600)).status
+            return (await engine.wait(job_id, PATIENCE)).status
 
         statuses = await asyncio.gather(*(one() for _ in range(count)))
         elapsed = time.perf_counter() - start
@@ -61,42 +116,227 @@ async def round_trips(engine: JobService, samples: int) -> list[float]:
     took: list[float] = []
     for _ in range(samples):
         start = time.perf_counter()
-        record = await engine.wait(submit(engine), 60)
+        record = await engine.wait(submit(engine), PATIENCE)
         took.append((time.perf_counter() - start) * 1000)
         if record.status != JobStatus.successful:
             sys.exit(f"a job did not succeed: {record}")
     return took
 
 
+def measure_strato(name: str, jobs: dict[str, Any], args: argparse.Namespace, tmp: Path) -> Figures:
+    settings = Settings(
+        data_dir=tmp,
+        database_url=args.database_url,
+        log=LogSettings(access=False),
+        jobs=jobs,
+    )
+    ctx = Context.open(settings)
+    ctx.migrate()
+    engine = open_jobs(ctx.sessions, settings)
+    engine.start()
+    try:
+        asyncio.run(round_trips(engine, WARMUP))  # the workers up and the task imported
+        rate = asyncio.run(drain(engine, args.count, args.submitters))
+        took = sorted(asyncio.run(round_trips(engine, args.samples)))
+    finally:
+        engine.close()
+        ctx.close()
+    return Figures(f"{name} ({ctx.engine.url.get_backend_name()})", rate, took)
+
+
+# Celery workers as subprocesses --------------------------------------------------------
+
+
+@contextlib.contextmanager
+def worker(argv: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+    """A worker process (its pool with it, in a session of its own) for the block."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def delete_queues(broker_url: str, *names: str) -> None:
+    from kombu import Connection, Queue
+
+    with Connection(broker_url) as conn:
+        for name in names:
+            with contextlib.suppress(Exception):  # gone already, or never declared
+                Queue(name, channel=conn.channel()).delete()
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), **extra}
+
+
+# plain Celery, the reference -----------------------------------------------------------
+
+
+def celery_app(broker_url: str, queue: str) -> Any:
+    from celery import Celery
+
+    app = Celery("strato-bench", broker=broker_url, backend=broker_url, set_as_current=False)
+    app.conf.update(task_default_queue=queue, result_expires=600)
+    app.task(name=CELERY_NOOP)(celery_noop)
+    return app
+
+
+def celery_noop() -> None:
+    """Nothing: what Celery itself costs per task."""
+
+
+def celery_worker_main(broker_url: str, queue: str, concurrency: int) -> None:
+    """This script run as the reference's worker (``--celery-worker``)."""
+    app = celery_app(broker_url, queue)
+    argv = ["worker", "--loglevel", "WARNING", "--concurrency", str(concurrency)]
+    app.worker_main([*argv, "--hostname", f"{queue}@%h"])
+
+
+def measure_celery(args: argparse.Namespace, tmp: Path) -> Figures:
+    from celery.result import ResultSet
+
+    queue = f"strato.bench.celery.{secrets.token_hex(6)}"
+    app = celery_app(args.broker_url, queue)
+    noop: Any = app.tasks[CELERY_NOOP]
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--celery-worker",
+        "--broker-url",
+        args.broker_url,
+        "--queue",
+        queue,
+        "--workers",
+        str(args.workers),
+    ]
+    try:
+        with worker(argv, child_env(), tmp / "celery-worker.log"):
+            for _ in range(WARMUP):
+                noop.delay().get(timeout=PATIENCE)
+            start = time.perf_counter()
+            results = ResultSet([noop.delay() for _ in range(args.count)])
+            results.get(timeout=PATIENCE)
+            rate = args.count / (time.perf_counter() - start)
+            if not results.successful():
+                sys.exit("Celery: some tasks did not succeed")
+            took = []
+            for _ in range(args.samples):
+                start = time.perf_counter()
+                noop.delay().get(timeout=PATIENCE)
+                took.append((time.perf_counter() - start) * 1000)
+    finally:
+        delete_queues(args.broker_url, queue)
+    return Figures(
+        f"plain Celery {celery_version()} (Redis broker and results)", rate, sorted(took)
+    )
+
+
+def celery_version() -> str:
+    import celery
+
+    return str(celery.__version__)
+
+
+# strato's celery executor --------------------------------------------------------------
+
+
+def measure_strato_celery(args: argparse.Namespace, tmp: Path) -> Figures:
+    queue = f"strato.bench.jobs.{secrets.token_hex(6)}"
+    env = child_env(
+        STRATO_DATA_DIR=str(tmp / "worker"),
+        STRATO_JOBS_EXECUTOR="celery",
+        STRATO_JOBS_BROKER_URL=args.broker_url,
+        STRATO_JOBS_QUEUE=queue,
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "strato",
+        "worker",
+        "--loglevel",
+        "WARNING",
+        "--concurrency",
+        str(args.workers),
+        "--hostname",
+        f"{queue}@%h",
+    ]
+    jobs = {
+        "executor": "celery",
+        "broker_url": args.broker_url,
+        "queue": queue,
+        "workers": args.workers,
+    }
+    try:
+        with worker(argv, env, tmp / "strato-worker.log"):
+            (tmp / "server").mkdir()
+            return measure_strato("strato, celery executor", jobs, args, tmp / "server")
+    finally:
+        delete_queues(args.broker_url, queue)
+
+
+# the run -------------------------------------------------------------------------------
+
+
+def ratio(ours: Figures, theirs: Figures) -> str:
+    return (
+        f"{ours.name.split(' (')[0]} / Celery: round trip p50 "
+        f"{ours.p50:.2f} / {theirs.p50:.2f} ms = {ours.p50 / theirs.p50:.3f}; "
+        f"drain {ours.drain:,.0f} / {theirs.drain:,.0f} jobs/s = {ours.drain / theirs.drain:.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--samples", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--submitters", type=int, default=8)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--count", type=int, default=10_000, help="jobs per drain")
+    parser.add_argument("--samples", type=int, default=1000, help="round trips, one at a time")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes, every system")
+    parser.add_argument("--submitters", type=int, default=8, help="strato drains' threads")
+    parser.add_argument("--database-url", default=None, help="strato's; a fresh SQLite if none")
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="any of " + ",".join(SYSTEMS))
+    parser.add_argument("--celery-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--queue", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.celery_worker:
+        celery_worker_main(args.broker_url, args.queue, args.workers)
+        return
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if unknown := set(systems) - set(SYSTEMS):
+        parser.error(f"unknown systems: {sorted(unknown)}")
 
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    found: dict[str, Figures] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            data_dir=Path(tmp), database_url=args.database_url, jobs={"workers": args.workers}
+        for system in systems:
+            where = Path(tmp) / system
+            where.mkdir()
+            if system == "local":
+                jobs = {"executor": "local", "workers": args.workers}
+                found[system] = measure_strato("strato, local executor", jobs, args, where)
+            elif system == "celery":
+                found[system] = measure_celery(args, where)
+            else:
+                found[system] = measure_strato_celery(args, where)
+            print(found[system].line(args.count, args.samples), flush=True)
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{args.workers} worker processes each; broker {args.broker_url}")
+    if "celery" in found:
+        for system in ("local", "strato-celery"):
+            if system in found:
+                print(ratio(found[system], found["celery"]))
+    if "local" in found:
+        local, celery = found["local"], "celery" in found
+        print(
+            f"goals (issue 14): local drain {local.drain:,.0f} jobs/s (>= 1,000), "
+            f"round trip p50 {local.p50:.2f} ms (<= 5)"
+            + (f", p50 / Celery's {local.p50 / found['celery'].p50:.3f} (<= 0.2)" if celery else "")
         )
-        ctx = Context.open(settings)
-        ctx.migrate()
-        engine = open_jobs(ctx.sessions, settings)
-        engine.start()
-        try:
-            asyncio.run(round_trips(engine, 20))  # the workers up and the task imported
-            rate = asyncio.run(drain(engine, args.count, args.submitters))
-            took = sorted(asyncio.run(round_trips(engine, args.samples)))
-        finally:
-            engine.close()
-            ctx.close()
-    p50 = statistics.median(took)
-    p99 = took[min(len(took) - 1, int(len(took) * 0.99))]
-    print(f"local executor, {args.workers} workers, {ctx.engine.url.get_backend_name()}")
-    print(f"drain:      {args.count} no-op jobs, {args.submitters} submitters: {rate:,.0f} jobs/s")
-    print(f"round trip: {args.samples} jobs one at a time: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
 
 
 if __name__ == "__main__":
