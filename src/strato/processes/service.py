@@ -12,7 +12,7 @@ from typing import Any
 from strato.auth import Principal, Scope
 from strato.errors import InvalidInput, NotFound
 from strato.job_engine import JobEngine, JobRecord, JobStatus
-from strato.processes.model.errors import NoSuchJob, ProcessFailed, ResultNotReady
+from strato.processes.model.errors import NoSuchJob, ResultNotReady, job_failure
 from strato.processes.model.validation import validate_inputs
 from strato.processes.registry import Registered, Registry
 from strato.processes.settings import ProcessesSettings
@@ -105,13 +105,13 @@ class ProcessService:
         )
 
     def finished_results(self, job_id: str, who: Principal) -> JobRecord:
-        """The job once it succeeded; ResultNotReady while it runs, ProcessFailed with its
-        reason when it failed."""
+        """The job once it succeeded; ResultNotReady while it runs; when it failed, the
+        task's own 4xx error if that was why (InvalidInput, ...), else ProcessFailed."""
         job = self.job(job_id, who)
         if job.status in (JobStatus.accepted, JobStatus.running):
             raise ResultNotReady(f"job {job_id!r} is {job.status.value}; its results are not ready")
         if job.status is JobStatus.failed:
-            raise ProcessFailed(f"job {job_id!r} failed: {job.error or 'no reason given'}")
+            raise job_failure(job_id, job.error)
         if job.status is JobStatus.dismissed:
             raise NoSuchJob(f"job {job_id!r} was dismissed")
         return job

@@ -23,7 +23,7 @@ from strato.processes.api.workflows import execute as execute_workflow
 from strato.processes.api.workflows import plan_of, workflow_status
 from strato.processes.callbacks import Callbacks
 from strato.processes.model.description import DISMISS
-from strato.processes.model.errors import NoSuchJob, ProcessFailed
+from strato.processes.model.errors import NoSuchJob, job_failure
 from strato.processes.model.execute import Subscriber, mode_of, requested_outputs
 from strato.processes.model.interval import parse_interval
 from strato.processes.model.status import (
@@ -218,7 +218,7 @@ def make_router(
             # Longer than a synchronous answer waits: it carries on as a job.
             return _created(done, api, {})
         if done.status is JobStatus.failed:
-            raise ProcessFailed(f"job {done.id!r} failed: {done.error or 'no reason given'}")
+            raise job_failure(done.id, done.error)
         if done.status is JobStatus.dismissed:
             raise NoSuchJob(f"job {done.id!r} was dismissed while it ran")
         document = results_document(done, api, outputs)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from strato.auth import Principal
 from strato.job_engine import JobRecord, JobStatus
 from strato.processes.model.description import ProcessDescription
-from strato.processes.model.errors import NoSuchJob, ProcessFailed
+from strato.processes.model.errors import NoSuchJob, job_failure
 from strato.processes.model.execute import prefers_async
 from strato.processes.model.status import results_document, status_info
 from strato.processes.service import ProcessService
@@ -74,7 +74,7 @@ async def execute(
         info = await run_in_threadpool(workflow_status, done, api, workflows)
         return JSONResponse(info, status_code=201, headers=headers)
     if done.status is JobStatus.failed:
-        raise ProcessFailed(f"job {done.id!r} failed: {done.error or 'no reason given'}")
+        raise job_failure(done.id, done.error)
     if done.status is JobStatus.dismissed:
         raise NoSuchJob(f"job {done.id!r} was dismissed while it ran")
     return JSONResponse(

@@ -1,0 +1,130 @@
+"""What a failed job answers: a task that refused its inputs keeps its 4xx across the
+worker boundary (a synchronous execution, a failed job's results, a workflow whose step
+refused them), and only a process that crashed is 500 ``process-failed``."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from strato.errors import InvalidInput, NotFound, PayloadTooLarge
+from strato.processes.model.errors import ProcessFailed, job_failure
+from tests.processes.conftest import Node
+from tests.processes.workflow_support import DOMAIN, model_file, wait_done
+
+STRATO = "urn:strato:problem:"
+
+
+@pytest.fixture
+def http(node: Node) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=node.url, timeout=60) as client:
+        yield client
+
+
+def bad_reduce(node: Node) -> dict[str, Any]:
+    """Valid by the description; the task finds the file has no such variable."""
+    path = model_file(node)
+    return {"href": str(path), "variable": "nope", "axes": ["time"], "method": "mean"}
+
+
+def test_a_synchronous_task_refusing_its_input_is_400_naming_it(
+    http: httpx.Client, node: Node
+) -> None:
+    answer = http.post(
+        "/processes/reduce/execution",
+        json={"inputs": bad_reduce(node)},
+        headers=node.auth("ann"),
+    )
+    assert answer.status_code == 400, answer.text
+    problem = answer.json()
+    assert problem["type"] == STRATO + "invalid-input"
+    assert "variable" in problem["detail"]
+    assert "'nope'" in problem["detail"]
+
+
+def test_the_results_of_a_job_that_refused_its_input_are_400(
+    http: httpx.Client, node: Node
+) -> None:
+    made = http.post(
+        "/processes/reduce/execution",
+        json={"inputs": bad_reduce(node)},
+        headers={**node.auth("ann"), "Prefer": "respond-async"},
+    )
+    assert made.status_code == 201, made.text
+    status = wait_done(http, node, made.json()["jobID"])
+    assert status["status"] == "failed"
+    assert "'nope'" in status["message"]
+    results = http.get(f"/jobs/{status['jobID']}/results", headers=node.auth("ann"))
+    assert results.status_code == 400, results.text
+    assert results.json()["type"] == STRATO + "invalid-input"
+    assert "'nope'" in results.json()["detail"]
+
+
+def test_a_workflow_whose_step_refused_its_input_is_400(http: httpx.Client, node: Node) -> None:
+    path = model_file(node)
+    body = {
+        "steps": {
+            "sub": {
+                "process": "subset",
+                "inputs": {"href": str(path), "variable": "tas", "domain": DOMAIN},
+            },
+            "mean": {
+                "process": "reduce",
+                "inputs": {"href": {"step": "sub", "output": "result"}, "variable": "nope"},
+            },
+        },
+        "outputs": {"mean": "mean"},
+    }
+    answer = http.post(
+        "/processes/workflow/execution", json={"inputs": body}, headers=node.auth("ann")
+    )
+    assert answer.status_code == 400, answer.text
+    assert "step 'mean'" in answer.json()["detail"]
+    assert "'nope'" in answer.json()["detail"]
+
+
+def test_a_crashed_process_is_500_process_failed(http: httpx.Client, node: Node) -> None:
+    gate = node.gates / secrets.token_hex(8)
+    gate.touch()  # open: the synchronous run ends at once, by failing
+    inputs = {"path": str(gate), "name": "crash", "fail": True}
+    answer = http.post(
+        "/processes/gate/execution", json={"inputs": inputs}, headers=node.auth("ann")
+    )
+    assert answer.status_code == 500, answer.text
+    assert answer.json()["type"] == STRATO + "process-failed"
+    assert "asked to fail" in answer.json()["detail"]
+    made = http.post(
+        "/processes/gate/execution",
+        json={"inputs": inputs},
+        headers={**node.auth("ann"), "Prefer": "respond-async"},
+    )
+    status = wait_done(http, node, made.json()["jobID"])
+    results = http.get(f"/jobs/{status['jobID']}/results", headers=node.auth("ann"))
+    assert results.status_code == 500
+    assert results.json()["type"] == STRATO + "process-failed"
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind"),
+    [
+        ("InvalidInput: input 'variable' at $.inputs.variable: no 'x'", InvalidInput),
+        ("PayloadTooLarge: the domain of tas is 3.2 GB, over the budget of 1 GB", PayloadTooLarge),
+        ("NotFound: there is no dataset 'gone'", NotFound),
+        ("step 'mean' (reduce) failed: PayloadTooLarge: over the budget", PayloadTooLarge),
+        ("RuntimeError: asked to fail", ProcessFailed),
+        # A crash whose message merely quotes a client error's name stays a crash.
+        ("RuntimeError: InvalidInput: not ours", ProcessFailed),
+        ("step 'g' (gate) failed: RuntimeError: asked to fail", ProcessFailed),
+        ("killed: the worker died (signal 9)", ProcessFailed),
+        (None, ProcessFailed),
+    ],
+)
+def test_a_reason_keeps_only_a_client_errors_class(reason: str | None, kind: type) -> None:
+    error = job_failure("j1", reason)
+    assert type(error) is kind
+    assert error.detail.startswith("job 'j1' failed: ")
+    assert (reason or "no reason given") in error.detail
