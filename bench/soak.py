@@ -76,7 +76,7 @@ from urllib.parse import quote
 import aiohttp
 import psutil  # type: ignore[import-untyped]
 
-from _serving import nginx_serving, strato_serving
+from _serving import nginx_serving, setting_env, strato_serving
 from catalog_search import _load
 
 GROWTH_LIMIT = 0.05
@@ -692,6 +692,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--idle", type=float, default=20.0, help="seconds the server idles after the load"
     )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        help="a server setting, section.key=value (database_pool_size=5); repeatable",
+    )
+    parser.add_argument(
+        "--samples", type=Path, help="write the RSS samples there (JSON: seconds from start, MB)"
+    )
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--items", type=int, default=20_000, help="catalog items")
     parser.add_argument("--seed", type=int, default=1)
@@ -718,7 +727,8 @@ def main(argv: list[str] | None = None) -> int:
     url, demo = prepare(args.workdir, args.items, args.seed)
     with tempfile.TemporaryDirectory(prefix="strato-soak-") as tmp:
         rundir = Path(tmp)
-        with strato_serving(_server_env(url, demo), rundir) as base:
+        env = {**_server_env(url, demo), **setting_env(args.setting)}
+        with strato_serving(env, rundir) as base:
             proc = server_process(int(base.rsplit(":", 1)[1]))
             served = asyncio.run(_discover(base))
             with RssSampler(proc) as sampler:
@@ -727,6 +737,17 @@ def main(argv: list[str] | None = None) -> int:
                 load_end = time.monotonic()
                 time.sleep(args.idle)  # what the server gives back when idle
             mem = memory(sampler, start, args.warmup, load_end, args.window)
+            if args.samples is not None:
+                # What the figures were made from, for a plot or another estimate.
+                args.samples.write_text(
+                    json.dumps(
+                        {
+                            "warmup": args.warmup,
+                            "load_end": round(load_end - start, 1),
+                            "samples": [[round(t - start, 1), r / 1e6] for t, r in sampler.samples],
+                        }
+                    )
+                )
             ref = None
             if args.reference > 0:
                 ref = asyncio.run(reference(base, served, rundir, args.clients, args.reference))

@@ -142,12 +142,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; default: SQLite file strato.db in the data directory. "
         "postgresql://... and mysql://... (MariaDB) are supported.",
     )
-    # strato.db.dialects.base.POOL_SIZE says why 40.
+    # strato.db.dialects.base.POOL_SIZE says why 40, and why 5 are kept.
     database_pool_size: int = Field(
         40,
         ge=1,
-        description="Database connections a process keeps open (10 more for a while under "
-        "load). The web server runs up to 40 requests at once, each using one; on "
+        description="Most database connections a process opens at once (5 are kept when "
+        "idle). The web server runs up to 40 requests at once, each using one; on "
         "PostgreSQL and MariaDB, every process's pool counts against max_connections.",
     )
     host: str = Field("127.0.0.1", description="Address the web server binds to.")

@@ -38,16 +38,22 @@ from strato.extras import optional_driver
 # among request garbage and pinning the memory around it, and the server grew by ~25 MB a
 # minute after warm-up. Repeated shapes, which the cache is for, fit in far fewer.
 QUERY_CACHE_SIZE = 128
-# Connections an engine keeps when it is not told (strato.settings: database_pool_size).
-# The web server runs up to 40 requests at once in threads (anyio's limit), each holding
-# one connection while it runs: SQLAlchemy's 5 kept and 10 more under load made the rest
-# of 32 clients' requests queue for a connection, and on a busy machine some waited past
-# the pool's 30 s and answered 503 (bench/soak.py). Kept rather than overflow: overflow
-# connections are closed when returned, and each SQLite one takes its page cache with it,
-# to be allocated again by the next.
+# Connections an engine opens at most when it is not told (strato.settings:
+# database_pool_size), and how many of them it keeps when they are returned. The web
+# server runs up to 40 requests at once in threads (anyio's limit), each holding one
+# connection while it runs: with SQLAlchemy's 5 + 10 the rest of 32 clients' requests
+# queued for a connection, and on a busy machine some waited past the pool's 30 s and
+# answered 503 (bench/soak.py). Only 5 are kept: 40 kept connections held their SQLite
+# page caches when the server idled (bench/RESULTS.md, soak, 2026-12-04: 615 MB 20 s
+# after the load with 40 kept, 472 MB with 5).
 POOL_SIZE = 40
-# Connections opened beyond it for a while under load (SQLAlchemy's default).
-MAX_OVERFLOW = 10
+POOL_KEPT = 5
+
+
+def pool_options(size: int) -> dict[str, int]:
+    """SQLAlchemy's QueuePool options for at most ``size`` connections."""
+    kept = min(POOL_KEPT, size)
+    return {"pool_size": kept, "max_overflow": size - kept}
 
 # What a JSON value is tested to be before it is compared as one.
 JsonKind = Literal["number", "boolean"]
@@ -83,15 +89,13 @@ class Dialect(ABC):
         return url
 
     def create_engine(self, url: URL, pool_size: int = POOL_SIZE) -> Engine:
-        """An engine for ``url`` keeping up to ``pool_size`` connections (10 more may be
-        opened for a while under load)."""
+        """An engine for ``url`` opening up to ``pool_size`` connections at once."""
         # SQLAlchemy imports the driver here: the extra that brings it is named if it is
         # missing.
         with optional_driver():
             return sa_create_engine(
                 url,
-                pool_size=pool_size,
-                max_overflow=MAX_OVERFLOW,
+                **pool_options(pool_size),
                 pool_pre_ping=True,
                 pool_recycle=1800,
                 query_cache_size=QUERY_CACHE_SIZE,

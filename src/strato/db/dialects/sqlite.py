@@ -28,12 +28,12 @@ from sqlalchemy.orm import Session
 
 from strato import jsonio
 from strato.db.dialects.base import (
-    MAX_OVERFLOW,
     POOL_SIZE,
     QUERY_CACHE_SIZE,
     Dialect,
     JsonKind,
     LikeParts,
+    pool_options,
     swapped_setting,
 )
 from strato.db.faults import Fault, busy_fault, read_only_fault
@@ -41,7 +41,7 @@ from strato.db.faults import Fault, busy_fault, read_only_fault
 # How much write-ahead log SQLite gathers before copying it back into the database.
 WAL_CHECKPOINT_BYTES = 160 * 2**20
 # What all of one engine's page caches may hold at once, and one connection's at most.
-# Each connection has its own cache, and a server's pool may hold 50 at once under load
+# Each connection has its own cache, and a server's pool may hold 40 at once under load
 # (see POOL_SIZE): at 64 MiB each a catalog server grew from 300 MB to 2.4 GB in 90 s of
 # concurrent searches (bench/soak.py), since the allocator kept what closed connections
 # freed. The file's pages stay in the operating system's cache, shared by all of them.
@@ -100,17 +100,16 @@ class SQLiteDialect(Dialect):
             in_file = True
         # A database in memory lives in one connection per thread (SingletonThreadPool),
         # which overflows nothing.
-        overflow = MAX_OVERFLOW if in_file else 0
+        pool = pool_options(pool_size) if in_file else {"pool_size": pool_size}
         engine = sa_create_engine(
             url,
-            pool_size=pool_size,
-            **({"max_overflow": overflow} if in_file else {}),
+            **pool,
             connect_args={"timeout": 30, "check_same_thread": False},
             query_cache_size=QUERY_CACHE_SIZE,
             json_serializer=jsonio.dumps,
             json_deserializer=jsonio.loads,
         )
-        cache = min(PAGE_CACHE_MAX, PAGE_CACHE_BUDGET // (pool_size + overflow))
+        cache = min(PAGE_CACHE_MAX, PAGE_CACHE_BUDGET // pool_size)
         event.listen(engine, "connect", functools.partial(_pragmas, cache_bytes=cache))
         return engine
 
