@@ -25,13 +25,16 @@ The systems:
    ``--workers`` processes, the engine's job state in the same kind of fresh database as
    (1); measured as (1).
 
-Each system runs alone in turn (after a warm-up of 20 round trips), on queues of its own,
-and its worker is killed at the end. Any job that does not succeed fails the run. Then
-the ratios: strato local / Celery for the round trip p50 (issue 14's goal: <= 0.2) and
-for the drain, and strato's celery executor / Celery likewise.
+All three are up at once (each warmed up by 20 round trips), on queues of their own. The
+drains run one system at a time; the round trips are interleaved in ``--rounds`` rounds
+(default 10), the order turning each round, so that on a shared machine whose load swings
+each system meets the same swings. Workers are killed at the end. Any job that does not
+succeed fails the run; the load average is printed as it goes. Then the ratios: strato
+local / Celery for the round trip p50 (issue 14's goal: <= 0.2) and for the drain, and
+strato's celery executor / Celery likewise.
 
     .venv/bin/python bench/jobs.py [--count 10000] [--samples 1000] [--workers 2]
-        [--systems local,celery,strato-celery] [--broker-url redis://127.0.0.1:6379/0]
+        [--rounds 10] [--systems local,celery,strato-celery] [--broker-url redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +126,20 @@ async def round_trips(engine: JobService, samples: int) -> list[float]:
     return took
 
 
-def measure_strato(name: str, jobs: dict[str, Any], args: argparse.Namespace, tmp: Path) -> Figures:
+@dataclass
+class System:
+    """One system under test, up: a drain of ``count`` jobs (jobs/s) and ``n`` round trips
+    (ms each)."""
+
+    name: str
+    drain: Callable[[int], float]
+    round_trips: Callable[[int], list[float]]
+
+
+@contextlib.contextmanager
+def open_strato(
+    name: str, jobs: dict[str, Any], args: argparse.Namespace, tmp: Path
+) -> Iterator[System]:
     settings = Settings(
         data_dir=tmp,
         database_url=args.database_url,
@@ -135,13 +151,14 @@ def measure_strato(name: str, jobs: dict[str, Any], args: argparse.Namespace, tm
     engine = open_jobs(ctx.sessions, settings)
     engine.start()
     try:
-        asyncio.run(round_trips(engine, WARMUP))  # the workers up and the task imported
-        rate = asyncio.run(drain(engine, args.count, args.submitters))
-        took = sorted(asyncio.run(round_trips(engine, args.samples)))
+        yield System(
+            f"{name} ({ctx.engine.url.get_backend_name()})",
+            lambda count: asyncio.run(drain(engine, count, args.submitters)),
+            lambda n: asyncio.run(round_trips(engine, n)),
+        )
     finally:
         engine.close()
         ctx.close()
-    return Figures(f"{name} ({ctx.engine.url.get_backend_name()})", rate, took)
 
 
 # Celery workers as subprocesses --------------------------------------------------------
@@ -198,43 +215,40 @@ def celery_worker_main(broker_url: str, queue: str, concurrency: int) -> None:
     app.worker_main([*argv, "--hostname", f"{queue}@%h"])
 
 
-def measure_celery(args: argparse.Namespace, tmp: Path) -> Figures:
+@contextlib.contextmanager
+def open_celery(args: argparse.Namespace, tmp: Path) -> Iterator[System]:
     from celery.result import ResultSet
 
     queue = f"strato.bench.celery.{secrets.token_hex(6)}"
     app = celery_app(args.broker_url, queue)
     noop: Any = app.tasks[CELERY_NOOP]
-    argv = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--celery-worker",
-        "--broker-url",
-        args.broker_url,
-        "--queue",
-        queue,
-        "--workers",
-        str(args.workers),
-    ]
+    argv = [sys.executable, str(Path(__file__).resolve()), "--celery-worker"]
+    argv += ["--broker-url", args.broker_url, "--queue", queue, "--workers", str(args.workers)]
+
+    def drain(count: int) -> float:
+        start = time.perf_counter()
+        results = ResultSet([noop.delay() for _ in range(count)])
+        results.get(timeout=PATIENCE)
+        rate = count / (time.perf_counter() - start)
+        if not results.successful():
+            sys.exit("Celery: some tasks did not succeed")
+        return rate
+
+    def round_trips(n: int) -> list[float]:
+        took = []
+        for _ in range(n):
+            start = time.perf_counter()
+            noop.delay().get(timeout=PATIENCE)
+            took.append((time.perf_counter() - start) * 1000)
+        return took
+
     try:
         with worker(argv, child_env(), tmp / "celery-worker.log"):
-            for _ in range(WARMUP):
-                noop.delay().get(timeout=PATIENCE)
-            start = time.perf_counter()
-            results = ResultSet([noop.delay() for _ in range(args.count)])
-            results.get(timeout=PATIENCE)
-            rate = args.count / (time.perf_counter() - start)
-            if not results.successful():
-                sys.exit("Celery: some tasks did not succeed")
-            took = []
-            for _ in range(args.samples):
-                start = time.perf_counter()
-                noop.delay().get(timeout=PATIENCE)
-                took.append((time.perf_counter() - start) * 1000)
+            yield System(
+                f"plain Celery {celery_version()} (Redis broker and results)", drain, round_trips
+            )
     finally:
         delete_queues(args.broker_url, queue)
-    return Figures(
-        f"plain Celery {celery_version()} (Redis broker and results)", rate, sorted(took)
-    )
 
 
 def celery_version() -> str:
@@ -246,7 +260,8 @@ def celery_version() -> str:
 # strato's celery executor --------------------------------------------------------------
 
 
-def measure_strato_celery(args: argparse.Namespace, tmp: Path) -> Figures:
+@contextlib.contextmanager
+def open_strato_celery(args: argparse.Namespace, tmp: Path) -> Iterator[System]:
     queue = f"strato.bench.jobs.{secrets.token_hex(6)}"
     env = child_env(
         STRATO_DATA_DIR=str(tmp / "worker"),
@@ -275,7 +290,8 @@ def measure_strato_celery(args: argparse.Namespace, tmp: Path) -> Figures:
     try:
         with worker(argv, env, tmp / "strato-worker.log"):
             (tmp / "server").mkdir()
-            return measure_strato("strato, celery executor", jobs, args, tmp / "server")
+            with open_strato("strato, celery executor", jobs, args, tmp / "server") as system:
+                yield system
     finally:
         delete_queues(args.broker_url, queue)
 
@@ -291,11 +307,18 @@ def ratio(ours: Figures, theirs: Figures) -> str:
     )
 
 
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000, help="jobs per drain")
     parser.add_argument("--samples", type=int, default=1000, help="round trips, one at a time")
     parser.add_argument("--workers", type=int, default=2, help="worker processes, every system")
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="round trips interleaved in this many rounds"
+    )
     parser.add_argument("--submitters", type=int, default=8, help="strato drains' threads")
     parser.add_argument("--database-url", default=None, help="strato's; a fresh SQLite if none")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/0")
@@ -310,21 +333,40 @@ def main() -> None:
     if unknown := set(systems) - set(SYSTEMS):
         parser.error(f"unknown systems: {sorted(unknown)}")
 
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(f"load average at start: {load()}", flush=True)
     found: dict[str, Figures] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        up: dict[str, System] = {}
         for system in systems:
             where = Path(tmp) / system
             where.mkdir()
             if system == "local":
                 jobs = {"executor": "local", "workers": args.workers}
-                found[system] = measure_strato("strato, local executor", jobs, args, where)
+                opened = open_strato("strato, local executor", jobs, args, where)
             elif system == "celery":
-                found[system] = measure_celery(args, where)
+                opened = open_celery(args, where)
             else:
-                found[system] = measure_strato_celery(args, where)
-            print(found[system].line(args.count, args.samples), flush=True)
-    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+                opened = open_strato_celery(args, where)
+            up[system] = stack.enter_context(opened)
+            up[system].round_trips(WARMUP)  # its workers up and the task imported
+        # Drains one system at a time: each loads the whole machine.
+        drains = {}
+        for system, it in up.items():
+            drains[system] = it.drain(args.count)
+            print(f"{it.name}: drain {drains[system]:,.0f} jobs/s; load {load()}", flush=True)
+        # Round trips interleaved in rounds, the order turning each round: on a shared
+        # machine whose load swings, every system meets the same swings.
+        took: dict[str, list[float]] = {system: [] for system in up}
+        rounds = max(1, min(args.rounds, args.samples))
+        order = list(up)
+        for r in range(rounds):
+            n = args.samples * (r + 1) // rounds - args.samples * r // rounds
+            for system in order[r % len(order) :] + order[: r % len(order)]:
+                took[system] += up[system].round_trips(n)
+        print(f"round trips done in {rounds} rounds; load {load()}")
+        for system, it in up.items():
+            found[system] = Figures(it.name, drains[system], sorted(took[system]))
+            print(found[system].line(args.count, args.samples))
     print(f"{args.workers} worker processes each; broker {args.broker_url}")
     if "celery" in found:
         for system in ("local", "strato-celery"):
