@@ -21,6 +21,7 @@ from strato.errors import Unavailable
 from strato.settings import Settings
 
 if TYPE_CHECKING:
+    from strato.analytics import Analytics
     from strato.bus import Bus
     from strato.dataset_sources import DatasetSource
     from strato.job_engine import JobEngine, Schedules
@@ -41,6 +42,9 @@ class Context:
     jobs: JobEngine | None = None
     # Set by the same capability: periodic jobs, for those scheduling them (pipelines).
     schedules: Schedules | None = None
+    # Set by the capability running analytic processes, used by data's diagnostics;
+    # installed after data, so read when a request comes, not at install time.
+    analytics: Analytics | None = None
     _bus: Bus | None = field(default=None, repr=False)
 
     @property
@@ -58,6 +62,11 @@ class Context:
         Each web app built on this Context installs its own service, which replaces the
         one before: apps already built keep the one they were given."""
         self.datasets = source
+
+    def provide_analytics(self, analytics: Analytics) -> None:
+        """Offer analytic processes (climatologies) to the capabilities that use
+        them (as :meth:`provide_datasets`)."""
+        self.analytics = analytics
 
     def provide_jobs(self, engine: JobEngine) -> None:
         """Offer the job engine to the capabilities installed after it (as

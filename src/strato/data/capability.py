@@ -52,7 +52,9 @@ class DataCapability:
         app.include_router(
             make_pages_router(service, auth, ctx.settings, app.state.templates, app.state.nav)
         )
-        app.include_router(make_router(service, auth, ctx.settings))
+        # Diagnostics run as processes when a capability offers them (installed after
+        # this one: looked up per request).
+        app.include_router(make_router(service, auth, ctx.settings, lambda: ctx.analytics))
         # Inside the request-context middleware (create_app adds it after the
         # capabilities), so fast answers carry request ids and count in the metrics.
         app.add_middleware(

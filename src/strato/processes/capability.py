@@ -37,6 +37,7 @@ class ProcessesCapability:
 
     def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
         from strato.errors import Unavailable
+        from strato.processes.analytics import ClimatologyAnalytics
         from strato.processes.api.routes import make_router
         from strato.processes.api.stratus import make_router as make_stratus_router
         from strato.processes.callbacks import Callbacks
@@ -61,6 +62,11 @@ class ProcessesCapability:
         # Workflows are run by the server's coordinator, so they come with it.
         registry.add(workflow_endpoint)
         service = ProcessService(registry, ctx.jobs, options)
+        # strato.data's groupby diagnostics run as the climatology process, but for a node
+        # that sends its computations to a Dask cluster: a job worker would compute them
+        # in its own process, off the cluster, so data keeps computing them there.
+        if ctx.settings.dask_scheduler is None:
+            ctx.provide_analytics(ClimatologyAnalytics(ctx.jobs, options.job_time_limit))
         callbacks = Callbacks(ctx.jobs, options)
         workflows = Workflows(service)
         app.state.processes = service

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from strato.analytics import Analytics
 from strato.auth import Principal, Scope
 from strato.caching import LRU
 from strato.data import catalogs
@@ -93,7 +94,15 @@ def get_and_head(
     return register
 
 
-def make_router(service: DataService, auth: Authenticator, settings: Settings) -> APIRouter:
+def make_router(
+    service: DataService,
+    auth: Authenticator,
+    settings: Settings,
+    analytics: Callable[[], Analytics | None] = lambda: None,
+) -> APIRouter:
+    """``analytics`` gives, when a request comes, what runs the groupby diagnostics as
+    processes (offered by another capability, installed after this one); without it they
+    are computed here."""
     router = APIRouter()
     data = DataSettings.of(settings)
     read = Depends(auth.require(Scope.READ))
@@ -286,14 +295,23 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
         )
 
     def reduce(
-        dataset_id: str, var: str, coord: str, action: str
+        dataset_id: str, var: str, coord: str, action: str, who: Principal
     ) -> tuple[OpenedDataset, xr.Dataset, ZarrView]:
         opened = service.cache.get(dataset_id)
 
         def compute() -> tuple[xr.Dataset, ZarrView]:
-            result = groupby_reduce(
-                opened.decoded, var, coord, action, byte_budget=data.byte_budget
-            )
+            runner = analytics()
+            result = None
+            decoded = opened.decoded
+            base = coord.partition(".")[0]
+            if runner is not None and var in decoded.data_vars and base in decoded.coords:
+                # The climatology process runs it (as a job); what it does not take
+                # is computed here, with the errors this route always gave.
+                result = runner.groupby(dataset_id, var, coord, action, owner=who.user or "")
+            if result is None:
+                result = groupby_reduce(
+                    opened.decoded, var, coord, action, byte_budget=data.byte_budget
+                )
             return result, ZarrView.from_decoded(result, opened.compression)
 
         result, view = results.get_or_make(
@@ -315,9 +333,9 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
         format: Literal["json", "netcdf"] = Query(
             "json", description="json summary or a netcdf file"
         ),
-        _: Principal = read,
+        who: Principal = read,
     ) -> Response:
-        _opened, result, _view = reduce(dataset_id, var, coord, action)
+        _opened, result, _view = reduce(dataset_id, var, coord, action, who)
         if format == "netcdf":
             name = f"{dataset_id}_{var}_{coord}_{action}.nc"
             return Response(
@@ -344,9 +362,9 @@ def make_router(service: DataService, auth: Authenticator, settings: Settings) -
         action: str,
         key: str,
         request: Request,
-        _: Principal = read,
+        who: Principal = read,
     ) -> Response:
-        opened, _result, view = reduce(dataset_id, var, coord, action)
+        opened, _result, view = reduce(dataset_id, var, coord, action, who)
         return conditional(
             request,
             lambda: view.get(key, zarr_format_of(key)),
