@@ -55,6 +55,9 @@ stopped before the script exits.
 
 ``--setting data.fast_raw_chunks=false`` (repeatable) serves strato with that setting, as
 ``STRATO_DATA_FAST_RAW_CHUNKS=false`` would: how the fast paths are measured off.
+``--server-src PATH`` runs strato (``data add`` and ``api``) from another checkout's
+``src/``, put ahead of the installed one on PYTHONPATH: two versions compared by
+bench/paired.py with the same client.
 """
 
 from __future__ import annotations
@@ -439,7 +442,9 @@ def strato_exe() -> str:
     return str(exe) if exe.exists() else "strato"
 
 
-def strato_env(workdir: Path, settings: dict[str, str]) -> dict[str, str]:
+def strato_env(
+    workdir: Path, settings: dict[str, str], server_src: Path | None = None
+) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
@@ -450,6 +455,12 @@ def strato_env(workdir: Path, settings: dict[str, str]) -> dict[str, str]:
             **settings,
         }
     )
+    if server_src is not None:
+        # Ahead of the installed (editable) strato: another checkout's code, to compare
+        # two versions of the server with the same client (bench/paired.py).
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(server_src), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
     return env
 
 
@@ -815,6 +826,8 @@ def run(args: argparse.Namespace) -> int:
     log(f"strato vs xpublish Zarr serving{' (--quick)' if args.quick else ''}; workdir {workdir}")
     for name, value in setting_env(args.setting).items():
         log(f"strato setting {name}={value}")
+    if args.server_src is not None:
+        log(f"strato served from {args.server_src}")
 
     tas_path = workdir / sizes.tas_name
     big_path = workdir / sizes.big_name
@@ -847,7 +860,7 @@ def run(args: argparse.Namespace) -> int:
 
         strato: Server | None = None
         try:
-            env = strato_env(workdir, setting_env(args.setting))
+            env = strato_env(workdir, setting_env(args.setting), args.server_src)
             datadir = rundir / "strato-data"
             strato_add(datadir, env, tas_path, STRATO_ID)
             strato_add(datadir, env, big_path, STRATO_BIG_ID)
@@ -905,6 +918,12 @@ def main() -> None:
         help="keep: the client reuses the memory it frees (default); default: glibc as is",
     )
     add_setting_option(parser)
+    parser.add_argument(
+        "--server-src",
+        type=lambda v: Path(v).resolve(),
+        metavar="PATH",
+        help="run strato's server from this source tree (its src/), ahead of the installed one",
+    )
     parser.add_argument("--serve-xpublish", metavar="NC", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
