@@ -5,7 +5,7 @@ It reads JSON lines from file descriptor IN (``settings``, first: the server's o
 ``fail``); nothing is pickled, in either direction. It runs one task at a time in its
 main thread, while a reader thread takes cancellations, which the task sees through
 ``ctx.cancelled()``. When the engine's end of the pipe closes (the server stopped,
-however it stopped), the worker exits.
+however it stopped, SIGKILL included), the worker exits at once, mid-task if need be.
 """
 
 from __future__ import annotations
@@ -144,25 +144,30 @@ def run_one(
 
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
     channel = Channel(out)
-    runs: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+    runs: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
     stop: set[str] = set()
     settings = ServerSettings()
 
     def read() -> None:
-        for line in inp:
-            message = jsonio.loads(line)
-            if message["t"] == "run":
-                runs.put(message)
-            elif message["t"] == "cancel":
-                stop.add(message["id"])
-            elif message["t"] == "settings":
-                # Read in order: the settings are in place before the first run is queued.
-                settings.give(message["settings"])
-        runs.put(None)
+        try:
+            for line in inp:
+                message = jsonio.loads(line)
+                if message["t"] == "run":
+                    runs.put(message)
+                elif message["t"] == "cancel":
+                    stop.add(message["id"])
+                elif message["t"] == "settings":
+                    # Read in order: the settings are in place before the first run is queued.
+                    settings.give(message["settings"])
+        finally:
+            # The server is gone or stopping (it kills a worker inside a task anyway): the
+            # task in hand is not finished, whatever it is doing. An orphan that finished
+            # it would run a job the next server runs again, into the same result directory.
+            os._exit(0)
 
     threading.Thread(target=read, name="strato-worker-reader", daemon=True).start()
-    while (message := runs.get()) is not None:
-        run_one(message, channel, stop, settings)
+    while True:
+        run_one(runs.get(), channel, stop, settings)
 
 
 def main(argv: list[str]) -> None:
