@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from strato.auth import ALL_SCOPES
@@ -31,6 +32,27 @@ from tests.served import strato_api
 MAX_EXAMPLES = 10
 PASSWORD = "fuzzing-password"
 ROOT = Path(__file__).resolve().parents[1]
+PROCESS = "hello-world"
+
+
+def finished_job(url: str) -> str:
+    """The id of a job of ``PROCESS`` run to success by the fuzzer's user."""
+    answer = httpx.post(
+        f"{url}/processes-api/processes/{PROCESS}/execution",
+        json={"inputs": {"name": "fuzz", "message": "hi"}},
+        headers={"Prefer": "respond-async"},
+        auth=("admin", PASSWORD),
+        timeout=60,
+    )
+    assert answer.status_code == 201, answer.text
+    job_id: str = answer.json()["jobID"]
+    while True:
+        status = httpx.get(
+            f"{url}/processes-api/jobs/{job_id}", auth=("admin", PASSWORD), timeout=60
+        ).json()
+        if status["status"] not in ("accepted", "running"):
+            assert status["status"] == "successful", status
+            return job_id
 
 
 @pytest.mark.timeout(900)
@@ -49,10 +71,6 @@ def test_no_server_errors(tmp_path: Path) -> None:
     [dataset_id, *_] = ensure_demo(service)
     service.close()
     ctx.close()
-    # Real dataset ids let the generated requests reach the data routes' own checks.
-    (tmp_path / "schemathesis.toml").write_text(
-        f'[parameters]\n"path.dataset_id" = "{dataset_id}"\n'
-    )
     st = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
     env = {
         **os.environ,
@@ -62,6 +80,18 @@ def test_no_server_errors(tmp_path: Path) -> None:
     with strato_api(
         data_dir, STRATO_DATA_DEMO_SCALE="small", STRATO_MAX_BODY_BYTES=str(MAX_BODY_BYTES)
     ) as api:
+        job_id = finished_job(api.url)
+        # Real ids let the generated requests reach the routes' own checks, past 404: a
+        # dataset, a process (its execution takes the fuzzed bodies) and a finished job
+        # with its output (for the job and results routes and the Stratus door's rid).
+        (tmp_path / "schemathesis.toml").write_text(
+            "[parameters]\n"
+            f'"path.dataset_id" = "{dataset_id}"\n'
+            f'"path.processID" = "{PROCESS}"\n'
+            f'"path.jobID" = "{job_id}"\n'
+            f'"path.outputID" = "echo"\n'
+            f'"query.rid" = "{job_id}"\n'
+        )
         run = subprocess.run(
             [
                 st,
