@@ -21,7 +21,10 @@ from strato.settings import CONFIG_ENV, Settings, load_settings
 
 app = typer.Typer(
     name="strato",
-    help="strato: datasets served as Zarr and a federated STAC catalog for data centres.",
+    help=(
+        "strato: datasets served as Zarr, a federated STAC catalog, a job engine and "
+        "analytic processes for data centres."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -71,7 +74,8 @@ def root(
         Path | None, typer.Option("--data-dir", help="Data directory (overrides settings).")
     ] = None,
 ) -> None:
-    """strato: datasets served as Zarr and a federated STAC catalog for science data centres."""
+    """strato: datasets served as Zarr, a federated STAC catalog, a job engine and analytic
+    processes (OGC API - Processes) for science data centres."""
     overrides = {"data_dir": data_dir} if data_dir is not None else {}
     ctx.obj = CliState(config=config, overrides=overrides)
 
