@@ -134,6 +134,8 @@ class DaskExecutor(RemoteExecutor):
             stoppers = list(self._stoppers)
         for thread in stoppers:
             thread.join(timeout=60)
-        if self._client is not None:
-            self._client.unsubscribe_topic(self.topic)
-            self._client.close()
+        # Taken once: an engine closes its executor again after a caller closed it first.
+        client, self._client = self._client, None
+        if client is not None:
+            client.unsubscribe_topic(self.topic)
+            client.close()
