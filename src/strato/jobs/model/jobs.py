@@ -13,8 +13,11 @@ MAX_REASON = 1000
 
 
 def new_job_id() -> str:
-    """A job id no one can guess (it is the only handle on an anonymous job)."""
-    return secrets.token_urlsafe(16)
+    """A job id no one can guess (it is the only handle on an anonymous job).
+
+    128 random bits in hex: URL-safe, and never starting with ``-``, which a command line
+    would read as an option (`strato jobs cancel -u...`)."""
+    return secrets.token_hex(16)
 
 
 def check_task(task: str) -> str:
