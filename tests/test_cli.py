@@ -118,7 +118,9 @@ def test_db_upgrade_on_each_database(database_url: str, tmp_path: Path) -> None:
     r = run(["db", "upgrade"], tmp_path, env={"STRATO_DATABASE_URL": database_url})
     assert r.returncode == 0, r.stderr
     # One revision per schema history: the core's, then each capability's.
-    assert re.search(r"at revision core_\d{4} data_\d{4} catalog_\d{4}$", r.stdout.strip())
+    assert re.search(
+        r"at revision core_\d{4} data_\d{4} catalog_\d{4} jobs_\d{4}$", r.stdout.strip()
+    )
     current = run(["db", "current"], tmp_path, env={"STRATO_DATABASE_URL": database_url}).stdout
     assert "current: empty" not in current
     now, head = (line.split(":", 1)[1].strip() for line in current.splitlines())
