@@ -88,7 +88,7 @@ def test_cors_is_configurable(
 
 # What the platform does not have yet; the landing page, the API description and the
 # command line must not promise it.
-NOT_YET = ("job engine", "process pool", "celery", "operations", "pipeline", "streaming")
+NOT_YET = ("pipeline", "streaming", "gateway")
 
 
 def _promises(text: str) -> list[str]:
@@ -100,7 +100,7 @@ def test_landing_page_describes_only_what_exists(http: httpx.Client) -> None:
     page = http.get("/")
     assert _promises(page.text) == [], page.text
     # What does exist is there.
-    for what in ("Zarr", "STAC"):
+    for what in ("Zarr", "STAC", "Processes"):
         assert what in page.text
     info = http.get("/openapi.json").json()["info"]
     assert _promises(f"{info.get('summary', '')} {info.get('description', '')}") == []

@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from strato.db import utcnow
 from strato.errors import InvalidInput, Unavailable
 from strato.job_engine import FINISHED, JobRecord, JobStatus
@@ -79,6 +81,8 @@ class JobService:
         self._waiters: dict[str, list[_Waiter]] = {}
         self._wake = threading.Condition(self._lock)
         self._started = False
+        self._recover_pending = False
+        self._recover_lock = threading.Lock()
         self._closing = False
         self._writer: threading.Thread | None = None
 
@@ -95,8 +99,26 @@ class JobService:
         self._writer = threading.Thread(target=self._write, name="strato-job-writer", daemon=True)
         self._writer.start()
         self.executor.start(self)
-        if recover:
-            self._recover()
+        self._recover_pending = recover
+        self._try_recover()
+
+    def _try_recover(self) -> None:
+        """Recovery needs the database; a database that is down, unmigrated or read-only at
+        start must not keep the node from serving (its requests answer 503 where they meet
+        it), so recovery is postponed to the next submit instead."""
+        if not self._recover_pending:
+            return
+        with self._recover_lock:  # once, whatever the number of submits racing here
+            if not self._recover_pending:
+                return
+            try:
+                self._recover()
+            except (SQLAlchemyError, OSError, Unavailable) as exc:
+                log.warning(
+                    "jobs left by a previous server are taken up later: %s", one_line(str(exc))
+                )
+                return
+            self._recover_pending = False
 
     def close(self) -> None:
         """Stop: running jobs stay ``running`` in the database, for the next start."""
@@ -173,6 +195,7 @@ class JobService:
         run: bool,
     ) -> JobRecord:
         check_task(task)
+        self._try_recover()
         if time_limit is not None and time_limit <= 0:
             raise InvalidInput("time_limit: a job needs more than 0 seconds")
         if retries < 0:
