@@ -144,7 +144,8 @@ class MallInfo2(ctypes.Structure):
 
 mallinfo2 = heap._glibc("mallinfo2")
 mallinfo2.restype = MallInfo2
-heap.settle(HeapSettings(limit_allocator=sys.argv[1] == "on"))
+if sys.argv[1] != "none":  # none: glibc as this machine sets it up, the control
+    heap.settle(HeapSettings(limit_allocator=sys.argv[1] == "on"))
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
@@ -170,13 +171,23 @@ def test_the_heap_setting_decides_whether_the_allocator_is_limited(
 
     if not heap.can_release() or heap._glibc("mallinfo2") is None:
         pytest.skip("not glibc 2.33+")
-    done = subprocess.run(
-        [sys.executable, "-c", _LARGE_BLOCK_AFTER_SETTLE, setting],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.strip() == where
+    def where_block_goes(setting: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", _LARGE_BLOCK_AFTER_SETTLE, setting],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    if setting == "off":
+        # Off leaves glibc's own rule, whatever it is where the suite runs (glibc's
+        # tunables or another allocator may already fix the threshold): the same as a
+        # process that never settled.
+        control = where_block_goes("none")
+        if control != where:
+            pytest.skip(f"glibc here does not move its mmap threshold ({control})")
+    assert where_block_goes(setting) == where
 
 
 def test_the_heap_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
