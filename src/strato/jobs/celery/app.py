@@ -37,9 +37,30 @@ CANCEL_EXCHANGE = "strato.jobs.cancel"
 
 def make_app(broker_url: str, queue: str) -> Celery:
     with optional_driver():
-        from celery import Celery
         from celery.exceptions import SoftTimeLimitExceeded
-        from celery.worker.request import Request
+
+    app = base_app(broker_url, queue)
+
+    def run(self: Any, **message: Any) -> None:
+        cancelled = cancel_listener(app)
+        execute(
+            message,
+            lambda event: reply_to(app, message, event),
+            cancelled,
+            time_limit_errors=(SoftTimeLimitExceeded,),
+        )
+
+    app.task(
+        name=TASK, bind=True, Request=lost_run_request(app), acks_late=True, ignore_result=True
+    )(run)
+    return app
+
+
+def base_app(broker_url: str, queue: str) -> Celery:
+    """A Celery application on strato's terms, with no task yet (the job engine's and
+    `strato endpoint serve --celery`'s add theirs)."""
+    with optional_driver():
+        from celery import Celery
 
     app = Celery("strato", broker=broker_url, set_as_current=False)
     app.conf.update(
@@ -59,12 +80,18 @@ def make_app(broker_url: str, queue: str) -> Celery:
         worker_redirect_stdouts=False,
         worker_send_task_events=False,
     )
+    return app
+
+
+def lost_run_request(app: Celery) -> type:
+    """The Request class of a task whose message names its ``run`` and ``reply`` queue:
+    in the worker's main process, a run whose process died says so on its reply queue
+    (the server decides, by its own retry policy, whether it runs again) before Celery
+    rejects its message back to the broker."""
+    with optional_driver():
+        from celery.worker.request import Request
 
     class RunRequest(Request):  # type: ignore[misc]  # Celery's class is untyped
-        """In the worker's main process: a run whose process died says so to the server
-        (which decides, by strato's retry policy, whether it runs again) before Celery
-        rejects its message back to the broker."""
-
         def on_failure(
             self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
         ) -> None:
@@ -77,17 +104,7 @@ def make_app(broker_url: str, queue: str) -> Celery:
                     log.exception("run %s: could not tell the server its process died", self.id)
             super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
-    def run(self: Any, **message: Any) -> None:
-        cancelled = cancel_listener(app)
-        execute(
-            message,
-            lambda event: reply_to(app, message, event),
-            cancelled,
-            time_limit_errors=(SoftTimeLimitExceeded,),
-        )
-
-    app.task(name=TASK, bind=True, Request=RunRequest, acks_late=True, ignore_result=True)(run)
-    return app
+    return RunRequest
 
 
 def reply_to(app: Celery, message: dict[str, Any], event: dict[str, Any]) -> None:

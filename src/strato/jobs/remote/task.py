@@ -14,7 +14,7 @@ from typing import Any
 
 from strato import jsonio
 from strato.job_engine import RetryableTaskError
-from strato.jobs.local.worker import Channel, WorkerTaskContext, resolve
+from strato.jobs.local.worker import Channel, ServerSettings, WorkerTaskContext, resolve
 from strato.jobs.model.jobs import reason_of
 
 Publish = Callable[[dict[str, Any]], None]
@@ -40,15 +40,17 @@ def execute(
     cancelled: Collection[str],
     *,
     time_limit_errors: tuple[type[BaseException], ...] = (),
+    settings: ServerSettings | None = None,
 ) -> None:
     """Run one job: ``message`` has ``job``, ``run``, ``task``, ``inputs``, ``dir`` and
     ``limit``; ``cancelled`` holds the ids of jobs the server cancelled (it may change while
-    the task runs)."""
+    the task runs). ``settings`` are what the task's ``ctx.settings`` reads (by default
+    this process's environment's)."""
     job_id, run_id = str(message["job"]), str(message["run"])
     channel = RunChannel(run_id, publish)
     # The pid says which process to look at (and, in tests, which to kill).
     channel.send({"t": "started", "id": job_id, "pid": os.getpid(), "host": socket.gethostname()})
-    ctx = WorkerTaskContext(job_id, Path(message["dir"]), channel, cancelled)  # type: ignore[arg-type]
+    ctx = WorkerTaskContext(job_id, Path(message["dir"]), channel, cancelled, settings)  # type: ignore[arg-type]
     try:
         outputs = resolve(str(message["task"]))(message["inputs"], ctx)
         if outputs is None:
