@@ -1,5 +1,6 @@
 """`strato endpoint ...`: this node's processes served to other nodes (over ZeroMQ with
-CURVE keys, or over HTTP as the OGC API itself), and the keys for it."""
+CURVE keys, over HTTP as the OGC API itself, or from a Celery queue), and the keys for
+ZeroMQ."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from strato.processes.zeromq.server import EndpointServer
 
 endpoint_app = typer.Typer(
-    help="Serve this node's processes to other nodes (ZeroMQ or HTTP); CURVE keys.",
+    help="Serve this node's processes to other nodes (ZeroMQ, HTTP or a Celery queue); CURVE keys.",
     no_args_is_help=True,
 )
 
@@ -55,16 +56,45 @@ def serve(
     process: Annotated[
         list[str] | None, typer.Option("--process", help="Offer only these (default: all).")
     ] = None,
+    celery: Annotated[
+        str | None,
+        typer.Option(
+            "--celery",
+            help="A Celery broker URL (redis://..., amqp://...): run a worker taking this "
+            "node's processes from --queue.",
+        ),
+    ] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", help="celery: the queue to take processes from.")
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="celery: worker processes (one run each); default jobs.workers."),
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="celery: Celery's log level.")] = "WARNING",
 ) -> None:
-    """Serve this node's processes over ZeroMQ and/or HTTP until stopped."""
+    """Serve this node's processes over ZeroMQ and/or HTTP, or from a Celery queue, until
+    stopped."""
     from strato.app import create_app
     from strato.cli import state
     from strato.context import Context
     from strato.logs import configure_logging
     from strato.processes.zeromq.server import EndpointServer
 
+    if celery:
+        if zmq or http:
+            typer.echo("error: --celery runs a worker alone: not with --zmq or --http", err=True)
+            raise typer.Exit(2)
+        if not queue:
+            typer.echo("error: --celery needs --queue (the provider's queue)", err=True)
+            raise typer.Exit(2)
+        _serve_celery(ctx, celery, queue, process or (), concurrency, loglevel)
+        return
     if not zmq and not http:
-        typer.echo("error: say where: --zmq ADDRESS and/or --http HOST:PORT", err=True)
+        typer.echo(
+            "error: say where: --zmq ADDRESS and/or --http HOST:PORT, or --celery BROKER",
+            err=True,
+        )
         raise typer.Exit(2)
     if zmq and (key is None or allow is None):
         typer.echo("error: --zmq needs --key (secret key file) and --allow (directory)", err=True)
@@ -99,6 +129,27 @@ def serve(
             asyncio.run(_serve_zmq(web, server))
     finally:
         c.close()
+
+
+def _serve_celery(
+    ctx: typer.Context,
+    broker: str,
+    queue: str,
+    processes: list[str] | tuple[()],
+    concurrency: int | None,
+    loglevel: str,
+) -> None:
+    from strato.cli import state
+    from strato.jobs.settings import JobsSettings
+    from strato.logs import configure_logging
+    from strato.processes.celery_endpoint import serve as serve_celery
+
+    settings = state(ctx).settings()
+    configure_logging(settings.log)
+    workers = concurrency or JobsSettings.of(settings).pool_size
+    serve_celery(
+        settings, broker, queue, processes=processes, concurrency=workers, loglevel=loglevel
+    )
 
 
 def _announce(server: EndpointServer | None, web: str | None) -> None:

@@ -22,9 +22,9 @@ class ProviderSettings(BaseModel):
         description="Process ids starting with it go to this provider ('remote:' or the "
         "glob 'remote:*'); its processes are listed under it.",
     )
-    kind: Literal["ogc", "zmq"] = Field(
+    kind: Literal["ogc", "zmq", "celery"] = Field(
         description="ogc: an OGC API - Processes server over HTTP; zmq: `strato endpoint "
-        "serve --zmq`."
+        "serve --zmq`; celery: the workers of `strato endpoint serve --celery` on a queue."
     )
     url: str | None = Field(
         None, description="ogc: the API's landing page (https://host/processes-api)."
@@ -37,10 +37,28 @@ class ProviderSettings(BaseModel):
     client_key: Path | None = Field(
         None, description="zmq: this node's own secret key file (name.key_secret)."
     )
+    # A secret: the URL may carry the broker's password (masked by `strato config show`).
+    broker_url: SecretStr | None = Field(
+        None,
+        description="celery: the broker (redis://host:port/db or "
+        "amqp://user:password@host:port/vhost).",
+    )
+    queue: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="celery: the queue the endpoint's workers take processes from "
+        "(`strato endpoint serve --celery BROKER --queue QUEUE`).",
+    )
     strip_prefix: bool = Field(
         True, description="Call the remote process by its id without the prefix."
     )
-    timeout: float = Field(30.0, gt=0, description="Seconds one request to it may take.")
+    timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds one request to it may take (celery: for a worker to answer a "
+        "listing or a description).",
+    )
     refresh: float = Field(
         60.0, ge=0, description="Seconds its process descriptions are kept before asked again."
     )

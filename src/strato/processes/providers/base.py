@@ -61,6 +61,10 @@ def open_provider(settings: ProviderSettings) -> Provider:
         from strato.processes.providers.zmq import ZmqProvider
 
         return ZmqProvider(settings)
+    if settings.kind == "celery":
+        from strato.processes.providers.celery_queue import CeleryProvider
+
+        return CeleryProvider(settings)
     raise AssertionError(f"unknown provider kind {settings.kind!r}")  # the settings refuse it
 
 
