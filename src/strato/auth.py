@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from strato.db import Base, UTCDateTime, begin_write, dialect_of, utcnow
 from strato.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from strato.token_cache import CachedToken, TokenCache
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +171,25 @@ class Revoked:
     derived: tuple[str, ...]  # ids of the tokens it minted, directly or not, revoked with it
 
 
+def _use_due(last_used: datetime | None, now: datetime) -> bool:
+    return last_used is None or now - last_used >= _LAST_USED_RESOLUTION
+
+
 def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class IdentityStore:
-    def __init__(self, sessions: sessionmaker[Session], hasher: PasswordHasher | None = None):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        hasher: PasswordHasher | None = None,
+        *,
+        token_cache_seconds: float = 0.0,
+    ):
         self._sessions = sessions
         self._hasher = hasher or PasswordHasher()
+        self.tokens = TokenCache(token_cache_seconds)
         # Verifying against a dummy hash keeps unknown users as slow as wrong passwords.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
 
@@ -220,6 +232,8 @@ class IdentityStore:
     def set_active(self, name: str, active: bool) -> None:
         with self._sessions.begin() as s:
             self._user(s, name).is_active = active
+        if not active:
+            self.tokens.forget_user(name)
 
     def get_user(self, name: str) -> UserInfo:
         with self._sessions() as s:
@@ -322,14 +336,35 @@ class IdentityStore:
                         child.revoked_at = now
                         derived.append(child.id)
                 frontier = [c.id for c in children]
-            return Revoked(_token_info(token, row[1]), tuple(derived))
+            revoked = Revoked(_token_info(token, row[1]), tuple(derived))
+        # Every token of the tree, revoked now or before: one may still be cached.
+        self.tokens.forget_tokens({token_id, *derived})
+        return revoked
 
     # authentication ---------------------------------------------------------
-    def authenticate_token(self, secret: str) -> Principal:
+    def cached_token(self, secret: str) -> Principal | None:
+        """The token's principal if this process checked it lately and nothing needs the
+        database (not expired, its last use recorded recently enough); else None, and
+        :meth:`authenticate_token` decides. Never blocks: callable on an event loop."""
+        cached = self.tokens.get(hash_token(secret))
+        if cached is None:
+            return None
         now = utcnow()
+        if cached.expires_at is not None and cached.expires_at <= now:
+            return None
+        if _use_due(cached.last_used_at, now):
+            return None
+        return cached.principal
+
+    def authenticate_token(self, secret: str) -> Principal:
+        found = self.cached_token(secret)
+        if found is not None:
+            return found
+        now = utcnow()
+        digest = hash_token(secret)
         with self._sessions() as s:
             row = s.execute(
-                select(ApiToken, User).join(User).where(ApiToken.token_hash == hash_token(secret))
+                select(ApiToken, User).join(User).where(ApiToken.token_hash == digest)
             ).first()
             if row is None:
                 raise Unauthorized("the token is not valid")
@@ -343,14 +378,17 @@ class IdentityStore:
             principal = Principal(
                 user=user.name, scopes=parse_scopes(token.scopes), token_id=token.id
             )
-            due = token.last_used_at is None or now - token.last_used_at >= _LAST_USED_RESOLUTION
-        if due:
-            self._touch(principal.token_id, now)
+            due = _use_due(token.last_used_at, now)
+            expires_at, last_used = token.expires_at, token.last_used_at
+        if due and self._touch(principal.token_id, now):
+            last_used = now  # or another request's, a moment ago: as good
+        self.tokens.put(digest, CachedToken(principal, expires_at, last_used))
         return principal
 
-    def _touch(self, token_id: str | None, now: datetime) -> None:
+    def _touch(self, token_id: str | None, now: datetime) -> bool:
         """Record a token's use unless that means waiting for a lock: the request it
-        authenticates is served either way, and the next one will record it."""
+        authenticates is served either way, and the next one will record it. True if
+        recorded (or already recorded by another request)."""
         stale = now - _LAST_USED_RESOLUTION
         try:
             with self._sessions.begin() as s, dialect_of(s).no_lock_wait(s):
@@ -364,6 +402,8 @@ class IdentityStore:
                 )
         except OperationalError as exc:  # locked, busy, lock wait timeout
             log.debug("last use of token %s not recorded: %s", token_id, exc.orig)
+            return False
+        return True
 
     def authenticate_basic(self, name: str, secret: str) -> Principal:
         """HTTP Basic: the secret is either the user's password or one of its tokens."""

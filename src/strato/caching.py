@@ -116,6 +116,15 @@ class LRU(Generic[K, V]):
             return None
         return entry[0]
 
+    def remove_if(self, unwanted: Callable[[V], bool]) -> int:
+        """Remove every entry whose value is ``unwanted``; returns how many went."""
+        with self._lock:
+            gone = [(k, e) for k, e in self._entries.items() if unwanted(e[0])]
+            for key, _ in gone:
+                del self._entries[key]
+        self._evicted(gone)
+        return len(gone)
+
     def clear(self) -> list[V]:
         """Remove everything; returns the values that were kept."""
         with self._lock:

@@ -87,7 +87,9 @@ class Context:
             settings=settings,
             engine=engine,
             sessions=sessions,
-            identities=IdentityStore(sessions),
+            identities=IdentityStore(
+                sessions, token_cache_seconds=settings.auth.token_cache_seconds
+            ),
         )
 
     def migrate(self) -> None:

@@ -115,6 +115,11 @@ class JobEngine(Protocol):
         """The job; strato.errors.NotFound if unknown."""
         ...
 
+    def peek(self, job_id: str) -> JobRecord | None:
+        """The job if the engine holds it in memory (running, or finished lately), else
+        None; never blocks, so an event loop may ask."""
+        ...
+
     def list(
         self,
         *,
@@ -145,8 +150,9 @@ class JobEngine(Protocol):
     # four calls below. It is never handed to an executor, but after a restart (its
     # caller gone) ``task`` runs once, to fail it with the reason.
 
-    def track(self, *, task: str, inputs: dict[str, Any], owner: str, process_id: str) -> JobRecord:
-        ...
+    def track(
+        self, *, task: str, inputs: dict[str, Any], owner: str, process_id: str
+    ) -> JobRecord: ...
 
     def started(self, job_id: str) -> None: ...
 

@@ -65,6 +65,15 @@ class AuthSettings(Section):
     token_default_expiry: str = Field(
         "never", description="Lifetime of new tokens when none is given: 30d, 12h, 90m or never."
     )
+    token_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="Seconds a checked token is trusted without asking the database again "
+        "(0: ask every time). Revoking a token or disabling a user takes effect at once "
+        "in the process that does it; in other processes of the deployment after at most "
+        "this long.",
+    )
     # Each password check costs argon2 work on purpose; past these limits a caller hears
     # 429 with Retry-After before any check runs. Tokens are not limited: they cost a hash.
     failures_per_user: int = Field(

@@ -3,9 +3,10 @@ with per-route scope checks as FastAPI dependencies."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
@@ -51,18 +52,33 @@ class Authenticator:
             self.limits.failed(basic.username, address)
             raise
 
-    def require(self, scope: Scope) -> Callable[..., Principal]:
+    async def checked(
+        self,
+        bearer: HTTPAuthorizationCredentials | None,
+        basic: HTTPBasicCredentials | None,
+        address: str | None,
+    ) -> Principal | None:
+        """:meth:`principal`, on the event loop for a token checked lately (no database,
+        no hop to a thread: most requests of a client), else in the threadpool: the
+        database is blocking and password checks are slow on purpose (argon2)."""
+        if bearer is not None:
+            cached = self.identities.cached_token(bearer.credentials)
+            if cached is not None:
+                return cached
+        elif basic is None:
+            return None
+        return await run_in_threadpool(self.principal, bearer, basic, address)
+
+    def require(self, scope: Scope) -> Callable[..., Awaitable[Principal]]:
         """A dependency that answers 401/403 unless the caller holds ``scope``."""
         anonymous_ok = scope is Scope.READ and self.settings.anonymous_read
 
-        # Sync on purpose: password checks are deliberately slow (argon2) and must
-        # run in the threadpool, not on the event loop.
-        def dependency(
+        async def dependency(
             request: Request,
             bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
             basic: HTTPBasicCredentials | None = Depends(_basic),
         ) -> Principal:
-            principal = self.principal(bearer, basic, _address(request))
+            principal = await self.checked(bearer, basic, _address(request))
             if principal is None:
                 if anonymous_ok:
                     return ANONYMOUS
@@ -76,15 +92,15 @@ class Authenticator:
 
         return dependency
 
-    def authenticated(self) -> Callable[..., Principal]:
+    def authenticated(self) -> Callable[..., Awaitable[Principal]]:
         """A dependency for routes about the caller itself: any valid credentials."""
 
-        def dependency(
+        async def dependency(
             request: Request,
             bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
             basic: HTTPBasicCredentials | None = Depends(_basic),
         ) -> Principal:
-            principal = self.principal(bearer, basic, _address(request))
+            principal = await self.checked(bearer, basic, _address(request))
             if principal is None:
                 raise Unauthorized("this request needs credentials")
             return principal

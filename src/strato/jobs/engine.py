@@ -6,6 +6,10 @@ to the database by one writer thread, in batches: a burst of events costs one tr
 not one each, and a progress tick no round trip at all. A job's finish is pushed to its
 waiters once it is written, through their event loops (no polling, no floor).
 
+Jobs that finished lately stay in memory a minute (``keep_finished`` of them): the
+status and results requests that follow a job's end are answered without a query. Only
+this engine changes a finished job (dismiss), so what it keeps cannot go stale.
+
 On start, jobs a previous engine left accepted are run again, and those it left running
 are run again while they have retries left, else failed saying the server stopped.
 """
@@ -17,6 +21,7 @@ import contextlib
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,6 +30,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from strato.caching import LRU
 from strato.db import utcnow
 from strato.errors import InvalidInput, Unavailable
 from strato.job_engine import FINISHED, JobRecord, JobStatus
@@ -35,6 +41,9 @@ from strato.jobs.timers import Timers
 from strato.retry import Backoff
 
 log = logging.getLogger(__name__)
+
+# Seconds a finished job stays in memory: the requests following its end come within it.
+KEEP_FINISHED_FOR = 60.0
 
 _Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[JobRecord]"]
 
@@ -66,6 +75,8 @@ class JobService:
         retries: int = 0,
         time_limit: float | None = None,
         backoff: Backoff = Backoff(0.5, 30.0),
+        keep_finished: int = 1000,
+        write_delay: float = 0.0,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -76,6 +87,12 @@ class JobService:
         self.backoff = backoff
         self._lock = threading.Lock()
         self._live: dict[str, _Live] = {}
+        self._finished: LRU[str, JobRecord] | None = (
+            LRU(keep_finished, ttl=KEEP_FINISHED_FOR) if keep_finished > 0 else None
+        )
+        self.write_delay = write_delay
+        # Set when something waits for the writer (a submit, a job's end): no delay then.
+        self._urgent = False
         self._dirty: dict[str, JobRecord] = {}
         self._inserts: list[_Insert] = []
         self._waiters: dict[str, list[_Waiter]] = {}
@@ -229,6 +246,7 @@ class JobService:
             if self._closing:
                 raise Unavailable("the job engine is stopping")
             self._inserts.append(insert)
+            self._urgent = True
             self._wake.notify()
         insert.written.wait()
         if insert.error is not None:
@@ -240,9 +258,15 @@ class JobService:
         return record
 
     def get(self, job_id: str) -> JobRecord:
+        found = self.peek(job_id)
+        return found if found is not None else self.store.get(job_id)
+
+    def peek(self, job_id: str) -> JobRecord | None:
         with self._lock:
             live = self._live.get(job_id)
-        return live.record if live is not None else self.store.get(job_id)
+        if live is not None:
+            return live.record
+        return None if self._finished is None else self._finished.peek(job_id)
 
     def list(
         self,
@@ -279,7 +303,7 @@ class JobService:
                 self._waiters.setdefault(job_id, []).append((loop, future))
         if live is None:
             # Not running here: finished, or another engine's (which cannot push to us).
-            return self.store.get(job_id)
+            return self.get(job_id)
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -302,7 +326,7 @@ class JobService:
         if live is None:
             # Not running here: a finished job stays as it is; one another engine runs is
             # marked, and that engine's writes leave the mark (JobStore.save).
-            record = self.store.get(job_id)
+            record = self.get(job_id)
             if record.done:
                 return record
             record = _dismissed(record, now)
@@ -321,6 +345,8 @@ class JobService:
             self._live.pop(job_id, None)
             self._dirty.pop(job_id, None)
             waiters = self._waiters.pop(job_id, [])
+        if self._finished is not None:
+            self._finished.pop(job_id)
         _resolve(waiters, record)
         return record
 
@@ -415,6 +441,8 @@ class JobService:
     def _changed(self, record: JobRecord) -> None:
         """Under the lock: ``record`` is to be written."""
         self._dirty[record.id] = record
+        if record.status in FINISHED:
+            self._urgent = True
         self._wake.notify()
 
     def _write(self) -> None:
@@ -424,6 +452,7 @@ class JobService:
             with self._lock:
                 while not self._dirty and not self._inserts and not self._closing:
                     self._wake.wait()
+                self._linger()
                 batch, self._dirty = self._dirty, {}
                 inserts, self._inserts = self._inserts, []
                 if not batch and not inserts and self._closing:
@@ -449,6 +478,19 @@ class JobService:
                 insert.written.set()
             self._settle(batch)
 
+    def _linger(self) -> None:
+        """Under the lock: a start or a progress tick waits up to ``write_delay`` for what
+        follows it, so that a short job's start and end cost one transaction, not two.
+        Nobody waits for those writes (``get`` answers from memory); a submit or an end
+        is written at once."""
+        deadline = time.monotonic() + self.write_delay
+        while not self._urgent and not self._closing:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.wait(left)
+        self._urgent = False
+
     def _settle(self, written: dict[str, JobRecord]) -> None:
         """Finished jobs now written leave memory, and their waiters hear of them."""
         woken: list[tuple[list[_Waiter], JobRecord]] = []
@@ -459,6 +501,8 @@ class JobService:
                 live = self._live.get(job_id)
                 if live is not None and live.record is record:
                     del self._live[job_id]
+                    if self._finished is not None:
+                        self._finished.put(job_id, record)
                 woken.append((self._waiters.pop(job_id, []), record))
         for waiters, record in woken:
             _resolve(waiters, record)

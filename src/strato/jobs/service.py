@@ -64,4 +64,6 @@ def open_jobs(sessions: sessionmaker[Session], settings: Settings) -> JobService
         retries=jobs.retries,
         time_limit=jobs.time_limit,
         backoff=Backoff(jobs.retry_first, jobs.retry_cap),
+        keep_finished=jobs.keep_finished,
+        write_delay=jobs.write_delay,
     )

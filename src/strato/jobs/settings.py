@@ -69,6 +69,20 @@ class JobsSettings(Section):
         description="Longest sleep of a scheduler, in seconds: how late it sees a schedule "
         "added or changed by another process (changes in its own process wake it at once).",
     )
+    keep_finished: int = Field(
+        1000,
+        ge=0,
+        description="Finished jobs kept in memory for a minute, so that the status and "
+        "results requests that follow a job's end need no database query (0: none).",
+    )
+    write_delay: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Seconds a job's start or progress may wait to be written with what "
+        "follows it (a short job's start and end in one transaction); submits and ends "
+        "are written at once.",
+    )
     result_dir: Path | None = Field(
         None, description="Where jobs write result files; default <data_dir>/jobs."
     )

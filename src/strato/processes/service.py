@@ -73,9 +73,13 @@ class ProcessService:
             job = self.jobs.get(job_id)
         except NotFound:
             raise NoSuchJob(f"no job {job_id!r}") from None
-        if not sees_all(who) and job.owner != owner_of(who):
-            raise NoSuchJob(f"no job {job_id!r}")
-        return job
+        return _visible(job, who)
+
+    def job_in_memory(self, job_id: str, who: Principal) -> JobRecord | None:
+        """:meth:`job` if the engine holds the job in memory (running or finished lately),
+        else None; never blocks, for an event loop."""
+        job = self.jobs.peek(job_id)
+        return None if job is None else _visible(job, who)
 
     def list_jobs(self, who: Principal, query: JobQuery) -> list[JobRecord]:
         if query.limit < 1:
@@ -107,14 +111,7 @@ class ProcessService:
     def finished_results(self, job_id: str, who: Principal) -> JobRecord:
         """The job once it succeeded; ResultNotReady while it runs; when it failed, the
         task's own 4xx error if that was why (InvalidInput, ...), else ProcessFailed."""
-        job = self.job(job_id, who)
-        if job.status in (JobStatus.accepted, JobStatus.running):
-            raise ResultNotReady(f"job {job_id!r} is {job.status.value}; its results are not ready")
-        if job.status is JobStatus.failed:
-            raise job_failure(job_id, job.error)
-        if job.status is JobStatus.dismissed:
-            raise NoSuchJob(f"job {job_id!r} was dismissed")
-        return job
+        return results_of(self.job(job_id, who))
 
     def dismiss(self, job_id: str, who: Principal) -> JobRecord:
         self.job(job_id, who)
@@ -122,3 +119,20 @@ class ProcessService:
             return self.jobs.dismiss(job_id)
         except NotFound:  # dismissed by someone else in between
             raise NoSuchJob(f"no job {job_id!r}") from None
+
+
+def _visible(job: JobRecord, who: Principal) -> JobRecord:
+    if not sees_all(who) and job.owner != owner_of(who):
+        raise NoSuchJob(f"no job {job.id!r}")
+    return job
+
+
+def results_of(job: JobRecord) -> JobRecord:
+    """The job if it succeeded; else why its results cannot be had."""
+    if job.status in (JobStatus.accepted, JobStatus.running):
+        raise ResultNotReady(f"job {job.id!r} is {job.status.value}; its results are not ready")
+    if job.status is JobStatus.failed:
+        raise job_failure(job.id, job.error)
+    if job.status is JobStatus.dismissed:
+        raise NoSuchJob(f"job {job.id!r} was dismissed")
+    return job

@@ -24,7 +24,7 @@ from strato.processes.api.workflows import plan_of, workflow_status
 from strato.processes.callbacks import Callbacks
 from strato.processes.model.description import DISMISS
 from strato.processes.model.errors import NoSuchJob, job_failure
-from strato.processes.model.execute import Subscriber, mode_of, requested_outputs
+from strato.processes.model.execute import Mode, Subscriber, mode_of, requested_outputs
 from strato.processes.model.interval import parse_interval
 from strato.processes.model.status import (
     JSON,
@@ -34,10 +34,11 @@ from strato.processes.model.status import (
     results_document,
     status_info,
 )
-from strato.processes.service import JobQuery, ProcessService
+from strato.processes.service import JobQuery, ProcessService, results_of
 from strato.processes.settings import ProcessesSettings
 from strato.processes.web.pages import Pages, wants_html
 from strato.processes.workflows.coordinator import Workflows
+from strato.processes.workflows.plan import WORKFLOW, Plan
 from strato.settings import Settings
 
 PREFIX = "/processes-api"
@@ -181,29 +182,37 @@ def make_router(
         who: Principal = process,
     ) -> Response:
         api = api_url(request)
-        # A workflow (explicit, or inputs calling other processes) runs as one job.
-        plan = await run_in_threadpool(plan_of, service, processID, body.inputs)
-        if plan is not None:
-            return await execute_workflow(flows, plan, who, api, prefer, options.sync_wait_seconds)
-        # A remote process is described by its provider (HTTP or ZeroMQ when not cached),
-        # so not on the event loop, as nothing here that reads the database is.
-        registered = await run_in_threadpool(service.process, processID)
-        description = registered.description
-        outputs = requested_outputs(
-            description,
-            {k: v.model_dump() for k, v in body.outputs.items()} if body.outputs else None,
-        )
-        subscriber = None
-        if body.subscriber is not None:
-            subscriber = Subscriber(
-                body.subscriber.successUri,
-                body.subscriber.inProgressUri,
-                body.subscriber.failedUri,
+
+        def submit() -> Plan | tuple[JobRecord, dict[str, str], Subscriber | None, Mode]:
+            # One hop to a thread for all of it: a remote process is described by its
+            # provider (HTTP or ZeroMQ when not cached) and a submit waits for the
+            # database, neither of which may block the event loop.
+            plan = plan_of(service, processID, body.inputs)
+            if plan is not None:  # a workflow (explicit, or inputs calling others): one job
+                return plan
+            description = service.process(processID).description
+            outputs = requested_outputs(
+                description,
+                {k: v.model_dump() for k, v in body.outputs.items()} if body.outputs else None,
             )
-            if subscriber.uris() and not options.callbacks:
-                raise InvalidInput("subscriber callbacks are switched off on this node")
-        mode = mode_of(description, prefer)
-        job = await run_in_threadpool(service.submit, processID, body.inputs, who)
+            subscriber = None
+            if body.subscriber is not None:
+                subscriber = Subscriber(
+                    body.subscriber.successUri,
+                    body.subscriber.inProgressUri,
+                    body.subscriber.failedUri,
+                )
+                if subscriber.uris() and not options.callbacks:
+                    raise InvalidInput("subscriber callbacks are switched off on this node")
+            mode = mode_of(description, prefer)
+            return service.submit(processID, body.inputs, who), outputs, subscriber, mode
+
+        submitted = await run_in_threadpool(submit)
+        if isinstance(submitted, Plan):
+            return await execute_workflow(
+                flows, submitted, who, api, prefer, options.sync_wait_seconds
+            )
+        job, outputs, subscriber, mode = submitted
         if subscriber is not None and subscriber.uris():
             callbacks.watch(
                 job,
@@ -256,13 +265,25 @@ def make_router(
             return pages.render(request, "jobs.html", {"api": api, "doc": body})
         return JSONResponse(body)
 
+    # The two requests a client makes after each job: answered on the event loop when
+    # the engine holds the job in memory (running, or finished lately), which it does
+    # for the jobs being followed; else in a thread, as the database is blocking.
+
     @router.get("/jobs/{jobID}", summary="A job's status")
-    def job_status(
+    async def job_status(
         jobID: str,
         request: Request,
         f: str | None = Format,
         who: Principal = process,
     ) -> Response:
+        api = api_url(request)
+        job = service.job_in_memory(jobID, who)
+        if job is not None and job.process_id != WORKFLOW and not wants_html(request, f):
+            return JSONResponse(status_info(job, api))
+        # A workflow's steps may be read from the database; pages are rendered there too.
+        return await run_in_threadpool(job_page, jobID, request, f, who)
+
+    def job_page(jobID: str, request: Request, f: str | None, who: Principal) -> Response:
         api = api_url(request)
         body = workflow_status(service.job(jobID, who), api, flows)
         if wants_html(request, f):
@@ -270,13 +291,17 @@ def make_router(
         return JSONResponse(body)
 
     @router.get("/jobs/{jobID}/results", summary="A job's results")
-    def job_results(
+    async def job_results(
         jobID: str,
         request: Request,
         who: Principal = process,
     ) -> Response:
         api = api_url(request)
-        job = service.finished_results(jobID, who)
+        held = service.job_in_memory(jobID, who)
+        if held is not None:
+            job = results_of(held)
+        else:
+            job = await run_in_threadpool(service.finished_results, jobID, who)
         return JSONResponse(
             results_document(job, api), headers={"Link": f'<{api}/jobs/{job.id}>; rel="up"'}
         )

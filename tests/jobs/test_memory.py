@@ -1,0 +1,97 @@
+"""What the engine keeps in memory to spare the database: jobs that finished lately
+(``jobs.keep_finished``) and a job's start held back to be written with its end
+(``jobs.write_delay``). Both are executor-independent: tried on the local executor."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pytest
+
+from strato.errors import NotFound
+from strato.job_engine import JobRecord, JobStatus
+from strato.jobs.engine import JobService
+from tests.jobs.conftest import PATIENCE, MakeEngine
+
+T = "tests.jobs.tasks:"
+pytestmark = pytest.mark.parametrize("executor", ["local"])
+
+
+def finish(engine: JobService, job_id: str) -> JobRecord:
+    return asyncio.run(engine.wait(job_id, PATIENCE))
+
+
+def test_a_finished_job_is_answered_from_memory_exactly_as_the_database_has_it(
+    engine: JobService,
+) -> None:
+    job = engine.submit(task=T + "echo", inputs={"a": 1}, owner="alice", process_id="echo")
+    done = finish(engine, job.id)
+    held = engine.peek(job.id)
+    assert held is not None
+    assert held.status is JobStatus.successful
+    assert held == engine.store.get(job.id) == engine.get(job.id) == done
+
+
+def test_without_keeping_finished_jobs_they_are_read_from_the_database(
+    make_engine: MakeEngine,
+) -> None:
+    engine = make_engine(keep_finished=0)
+    job = engine.submit(task=T + "echo", inputs={"a": 1}, owner="alice", process_id="echo")
+    done = finish(engine, job.id)
+    assert engine.peek(job.id) is None
+    assert engine.get(job.id) == done
+
+
+def test_a_dismissed_job_is_gone_from_memory_too(engine: JobService) -> None:
+    job = engine.submit(task=T + "echo", inputs={}, owner="", process_id="echo")
+    finish(engine, job.id)
+    assert engine.peek(job.id) is not None
+    engine.dismiss(job.id)
+    assert engine.peek(job.id) is None
+    with pytest.raises(NotFound):
+        engine.get(job.id)
+
+
+def _count_writes(engine: JobService) -> list[list[JobRecord]]:
+    """Each transaction of state changes the engine writes, as it writes them."""
+    written: list[list[JobRecord]] = []
+    write = engine.store.write
+
+    def counted(rows: Sequence[dict[str, Any]], records: Iterable[JobRecord]) -> None:
+        batch = list(records)
+        if batch:
+            written.append(batch)
+        write(rows, batch)
+
+    engine.store.write = counted  # type: ignore[method-assign]
+    return written
+
+
+def test_a_short_jobs_start_and_end_are_written_in_one_transaction(
+    make_engine: MakeEngine,
+) -> None:
+    engine = make_engine(write_delay=0.5)
+    written = _count_writes(engine)
+    job = engine.submit(task=T + "echo", inputs={}, owner="", process_id="echo")
+    done = finish(engine, job.id)
+    assert [[r.status for r in batch] for batch in written] == [[JobStatus.successful]]
+    stored = engine.store.get(job.id)
+    assert stored == done
+    assert stored.started is not None
+    assert stored.attempts == 1
+
+
+def test_a_long_jobs_start_is_written_after_the_delay_without_waiting_for_its_end(
+    make_engine: MakeEngine,
+) -> None:
+    engine = make_engine(write_delay=0.2)
+    job = engine.submit(task=T + "until_cancelled", inputs={}, owner="", process_id="x")
+    deadline = time.monotonic() + PATIENCE
+    while engine.store.get(job.id).status is not JobStatus.running:
+        assert time.monotonic() < deadline, "the start was never written"
+        time.sleep(0.05)
+    engine.cancel(job.id)
+    assert finish(engine, job.id).status is JobStatus.dismissed
