@@ -70,3 +70,17 @@ class Unavailable(StratoError):
     code = "unavailable"
     title = "Service unavailable"
     retry_after = 5
+
+
+# A node forwarding work to another one (a process provider) stands as a gateway: when the
+# other side cannot be reached or answers nonsense, the fault lies between the two servers,
+# not in the user's request, so these are rightly 5xx (502, 504), not a 4xx. They are
+# Unavailable (a try later may succeed), with the status the gateway's situation names.
+class BadGateway(Unavailable):
+    code = "bad-gateway"
+    title = "The remote service failed to answer"
+
+
+class GatewayTimeout(Unavailable):
+    code = "gateway-timeout"
+    title = "The remote service did not answer in time"

@@ -26,6 +26,8 @@ STATUS: dict[type[errors.StratoError], int] = {
     errors.PayloadTooLarge: 413,
     errors.TooManyRequests: 429,
     errors.Unavailable: 503,
+    errors.BadGateway: 502,
+    errors.GatewayTimeout: 504,
 }
 
 _TITLES = {
@@ -41,7 +43,9 @@ _TITLES = {
     422: "Invalid request",
     429: "Too many requests",
     500: "Internal server error",
+    502: "Bad gateway",
     503: "Service unavailable",
+    504: "Gateway timeout",
 }
 
 AUTH_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="strato", Basic realm="strato"'}

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import re
 
-from strato.errors import InvalidInput, NotFound, PayloadTooLarge, StratoError
+from strato.errors import (
+    BadGateway,
+    GatewayTimeout,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    StratoError,
+)
+from strato.job_engine import RetryableTaskError
 
 EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
 
@@ -37,29 +45,63 @@ class ProcessFailed(StratoError):
     title = "The process failed"
 
 
-# The client's errors a task may raise (its inputs name no variable there, a domain over
-# the byte budget, a dataset not served): they keep their class across the worker
-# boundary, so a failed job answers with their 4xx, not as a crash.
-_CLIENT_ERRORS: dict[str, type[StratoError]] = {
-    cls.__name__: cls for cls in (InvalidInput, NotFound, PayloadTooLarge)
+class RemoteUnreachable(BadGateway, RetryableTaskError):
+    """A process provider that could not be reached to start a job there: the job engine
+    runs the job again while it has retries left (nothing started there yet), then the
+    job fails with this, which answers 502. (One that took the request and did not answer
+    in time is GatewayTimeout, not retried: the job may have started there.)"""
+
+
+# The errors a task may raise that are not a crash: the client's (its inputs name no
+# variable there, a domain over the byte budget, a dataset not served, a process a
+# provider does not have: 400, 404, 413) and a provider's that cannot be reached or
+# answers nonsense (502, 504). They keep their class across the worker boundary by name,
+# so a failed job answers with their status, not as a crash.
+_KNOWN_ERRORS: dict[str, type[StratoError]] = {
+    cls.__name__: cls
+    for cls in (
+        InvalidInput,
+        NotFound,
+        NoSuchProcess,
+        PayloadTooLarge,
+        BadGateway,
+        GatewayTimeout,
+        RemoteUnreachable,
+    )
 }
 # A job's reason as every executor writes it ("<exception class>: <detail>", see
 # strato.jobs.model.jobs.reason_of), or a workflow's naming its failed step first. Only
 # these names are read from it: nothing in a reason is ever evaluated.
 _REASON = re.compile(
     r"(?:step '[^']*' \([^)]*\) failed: )?(?P<kind>"
-    + "|".join(_CLIENT_ERRORS)
+    + "|".join(_KNOWN_ERRORS)
+    + r"): (?P<detail>.+)",
+    re.S,
+)
+# How job_failure words a failed job's problem: what a remote strato node answers when
+# its job failed, the remote job's id and the class before its reason.
+_REMOTE_FAILURE = re.compile(
+    r"job '[^']*' failed: (?:step '[^']*' \([^)]*\) failed: )?(?:"
+    + "|".join(_KNOWN_ERRORS)
     + r"): (?P<detail>.+)",
     re.S,
 )
 
 
 def job_failure(job_id: str, reason: str | None) -> StratoError:
-    """What a failed job's results (and a failed synchronous execution) answer: the task's
-    own InvalidInput, NotFound or PayloadTooLarge (400, 404, 413, the reason as detail)
-    when that is why it failed, else ProcessFailed (500)."""
+    """What a failed job's results (and a failed synchronous execution) answer: the
+    task's own client error or gateway error (400, 404, 413, 502, 504, the reason as
+    detail) when that is why it failed, else ProcessFailed (500)."""
     text = f"job {job_id!r} failed: {reason or 'no reason given'}"
     found = _REASON.fullmatch(reason or "")
     if found is not None:
-        return _CLIENT_ERRORS[found["kind"]](text)
+        return _KNOWN_ERRORS[found["kind"]](text)
     return ProcessFailed(text)
+
+
+def remote_reason(detail: str) -> str:
+    """The reason in a remote node's problem about its failed job, without the remote
+    job's id and error class when it words it as job_failure does (another strato node):
+    the user hears the reason, not the remote's bookkeeping."""
+    found = _REMOTE_FAILURE.fullmatch(detail)
+    return found["detail"] if found is not None else detail

@@ -15,9 +15,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strato import jsonio
-from strato.errors import InvalidInput, NotFound, StratoError, Unavailable
+from strato.errors import (
+    BadGateway,
+    GatewayTimeout,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    StratoError,
+)
 from strato.extras import optional_driver
-from strato.processes.model.errors import NoSuchJob, NoSuchProcess, ResultNotReady
+from strato.processes.model.errors import (
+    NoSuchJob,
+    NoSuchProcess,
+    ProcessFailed,
+    RemoteUnreachable,
+    ResultNotReady,
+)
 from strato.processes.zeromq.keys import load_pair, load_public
 from strato.processes.zeromq.protocol import MAX_MESSAGE_BYTES, encode
 
@@ -27,7 +40,9 @@ if TYPE_CHECKING:
 Event = Callable[[dict[str, Any]], None]
 
 
-class Refused(Unavailable):
+# A server that does not take this client is a gateway's failure to its user (502): the
+# node's key or the server's allow-list is wrong, not the user's request.
+class Refused(BadGateway):
     code = "zmq-refused"
     title = "Refused by the ZeroMQ server"
 
@@ -48,6 +63,9 @@ class EndpointClient:
         self.address = address
         self.timeout = timeout
         self._ids = itertools.count(1)
+        # Whether a CURVE handshake ever succeeded: a request that timed out before one
+        # reached no server (nothing started there; trying again is safe).
+        self.connected = False
         self._context = zmq.Context()
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
@@ -66,7 +84,9 @@ class EndpointClient:
 
     def request(self, op: str, on_event: Event | None = None, **fields: Any) -> Reply:
         """Send one request and wait for its reply; a refusal raises as the server's
-        error class (404s as such, other statuses as InvalidInput or Unavailable)."""
+        error class (404s and 413 as such, other 4xx as InvalidInput, a failed job's
+        crash as ProcessFailed, a server's own failure as BadGateway). No answer in time:
+        RemoteUnreachable when no connection was ever made, else GatewayTimeout."""
         import zmq
 
         rid = next(self._ids)
@@ -78,7 +98,13 @@ class EndpointClient:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise Unavailable(f"zmq endpoint {self.address}: no answer in {self.timeout:g} s")
+                if not self.connected:
+                    raise RemoteUnreachable(
+                        f"zmq endpoint {self.address}: no connection in {self.timeout:g} s"
+                    )
+                raise GatewayTimeout(
+                    f"zmq endpoint {self.address}: no answer in {self.timeout:g} s"
+                )
             ready = dict(poller.poll(int(min(left, 1.0) * 1000)))
             if self._monitor in ready:
                 self._check_monitor()
@@ -117,12 +143,14 @@ class EndpointClient:
 
         while self._monitor.poll(0, zmq.POLLIN):
             event = recv_monitor_message(self._monitor)
-            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.connected = True
+            elif event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 raise Refused(
                     f"zmq endpoint {self.address} refused this node's CURVE key "
                     "(not in its allowed keys)"
                 )
-            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            elif event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
                 raise Refused(f"zmq endpoint {self.address}: the CURVE handshake failed")
 
     def close(self) -> None:
@@ -139,8 +167,10 @@ class EndpointClient:
 
 
 def _error(address: str, error: dict[str, Any]) -> StratoError:
+    """The server's refusal as its class. Its detail is the server's own words (the
+    caller says which endpoint it asked)."""
     status = error.get("status")
-    detail = f"zmq endpoint {address}: {error.get('detail', 'refused')}"
+    detail = str(error.get("detail") or "refused")[:2000]
     code = error.get("code")
     if code == "no-such-process":
         return NoSuchProcess(detail)
@@ -148,8 +178,12 @@ def _error(address: str, error: dict[str, Any]) -> StratoError:
         return NoSuchJob(detail)
     if code == "result-not-ready":
         return ResultNotReady(detail)
+    if code == "process-failed":
+        return ProcessFailed(detail)
     if status == 404:
         return NotFound(detail)
+    if status == 413:
+        return PayloadTooLarge(detail)
     if isinstance(status, int) and 400 <= status < 500:
         return InvalidInput(detail)
-    return Unavailable(detail)
+    return BadGateway(f"zmq endpoint {address} failed: {detail}")
