@@ -30,6 +30,9 @@ class Gate:
                 "path": InputDescription("File to wait for", {"type": "string"}),
                 "name": InputDescription("Echoed", {"type": "string", "maxLength": 20}),
                 "fail": InputDescription("Fail at the end", {"type": "boolean"}, min_occurs=0),
+                "note": InputDescription(
+                    "Its progress message while it waits", {"type": "string"}, min_occurs=0
+                ),
                 "sizes": InputDescription(
                     "Numbers", {"type": "integer", "minimum": 0}, min_occurs=0, max_occurs=3
                 ),
@@ -43,7 +46,7 @@ endpoint = Gate()
 
 def run(inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
     gate = Path(inputs["path"])
-    ctx.progress(10, "waiting at the gate")
+    ctx.progress(10, inputs.get("note") or "waiting at the gate")
     deadline = time.monotonic() + MOST_SECONDS
     while not gate.exists() and not ctx.cancelled() and time.monotonic() < deadline:
         time.sleep(0.02)
