@@ -1,9 +1,10 @@
 """Processes of a distribution of their own, installed only on the Celery endpoint's
 worker in the tests (the portal node knows them through its provider alone):
 
-- ``waiter`` reports progress and waits until a file appears; when it hears that it is
-  cancelled it writes ``<path>.cancelled`` (what the test looks for: the cancel reached
-  the task on the worker) and stops;
+- ``waiter`` writes its process id to ``<path>.pid`` (for a test to kill it), reports
+  progress and waits until a file appears; when it hears that it is cancelled it writes
+  ``<path>.cancelled`` (what the test looks for: the cancel reached the task on the
+  worker) and stops;
 - ``blob`` writes a result file of ``size`` bytes (a known pattern), more than one
   chunk of the transport when large, and refuses a size over its limit as InvalidInput
   naming the input (a client's error raised by the task itself, on the worker).
@@ -11,6 +12,7 @@ worker in the tests (the portal node knows them through its provider alone):
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,7 @@ blob_endpoint = Blob()
 
 def wait(inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
     gate = Path(inputs["path"])
+    Path(f"{gate}.pid").write_text(str(os.getpid()))
     ctx.progress(10, f"{inputs['name']} waits at the gate")
     deadline = time.monotonic() + MOST_SECONDS
     while not gate.exists() and time.monotonic() < deadline:

@@ -274,6 +274,27 @@ def test_dismissing_the_job_cancels_its_run_on_the_worker(setup: Setup) -> None:
         assert httpx.get(f"{other}/results", headers=setup.auth).json() == {"echo": f"Hello {i}!"}
 
 
+def test_a_worker_process_killed_mid_run_is_retried_by_the_node(setup: Setup) -> None:
+    gate = setup.gates / secrets.token_hex(8)
+    job = execute_async(setup, "cq:waiter", {"path": str(gate), "name": "kill"})
+    wait_until(setup, job, lambda s: s.get("progress") == 10 or finished(s))
+    pid = Path(f"{gate}.pid")
+    first = int(pid.read_text())
+    pid.unlink()
+    os.kill(first, signal.SIGKILL)
+    # The node hears the worker lost its process and runs the job again (jobs.retries),
+    # on another worker process: the second run waits at the same gate.
+    deadline = time.monotonic() + 60
+    while not pid.exists():
+        assert time.monotonic() < deadline, status_of(setup, job)
+        time.sleep(0.05)
+    assert int(pid.read_text()) != first
+    gate.touch()
+    done = wait_until(setup, job, finished)
+    assert done["status"] == "successful", done
+    assert httpx.get(f"{job}/results", headers=setup.auth, timeout=30).json() == {"echo": "kill"}
+
+
 def test_a_result_file_comes_back_whole_and_is_served_by_the_node(setup: Setup) -> None:
     size = (5 << 20) // 2  # three chunks, the last one partial
     job = execute_async(setup, "cq:blob", {"size": size})
