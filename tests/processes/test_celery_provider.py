@@ -4,7 +4,7 @@ hosts processes a portal node (`strato api`) routes to by prefix; executed throu
 portal's own OGC API as a client would, synchronously and asynchronously, with the
 remote progress seen, a dismiss reaching the task on the worker, result files carried
 back, bad inputs a 400 naming the input, and a queue no worker serves or a broker that
-is down a 503 saying so."""
+is down a gateway error (504, 502) naming the provider, never its address."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from strato.errors import InvalidInput
+from strato.processes.model.errors import RemoteUnreachable
 from strato.processes.providers.celery_queue import CeleryProvider
 from strato.processes.settings import ProviderSettings
 from strato.settings import LogSettings, Settings
@@ -347,21 +348,54 @@ def test_an_unknown_process_of_the_queue_is_no_such_process(setup: Setup) -> Non
     assert answer.json()["type"] == EXC + "no-such-process"
 
 
-def test_a_queue_without_worker_or_a_broker_down_is_a_clear_503(setup: Setup) -> None:
+def assert_gateway_problem(answer: httpx.Response, status: int, prefix: str) -> None:
+    assert answer.status_code == status, answer.text
+    problem = answer.json()
+    assert problem["status"] == status
+    assert f"provider {prefix!r}" in problem["detail"]
+    assert "127.0.0.1" not in problem["detail"]  # the broker's address is the operator's
+    assert "Traceback" not in answer.text
+
+
+def test_a_queue_without_worker_or_a_broker_down_is_a_gateway_error(setup: Setup) -> None:
+    # The broker took the request and no worker answered: 504, saying so.
     idle = httpx.get(f"{setup.url}/processes/idle:hello-world", timeout=60)
-    assert idle.status_code == 503, idle.text
-    assert "no worker answered" in idle.json()["detail"]
-    assert "strato.test.nobody" in idle.json()["detail"]
+    assert_gateway_problem(idle, 504, "idle:")
+    assert "no worker" in idle.json()["detail"]
+    # No broker there: 502, for a description and an execution alike.
     down = httpx.get(f"{setup.url}/processes/down:hello-world", timeout=60)
-    assert down.status_code == 503, down.text
+    assert_gateway_problem(down, 502, "down:")
     assert "cannot be reached" in down.json()["detail"]
+    answer = httpx.post(
+        f"{setup.url}/processes/down:hello-world/execution",
+        json={"inputs": {"name": "x"}},
+        headers=setup.auth,
+        timeout=60,
+    )
+    assert_gateway_problem(answer, 502, "down:")
     # The listing goes on without them.
     listed = httpx.get(f"{setup.url}/processes", timeout=60)
     assert listed.status_code == 200
     ids = {p["id"] for p in listed.json()["processes"]}
     assert "cq:hello-world" in ids
     assert not any(i.startswith(("idle:", "down:")) for i in ids)
-    assert "Traceback" not in setup.api.log.read_text(errors="replace")
+    log = setup.api.log.read_text(errors="replace")
+    assert "Traceback" not in log
+    assert "no worker answered on queue 'strato.test.nobody." in log
+
+
+def test_a_broker_down_when_the_job_starts_fails_it_as_a_gateway_error(tmp_path: Path) -> None:
+    pytest.importorskip("celery")
+    provider = CeleryProvider(
+        ProviderSettings(
+            prefix="down:", kind="celery", broker_url="redis://127.0.0.1:1/0", queue="q"
+        )
+    )
+    ctx = TaskCtx(tmp_path, Settings(data_dir=tmp_path, log=LogSettings(access=False)))
+    # Retried by the job engine (nothing was sent), then the job fails with it: 502.
+    with pytest.raises(RemoteUnreachable, match="provider 'down:' cannot be reached"):
+        provider.run("hello-world", {"name": "x"}, ctx)
+    provider.close()
 
 
 def test_serve_celery_needs_a_queue_and_runs_alone() -> None:

@@ -9,6 +9,11 @@ followed to its end: progress mirrored into this job, result files written into 
 job's result directory (served from here as any local result), the outputs returned.
 A cancelled job signals its run (its ``ctx.cancelled()`` there), then revokes it with
 ``terminate`` if it has not stopped within a moment.
+
+Failures say whose fault they are, as the other providers' do: inputs the worker
+refuses (or its task's own client errors) keep their 4xx; a broker that cannot be
+reached is 502 (a job's start tried again by the job engine: nothing was sent), a queue
+no worker answers 504; the broker's address goes to the log, not to users.
 """
 
 from __future__ import annotations
@@ -24,12 +29,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from strato.errors import InvalidInput, NotFound, PayloadTooLarge, StratoError, Unavailable
+from strato.errors import (
+    BadGateway,
+    GatewayTimeout,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    StratoError,
+)
 from strato.extras import optional_driver
 from strato.job_engine import RetryableTaskError, TaskContext
 from strato.processes.celery_endpoint import DESCRIBE, EXECUTE, PROCESSES, plain_name
 from strato.processes.model.description import ProcessDescription
-from strato.processes.model.errors import NoSuchProcess
+from strato.processes.model.errors import NoSuchProcess, RemoteUnreachable
 from strato.processes.providers.base import RemoteFailed, description_from_json
 from strato.processes.settings import ProviderSettings
 
@@ -96,8 +108,15 @@ class CeleryProvider:
     def describe(self, process_id: str) -> ProcessDescription:
         answer = self._ask(DESCRIBE, {"process": process_id})
         if answer.get("t") == "error":
-            raise _failure(self.settings.prefix + process_id, str(answer.get("reason")))
-        return description_from_json(answer.get("process") or {})
+            raise self._failure(process_id, str(answer.get("reason")))
+        try:
+            return description_from_json(answer.get("process") or {})
+        except InvalidInput as exc:  # the worker's fault, not the user's
+            log.warning("provider %r: %s", self.settings.prefix, exc.detail)
+            raise BadGateway(
+                f"provider {self.settings.prefix!r} answered something other than a process "
+                "description"
+            ) from None
 
     def _ask(self, task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         timeout = self.settings.timeout
@@ -108,25 +127,29 @@ class CeleryProvider:
                 for event in replies.take(min(left, 1.0)):
                     if event.get("run") == rid:
                         return event
-        raise Unavailable(
-            f"provider {self.settings.prefix!r}: no worker answered on {self.where()} "
-            f"within {timeout:g} s (is `strato endpoint serve --celery` running?)"
+        log.warning(
+            "provider %r: no worker answered on %s within %g s (is `strato endpoint serve "
+            "--celery` running?)",
+            self.settings.prefix,
+            self.where(),
+            timeout,
+        )
+        raise GatewayTimeout(
+            f"provider {self.settings.prefix!r} did not answer in {timeout:g} s: no worker "
+            "took the request from its queue"
         )
 
     # --- an execution: events to its end ----------------------------------------------
 
     def run(self, process_id: str, inputs: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
-        name = self.settings.prefix + process_id
-        try:
-            with self._replies() as replies:
-                run_id = replies.send(EXECUTE, {"process": process_id, "inputs": inputs})
-                return self._follow(replies, run_id, name, ctx)
-        except Unavailable as exc:  # nothing was sent: it may be tried again
-            raise RetryableTaskError(str(exc)) from None
+        with self._replies(start=True) as replies:
+            run_id = replies.send(EXECUTE, {"process": process_id, "inputs": inputs})
+            return self._follow(replies, run_id, process_id, ctx)
 
     def _follow(
-        self, replies: _Replies, run_id: str, name: str, ctx: TaskContext
+        self, replies: _Replies, run_id: str, process_id: str, ctx: TaskContext
     ) -> dict[str, Any]:
+        name = f"{process_id!r} at provider {self.settings.prefix!r}"
         files = _Files(ctx.result_dir)
         last = (-1, "")
         starts = 0
@@ -156,7 +179,7 @@ class CeleryProvider:
                     reason = str(event.get("reason") or "no reason given")
                     if event.get("retry"):
                         raise RetryableTaskError(f"{name}: {reason}")
-                    raise _failure(name, reason)
+                    raise self._failure(process_id, reason)
                 elif kind == "lost":
                     self._revoke(run_id)
                     raise RetryableTaskError(f"{name}: {event.get('reason')}")
@@ -186,8 +209,21 @@ class CeleryProvider:
 
     # --- the reply queue ---------------------------------------------------------------
 
+    def _failure(self, process_id: str, reason: str) -> StratoError:
+        """The worker's reason as this job's error: a client's error keeps its class (and
+        so its 4xx here), anything else is the remote's failure."""
+        said = f"provider {self.settings.prefix!r}"
+        kind, _, detail = reason.partition(": ")
+        if kind == "InvalidInput" and detail:
+            return InvalidInput(f"{said} refused the inputs: {detail}")
+        if kind in _CLIENT_ERRORS and detail:
+            return _CLIENT_ERRORS[kind](f"{said}: {detail}")
+        return RemoteFailed(f"{process_id!r} at {said}: failed: {reason}")
+
     @contextmanager
-    def _replies(self) -> Iterator[_Replies]:
+    def _replies(self, *, start: bool = False) -> Iterator[_Replies]:
+        """A reply queue on a connection of its own. ``start``: for a run, which the job
+        engine tries again when the broker could not be reached (nothing was sent)."""
         with optional_driver():
             from kombu import Connection
 
@@ -196,10 +232,14 @@ class CeleryProvider:
             try:
                 conn.ensure_connection(max_retries=1, interval_start=0)
             except Exception as exc:
-                raise Unavailable(
-                    f"provider {self.settings.prefix!r}: the Celery broker of {self.where()} "
-                    f"cannot be reached: {type(exc).__name__}"
-                ) from None
+                log.warning(
+                    "provider %r: the broker of %s cannot be reached: %s",
+                    self.settings.prefix,
+                    self.where(),
+                    exc,
+                )
+                unreachable = RemoteUnreachable if start else BadGateway
+                raise unreachable(f"provider {self.settings.prefix!r} cannot be reached") from None
             with _Replies(self, conn) as replies:
                 yield replies
         finally:
@@ -248,15 +288,21 @@ class _Replies:
             # (the message's TTL, in milliseconds): nobody waits for its answer then.
             options["expires"] = expires
             options["expiration"] = expires
-        self.provider.app.send_task(
-            task,
-            kwargs={**kwargs, "run": run_id, "reply": self.name},
-            task_id=run_id,
-            queue=self.provider.queue,
-            ignore_result=True,
-            producer=self.conn.Producer(),
-            **options,
-        )
+        try:
+            self.provider.app.send_task(
+                task,
+                kwargs={**kwargs, "run": run_id, "reply": self.name},
+                task_id=run_id,
+                queue=self.provider.queue,
+                ignore_result=True,
+                producer=self.conn.Producer(),
+                **options,
+            )
+        except self.conn.connection_errors as exc:
+            log.warning("reply queue %s: the task could not be sent: %s", self.name, exc)
+            raise BadGateway(
+                f"provider {self.provider.settings.prefix!r}: its broker took no request"
+            ) from None
         return run_id
 
     def take(self, timeout: float) -> list[dict[str, Any]]:
@@ -267,9 +313,10 @@ class _Replies:
             except TimeoutError:
                 pass
             except self.conn.connection_errors as exc:
-                raise RemoteFailed(
-                    f"provider {self.provider.settings.prefix!r}: the connection to the Celery "
-                    f"broker was lost: {type(exc).__name__}"
+                log.warning("reply queue %s: the broker connection was lost: %s", self.name, exc)
+                raise BadGateway(
+                    f"provider {self.provider.settings.prefix!r}: the connection to its broker "
+                    "was lost"
                 ) from None
         got, self._got = self._got, []
         return got
@@ -319,12 +366,3 @@ class _Files:
                 raise RemoteFailed(f"{name}: results cut short ({filename!r})")
             results[str(output)] = {"href": filename, "type": str(media)}
         return results
-
-
-def _failure(name: str, reason: str) -> StratoError:
-    """The worker's reason as this job's error: a client's error keeps its class (and so
-    its 4xx here), anything else is the remote's failure."""
-    kind, _, detail = reason.partition(": ")
-    if kind in _CLIENT_ERRORS and detail:
-        return _CLIENT_ERRORS[kind](f"{name}: {detail}")
-    return RemoteFailed(f"{name}: {reason}")
