@@ -13,8 +13,9 @@ import pytest
 
 from strato.errors import InvalidInput, NotFound, PayloadTooLarge
 from strato.processes.model.errors import ProcessFailed, job_failure
+from tests.data.model_files import write_station_file
 from tests.processes.conftest import Node
-from tests.processes.workflow_support import DOMAIN, model_file, wait_done
+from tests.processes.workflow_support import DOMAIN, data_dir, model_file, wait_done
 
 STRATO = "urn:strato:problem:"
 
@@ -87,6 +88,32 @@ def test_a_workflow_whose_step_refused_its_input_is_400(http: httpx.Client, node
     assert "'nope'" in answer.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("process", "extra"),
+    [
+        ("reduce", {"method": "mean"}),
+        ("climatology", {"method": "mean"}),
+        ("resample", {"freq": "1MS"}),
+    ],
+)
+def test_a_computation_over_text_is_400_naming_the_variable(
+    http: httpx.Client, node: Node, process: str, extra: dict[str, Any]
+) -> None:
+    """Station operators are text: numpy cannot average them, and that is the choice of
+    variable, not a crash."""
+    path = data_dir(node) / "stations.nc"
+    if not path.exists():
+        write_station_file(path)
+    inputs = {"href": str(path), "variable": "operator", **extra}
+    answer = http.post(
+        f"/processes/{process}/execution", json={"inputs": inputs}, headers=node.auth("ann")
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["type"] == STRATO + "invalid-input"
+    assert "variable: operator holds text" in answer.json()["detail"]
+    assert "Traceback" not in answer.text
+
+
 def test_a_crashed_process_is_500_process_failed(http: httpx.Client, node: Node) -> None:
     gate = node.gates / secrets.token_hex(8)
     gate.touch()  # open: the synchronous run ends at once, by failing
@@ -95,8 +122,12 @@ def test_a_crashed_process_is_500_process_failed(http: httpx.Client, node: Node)
         "/processes/gate/execution", json={"inputs": inputs}, headers=node.auth("ann")
     )
     assert answer.status_code == 500, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
     assert answer.json()["type"] == STRATO + "process-failed"
-    assert "asked to fail" in answer.json()["detail"]
+    # The reason, in one line: the exception's class and message, not its traceback.
+    assert "RuntimeError: asked to fail" in answer.json()["detail"]
+    assert "Traceback" not in answer.text
+    assert 'File "' not in answer.text
     made = http.post(
         "/processes/gate/execution",
         json={"inputs": inputs},

@@ -71,6 +71,18 @@ def _selected(
         yield ds, apply_domain(da, request.domain, request.where("domain"))
 
 
+def _numbers(da: xr.DataArray, request: VariableRequest) -> xr.DataArray:
+    """``da`` if it holds numbers; InvalidInput naming the variable when it holds text
+    (a station's name, a flag's meaning), which no reduction, grouping or difference
+    computes (numpy's own refusal would be a crash, 500, for the user's choice)."""
+    if da.dtype.kind in "USO":
+        raise invalid(
+            request.where("variable"),
+            f"{request.variable} holds text ({da.dtype}), not numbers: only a subset takes it",
+        )
+    return da
+
+
 def _budget(settings: Settings) -> int:
     return DataSettings.of(settings).byte_budget
 
@@ -132,6 +144,7 @@ def reduce(inputs: dict[str, Any], ctx: TaskContext) -> Outputs:
     settings = task_settings(ctx)
     ctx.progress(0, "opening")
     with _selected(request, settings) as (ds, da):
+        _numbers(da, request)
         dims = axis_dims(da, axes, "axes") if axes is not None else tuple(da.dims)
         weights = area_weights(da, dims, "weighted") if weighted else None
         check_budget(da, _budget(settings), f"the domain of {request.variable}")
@@ -174,6 +187,8 @@ def climatology(inputs: dict[str, Any], ctx: TaskContext) -> Outputs:
     settings = task_settings(ctx)
     ctx.progress(0, "opening")
     with _selected(request, settings) as (ds, da):
+        if action not in ("count", "first", "last"):  # these take any values
+            _numbers(da, request)
         grouping = _grouping(da, args)
         _check(ctx)
         ctx.progress(10, "grouping")
@@ -190,7 +205,7 @@ def anomaly(inputs: dict[str, Any], ctx: TaskContext) -> Outputs:
     settings = task_settings(ctx)
     ctx.progress(0, "opening")
     with _selected(request, settings) as (ds, da):
-        grouping = _grouping(da, args)
+        grouping = _grouping(_numbers(da, request), args)
         budget = _budget(settings)
         check_budget(da, budget, f"the domain of {request.variable}")
         ctx.progress(10, "computing the climatology")
@@ -220,7 +235,7 @@ def resample(inputs: dict[str, Any], ctx: TaskContext) -> Outputs:
     settings = task_settings(ctx)
     ctx.progress(0, "opening")
     with _selected(request, settings) as (ds, da):
-        dim = time_dim(da, "freq")
+        dim = time_dim(_numbers(da, request), "freq")
         check_budget(da, _budget(settings), f"the domain of {request.variable}")
         _check(ctx)
         ctx.progress(10, "resampling")
@@ -247,6 +262,7 @@ def difference(inputs: dict[str, Any], ctx: TaskContext) -> Outputs:
     settings = task_settings(ctx)
     ctx.progress(0, "opening")
     with _selected(first, settings) as (ds, a), _selected(second, settings) as (_, b):
+        _numbers(a, first), _numbers(b, second)
         check_same_grid(a, b, "b")
         units_a, units_b = a.attrs.get("units"), b.attrs.get("units")
         if units_a is not None and units_b is not None and units_a != units_b:
