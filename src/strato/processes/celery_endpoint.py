@@ -244,8 +244,13 @@ def serve(
     processes: Collection[str] = (),
     concurrency: int,
     loglevel: str = "WARNING",
+    visibility_timeout: float = 12 * 3600,
 ) -> None:
-    """Run a Celery worker on ``queue`` offering this node's processes, until stopped."""
+    """Run a Celery worker on ``queue`` offering this node's processes, until stopped.
+
+    ``visibility_timeout``: on Redis, a message not acknowledged in that many seconds is
+    delivered again (to find the runs of a worker that died whole); a longer run would be
+    run twice, so it is longer than Celery's hour."""
     from strato.processes.providers.base import Providers
     from strato.processes.settings import ProcessesSettings
 
@@ -253,6 +258,7 @@ def serve(
     providers = Providers(options.providers) if options.providers else None
     offered = Offered(Registry.from_entry_points(providers), settings, processes)
     app = make_endpoint_app(broker_url, queue, offered)
+    app.conf.broker_transport_options = {"visibility_timeout": visibility_timeout}
     with optional_driver():
         from celery.signals import worker_ready
         from kombu.utils.url import maybe_sanitize_url

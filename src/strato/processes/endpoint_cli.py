@@ -72,6 +72,14 @@ def serve(
         typer.Option(min=1, help="celery: worker processes (one run each); default jobs.workers."),
     ] = None,
     loglevel: Annotated[str, typer.Option(help="celery: Celery's log level.")] = "WARNING",
+    visibility_timeout: Annotated[
+        float,
+        typer.Option(
+            min=60,
+            help="celery on Redis: seconds before an unacknowledged run is delivered again "
+            "(a worker that died whole); longer than any run.",
+        ),
+    ] = 12 * 3600,
 ) -> None:
     """Serve this node's processes over ZeroMQ and/or HTTP, or from a Celery queue, until
     stopped."""
@@ -88,7 +96,7 @@ def serve(
         if not queue:
             typer.echo("error: --celery needs --queue (the provider's queue)", err=True)
             raise typer.Exit(2)
-        _serve_celery(ctx, celery, queue, process or (), concurrency, loglevel)
+        _serve_celery(ctx, celery, queue, process or (), concurrency, loglevel, visibility_timeout)
         return
     if not zmq and not http:
         typer.echo(
@@ -138,6 +146,7 @@ def _serve_celery(
     processes: list[str] | tuple[()],
     concurrency: int | None,
     loglevel: str,
+    visibility_timeout: float,
 ) -> None:
     from strato.cli import state
     from strato.jobs.settings import JobsSettings
@@ -148,7 +157,13 @@ def _serve_celery(
     configure_logging(settings.log)
     workers = concurrency or JobsSettings.of(settings).pool_size
     serve_celery(
-        settings, broker, queue, processes=processes, concurrency=workers, loglevel=loglevel
+        settings,
+        broker,
+        queue,
+        processes=processes,
+        concurrency=workers,
+        loglevel=loglevel,
+        visibility_timeout=visibility_timeout,
     )
 
 

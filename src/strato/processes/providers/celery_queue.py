@@ -108,7 +108,11 @@ class CeleryProvider:
     def describe(self, process_id: str) -> ProcessDescription:
         answer = self._ask(DESCRIBE, {"process": process_id})
         if answer.get("t") == "error":
-            raise self._failure(process_id, str(answer.get("reason")))
+            error = self._failure(process_id, str(answer.get("reason")))
+            if isinstance(error, RemoteFailed):  # not the user's fault: the worker's
+                log.warning("provider %r: %s", self.settings.prefix, error.detail)
+                raise BadGateway(f"provider {self.settings.prefix!r} failed to describe it")
+            raise error
         try:
             return description_from_json(answer.get("process") or {})
         except InvalidInput as exc:  # the worker's fault, not the user's
