@@ -306,6 +306,24 @@ def test_a_worker_process_killed_mid_run_is_retried_by_the_node(setup: Setup) ->
     assert httpx.get(f"{job}/results", headers=setup.auth, timeout=30).json() == {"echo": "kill"}
 
 
+def test_a_workflow_step_on_the_queue_feeds_a_step_on_the_node(setup: Setup) -> None:
+    queued = {"step": "q", "output": "echo"}
+    workflow = {
+        "steps": {
+            "q": {"process": "cq:hello-world", "inputs": {"name": "queue", "message": "first"}},
+            "n": {"process": "hello-world", "inputs": {"name": "node", "message": queued}},
+        },
+        "outputs": {"queued": queued, "node": {"step": "n", "output": "echo"}},
+    }
+    job = execute_async(setup, "workflow", workflow)
+    done = wait_until(setup, job, finished)
+    assert done["status"] == "successful", done
+    steps = {step["name"]: step["processID"] for step in done["steps"]}
+    assert steps == {"q": "cq:hello-world", "n": "hello-world"}
+    results = httpx.get(f"{job}/results", headers=setup.auth, timeout=30).json()
+    assert results == {"queued": "Hello queue! first", "node": "Hello node! Hello queue! first"}
+
+
 def test_a_result_file_comes_back_whole_and_is_served_by_the_node(setup: Setup) -> None:
     size = (5 << 20) // 2  # three chunks, the last one partial
     job = execute_async(setup, "cq:blob", {"size": size})
