@@ -4,7 +4,9 @@ the problems the standard names, job list filters and paging."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -206,3 +208,41 @@ def test_html_pages(http: httpx.Client, node: Node) -> None:
     browser = {**who, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
     assert http.get("/processes", headers=browser).headers["content-type"].startswith("text/html")
     assert http.get("/processes", headers={"Accept": "*/*"}).json()["processes"]
+
+
+def test_a_status_request_preferring_to_wait_is_answered_when_the_job_ends(
+    http: httpx.Client, node: Node
+) -> None:
+    job_id, gate = start_gate(http, node)
+    with ThreadPoolExecutor(1) as pool:
+        # Asked before the gate opens: a status answered at once would say "running".
+        asked = pool.submit(
+            http.get, f"/jobs/{job_id}", headers={**node.auth("ann"), "Prefer": "wait=100"}
+        )
+        time.sleep(0.3)  # the request is in flight (ordering, not a measurement)
+        gate.touch()
+        answer = asked.result(timeout=60)
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "successful"
+    # Held at most as long as the node allows (processes.status_wait_seconds, 30).
+    assert answer.headers["Preference-Applied"] == "wait=30"
+
+
+def test_a_status_wait_ends_with_the_job_as_it_is_when_the_time_is_up(
+    http: httpx.Client, node: Node
+) -> None:
+    job_id, gate = start_gate(http, node)
+    try:
+        answer = http.get(f"/jobs/{job_id}", headers={**node.auth("ann"), "Prefer": "wait=1"})
+        assert answer.json()["status"] in ("accepted", "running")
+        assert answer.headers["Preference-Applied"] == "wait=1"
+        # Not another user's: a job they cannot see is no job, waited for or not.
+        other = http.get(f"/jobs/{job_id}", headers={**node.auth("bob"), "Prefer": "wait=5"})
+        assert other.status_code == 404
+        # A preference that is not a number of seconds is ignored.
+        plain = http.get(f"/jobs/{job_id}", headers={**node.auth("ann"), "Prefer": "wait=soon"})
+        assert plain.status_code == 200
+        assert "Preference-Applied" not in plain.headers
+    finally:
+        gate.touch()
+    wait_done(http, node, job_id)

@@ -38,6 +38,7 @@ class ProcessesCapability:
     def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
         from strato.errors import Unavailable
         from strato.processes.analytics import ClimatologyAnalytics
+        from strato.processes.api.fast_jobs import JobRequestsFastPath
         from strato.processes.api.routes import make_router
         from strato.processes.api.stratus import make_router as make_stratus_router
         from strato.processes.callbacks import Callbacks
@@ -75,6 +76,14 @@ class ProcessesCapability:
         pages = Pages(app.state.templates, app.state.nav, ctx.settings)
         app.include_router(make_router(service, callbacks, pages, auth, ctx.settings, workflows))
         app.include_router(make_stratus_router(service, workflows, auth, ctx.settings))
+        # Inside the request-context middleware (create_app adds it after the
+        # capabilities), so fast answers carry request ids and count in the metrics.
+        app.add_middleware(
+            JobRequestsFastPath,
+            service=service,
+            identities=ctx.identities,
+            public_url=ctx.settings.public_url,
+        )
 
     def register_cli(self, app: typer.Typer) -> None:
         from strato.processes.cli import register

@@ -82,6 +82,19 @@ class ProcessesSettings(Section):
         description="How long a synchronous execution waits for its job; past it the answer "
         "is 201 with the job's status, as an asynchronous one.",
     )
+    status_wait_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Longest a job's status request with `Prefer: wait=N` is held until "
+        "the job finishes (a client told of the end without polling); 0 ignores the "
+        "preference.",
+    )
+    fast_job_requests: bool = Field(
+        True,
+        description="Answer a job's status and results for a token checked lately from "
+        "memory before FastAPI's routing (strato.processes.api.fast_jobs); off: FastAPI "
+        "answers every request.",
+    )
     job_time_limit: float | None = Field(
         None, gt=0, description="Seconds a job may run before the engine stops it; none: no limit."
     )

@@ -19,12 +19,20 @@ from strato.job_engine import JobRecord, JobStatus
 from strato.jsonio import dumps
 from strato.processes.api.files import result_file
 from strato.processes.api.models import ExecuteIn
+from strato.processes.api.urls import PREFIX
+from strato.processes.api.urls import api_url as api_url_of
 from strato.processes.api.workflows import execute as execute_workflow
 from strato.processes.api.workflows import plan_of, workflow_status
 from strato.processes.callbacks import Callbacks
 from strato.processes.model.description import DISMISS
 from strato.processes.model.errors import NoSuchJob, job_failure
-from strato.processes.model.execute import Mode, Subscriber, mode_of, requested_outputs
+from strato.processes.model.execute import (
+    Mode,
+    Subscriber,
+    mode_of,
+    preferred_wait,
+    requested_outputs,
+)
 from strato.processes.model.interval import parse_interval
 from strato.processes.model.status import (
     JSON,
@@ -41,7 +49,6 @@ from strato.processes.workflows.coordinator import Workflows
 from strato.processes.workflows.plan import WORKFLOW, Plan
 from strato.settings import Settings
 
-PREFIX = "/processes-api"
 CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
 CONFORMANCE = tuple(
     CONF + name
@@ -75,8 +82,7 @@ def make_router(
     process = Depends(auth.require(Scope.PROCESS))
 
     def api_url(request: Request) -> str:
-        base = settings.public_url or str(request.base_url)
-        return base.rstrip("/") + PREFIX
+        return api_url_of(settings.public_url, request)
 
     def link(href: str, rel: str, title: str, type_: str = JSON) -> dict[str, str]:
         return {"href": href, "rel": rel, "type": type_, "title": title}
@@ -269,19 +275,37 @@ def make_router(
     # the engine holds the job in memory (running, or finished lately), which it does
     # for the jobs being followed; else in a thread, as the database is blocking.
 
-    @router.get("/jobs/{jobID}", summary="A job's status")
+    @router.get(
+        "/jobs/{jobID}",
+        summary="A job's status",
+        description="With `Prefer: wait=N` (RFC 7240), an unfinished job's status is "
+        "answered when the job finishes, or after N seconds (at most the node's "
+        "`processes.status_wait_seconds`): a client hears of the end without polling. "
+        "`Preference-Applied` says when the wait was honoured.",
+    )
     async def job_status(
         jobID: str,
         request: Request,
         f: str | None = Format,
+        prefer: str | None = Header(None, max_length=1024),
         who: Principal = process,
     ) -> Response:
         api = api_url(request)
         job = service.job_in_memory(jobID, who)
+        headers = {}
+        wait = min(preferred_wait(prefer) or 0, options.status_wait_seconds)
+        if wait > 0:
+            if job is None:
+                job = await run_in_threadpool(service.job, jobID, who)
+            if not job.done:
+                job = await service.wait(job, wait)
+            headers["Preference-Applied"] = f"wait={wait:g}"
         if job is not None and job.process_id != WORKFLOW and not wants_html(request, f):
-            return JSONResponse(status_info(job, api))
+            return JSONResponse(status_info(job, api), headers=headers)
         # A workflow's steps may be read from the database; pages are rendered there too.
-        return await run_in_threadpool(job_page, jobID, request, f, who)
+        answer = await run_in_threadpool(job_page, jobID, request, f, who)
+        answer.headers.update(headers)
+        return answer
 
     def job_page(jobID: str, request: Request, f: str | None, who: Principal) -> Response:
         api = api_url(request)

@@ -41,6 +41,18 @@ def prefers_async(prefer: str | None) -> bool:
     return "respond-async" in preferences
 
 
+def preferred_wait(prefer: str | None) -> float | None:
+    """The seconds of a ``wait=`` preference (RFC 7240 section 4.3), if any; a value that
+    is not a number of seconds is ignored, as a preference the server cannot honour."""
+    for item in (prefer or "").split(","):
+        name, _, value = item.split(";")[0].partition("=")
+        if name.strip().lower() == "wait":
+            text = value.strip().strip('"')
+            if text.isdigit() and len(text) <= 6:
+                return float(text)
+    return None
+
+
 def mode_of(process: ProcessDescription, prefer: str | None) -> Mode:
     """How to run it: as the client prefers when the process allows it, else as it can
     (the standard lets the server choose when the preference cannot be met)."""
