@@ -111,6 +111,20 @@ class JobEngine(Protocol):
         """A new job, already visible to :meth:`get` and :meth:`list`."""
         ...
 
+    async def submit_async(
+        self,
+        *,
+        task: str,
+        inputs: dict[str, Any],
+        owner: str,
+        process_id: str,
+        time_limit: float | None = None,
+        retries: int = 0,
+    ) -> JobRecord:
+        """:meth:`submit` for a coroutine: the event loop is not blocked while the job's
+        record is written."""
+        ...
+
     def get(self, job_id: str) -> JobRecord:
         """The job; strato.errors.NotFound if unknown."""
         ...

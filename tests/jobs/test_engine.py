@@ -61,6 +61,22 @@ def test_a_submitted_job_is_visible_at_once_and_succeeds_with_its_outputs(
     assert engine.store.get(job.id) == done
 
 
+def test_a_job_submitted_from_a_coroutine_is_written_before_it_is_answered(
+    engine: JobService,
+) -> None:
+    async def submit_and_wait() -> tuple[JobRecord, JobRecord, JobRecord]:
+        job = await engine.submit_async(
+            task=T + "echo", inputs={"b": 2}, owner="bob", process_id="echo"
+        )
+        stored = engine.store.get(job.id)  # written before submit_async returned
+        return job, stored, await engine.wait(job.id, PATIENCE)
+
+    job, stored, done = asyncio.run(submit_and_wait())
+    assert (stored.id, stored.owner, stored.inputs) == (job.id, "bob", {"b": 2})
+    assert done.status == JobStatus.successful
+    assert done.results == {"echo": {"b": 2}, "job": job.id}
+
+
 def test_a_failing_task_fails_its_job_with_a_one_line_reason(engine: JobService) -> None:
     job = engine.submit(task=T + "fail", inputs={}, owner="", process_id="fail")
     done = asyncio.run(engine.wait(job.id, PATIENCE))

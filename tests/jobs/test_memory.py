@@ -7,13 +7,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from strato.context import Context
 from strato.errors import NotFound
 from strato.job_engine import JobRecord, JobStatus
 from strato.jobs.engine import JobService
+from strato.jobs.service import open_jobs
+from strato.jobs.settings import JobsSettings
+from strato.settings import LogSettings, Settings
 from tests.jobs.conftest import PATIENCE, MakeEngine
 
 T = "tests.jobs.tasks:"
@@ -95,3 +100,26 @@ def test_a_long_jobs_start_is_written_after_the_delay_without_waiting_for_its_en
         time.sleep(0.05)
     engine.cancel(job.id)
     assert finish(engine, job.id).status is JobStatus.dismissed
+
+
+def test_a_coroutine_submitting_to_an_engine_not_started_starts_it(
+    tmp_path: Path, executor: str
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        log=LogSettings(access=False),
+        jobs=JobsSettings(executor=executor),  # type: ignore[arg-type]
+    )
+    ctx = Context.open(settings)
+    ctx.migrate()
+    engine = open_jobs(ctx.sessions, settings)
+    try:
+
+        async def submit() -> JobRecord:
+            job = await engine.submit_async(task=T + "echo", inputs={}, owner="", process_id="e")
+            return await engine.wait(job.id, PATIENCE)
+
+        assert asyncio.run(submit()).status is JobStatus.successful
+    finally:
+        engine.close()
+        ctx.close()

@@ -45,16 +45,25 @@ log = logging.getLogger(__name__)
 # Seconds a finished job stays in memory: the requests following its end come within it.
 KEEP_FINISHED_FOR = 60.0
 
-_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[JobRecord]"]
+_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
 @dataclass(eq=False)
 class _Insert:
-    """A submitted job's row, waiting for the writer's next commit."""
+    """A submitted job's row, waiting for the writer's next commit: a thread waits on
+    ``written``, a coroutine on ``future`` (set through its loop)."""
 
     row: dict[str, Any]
     written: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
+    waiter: _Waiter | None = None
+
+    def done(self) -> None:
+        self.written.set()
+        if self.waiter is not None:
+            loop, future = self.waiter
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
+                loop.call_soon_threadsafe(_set, future, None)
 
 
 @dataclass
@@ -200,6 +209,38 @@ class JobService:
         and ``task`` runs to say so."""
         return self._submit(task, inputs, owner, process_id, None, 0, run=False)
 
+    async def submit_async(
+        self,
+        *,
+        task: str,
+        inputs: dict[str, Any],
+        owner: str,
+        process_id: str,
+        time_limit: float | None = None,
+        retries: int = 0,
+    ) -> JobRecord:
+        if not self._started or self._recover_pending:
+            # Starting and recovering meet the database: in a thread, once.
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                None,
+                lambda: self.submit(
+                    task=task,
+                    inputs=inputs,
+                    owner=owner,
+                    process_id=process_id,
+                    time_limit=time_limit,
+                    retries=retries,
+                ),
+            )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        record, insert = self._enqueue(
+            task, inputs, owner, process_id, time_limit, retries, waiter=(loop, future)
+        )
+        await future
+        return self._written(record, insert, run=True)
+
     def _submit(
         self,
         task: str,
@@ -211,13 +252,28 @@ class JobService:
         *,
         run: bool,
     ) -> JobRecord:
-        check_task(task)
         self._try_recover()
+        self._ensure_started()
+        record, insert = self._enqueue(task, inputs, owner, process_id, time_limit, retries)
+        insert.written.wait()
+        return self._written(record, insert, run=run)
+
+    def _enqueue(
+        self,
+        task: str,
+        inputs: dict[str, Any],
+        owner: str,
+        process_id: str,
+        time_limit: float | None,
+        retries: int,
+        waiter: _Waiter | None = None,
+    ) -> tuple[_Live, _Insert]:
+        """A new job's record, its row handed to the writer (never blocks)."""
+        check_task(task)
         if time_limit is not None and time_limit <= 0:
             raise InvalidInput("time_limit: a job needs more than 0 seconds")
         if retries < 0:
             raise InvalidInput("retries: cannot be negative")
-        self._ensure_started()
         now = utcnow()
         record = JobRecord(
             id=new_job_id(),
@@ -241,20 +297,24 @@ class JobService:
         # Written by the writer with whatever else is waiting (group commit: concurrent
         # submits share a transaction), and only then run, so that no state change is
         # written before its row exists.
-        insert = _Insert(self.store.row(record, retries=retries, time_limit=limit))
+        insert = _Insert(self.store.row(record, retries=retries, time_limit=limit), waiter=waiter)
         with self._lock:
             if self._closing:
                 raise Unavailable("the job engine is stopping")
             self._inserts.append(insert)
             self._urgent = True
             self._wake.notify()
-        insert.written.wait()
+        return _Live(record, retries, limit), insert
+
+    def _written(self, live: _Live, insert: _Insert, *, run: bool) -> JobRecord:
+        """Once its row is written: the job is this engine's to run."""
         if insert.error is not None:
             raise insert.error
+        record = live.record
         with self._lock:
-            self._live[record.id] = _Live(record, retries, limit)
+            self._live[record.id] = live
         if run:
-            self.executor.run(self._dispatch(record, limit))
+            self.executor.run(self._dispatch(record, live.time_limit))
         return record
 
     def get(self, job_id: str) -> JobRecord:
@@ -465,7 +525,7 @@ class JobService:
                 # Submitters hear of it at once; state changes are tried again.
                 for insert in inserts:
                     insert.error = exc
-                    insert.written.set()
+                    insert.done()
                 with self._lock:
                     for job_id, record in batch.items():
                         self._dirty.setdefault(job_id, record)
@@ -475,7 +535,7 @@ class JobService:
                 continue
             failures = 0
             for insert in inserts:
-                insert.written.set()
+                insert.done()
             self._settle(batch)
 
     def _linger(self) -> None:
@@ -515,7 +575,7 @@ def _resolve(waiters: list[_Waiter], record: JobRecord) -> None:
             loop.call_soon_threadsafe(_set, future, record)
 
 
-def _set(future: asyncio.Future[JobRecord], record: JobRecord) -> None:
+def _set(future: asyncio.Future[Any], record: JobRecord | None) -> None:
     if not future.done():
         future.set_result(record)
 

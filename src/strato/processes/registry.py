@@ -94,6 +94,10 @@ class Registry:
         log.debug("processes: %s", ", ".join(registry._processes))
         return registry
 
+    def local(self, process_id: str) -> Registered | None:
+        """The process if this node runs it itself (no provider asked: never blocks)."""
+        return self._processes.get(process_id)
+
     def get(self, process_id: str) -> Registered:
         """The process; a remote one is asked of its provider (blocking: call it from a
         thread), NoSuchProcess if neither has it."""

@@ -63,6 +63,21 @@ class ProcessService:
             time_limit=self.settings.job_time_limit,
         )
 
+    async def submit_async(
+        self, registered: Registered, inputs: dict[str, Any], who: Principal
+    ) -> JobRecord:
+        """:meth:`submit` on the event loop, for a process this node runs itself
+        (``registry.local``): a provider's may have to be asked, in a thread."""
+        if registered.route is not None:
+            raise AssertionError(f"{registered.id!r} is a provider's: submit it in a thread")
+        return await self.jobs.submit_async(
+            task=registered.task,
+            inputs=validate_inputs(registered.description, inputs),
+            owner=owner_of(who),
+            process_id=registered.id,
+            time_limit=self.settings.job_time_limit,
+        )
+
     async def wait(self, job: JobRecord, timeout: float | None) -> JobRecord:
         return await self.jobs.wait(job.id, timeout=timeout)
 

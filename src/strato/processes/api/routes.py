@@ -24,7 +24,7 @@ from strato.processes.api.urls import api_url as api_url_of
 from strato.processes.api.workflows import execute as execute_workflow
 from strato.processes.api.workflows import plan_of, workflow_status
 from strato.processes.callbacks import Callbacks
-from strato.processes.model.description import DISMISS
+from strato.processes.model.description import DISMISS, ProcessDescription
 from strato.processes.model.errors import NoSuchJob, job_failure
 from strato.processes.model.execute import (
     Mode,
@@ -46,7 +46,7 @@ from strato.processes.service import JobQuery, ProcessService, results_of
 from strato.processes.settings import ProcessesSettings
 from strato.processes.web.pages import Pages, wants_html
 from strato.processes.workflows.coordinator import Workflows
-from strato.processes.workflows.plan import WORKFLOW, Plan
+from strato.processes.workflows.plan import WORKFLOW, Plan, has_nested
 from strato.settings import Settings
 
 CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
@@ -189,14 +189,8 @@ def make_router(
     ) -> Response:
         api = api_url(request)
 
-        def submit() -> Plan | tuple[JobRecord, dict[str, str], Subscriber | None, Mode]:
-            # One hop to a thread for all of it: a remote process is described by its
-            # provider (HTTP or ZeroMQ when not cached) and a submit waits for the
-            # database, neither of which may block the event loop.
-            plan = plan_of(service, processID, body.inputs)
-            if plan is not None:  # a workflow (explicit, or inputs calling others): one job
-                return plan
-            description = service.process(processID).description
+        def terms(description: ProcessDescription) -> tuple[dict[str, str], Subscriber | None]:
+            """The outputs and the subscriber the request asks for."""
             outputs = requested_outputs(
                 description,
                 {k: v.model_dump() for k, v in body.outputs.items()} if body.outputs else None,
@@ -210,15 +204,35 @@ def make_router(
                 )
                 if subscriber.uris() and not options.callbacks:
                     raise InvalidInput("subscriber callbacks are switched off on this node")
+            return outputs, subscriber
+
+        def submit() -> Plan | tuple[JobRecord, dict[str, str], Subscriber | None, Mode]:
+            # One hop to a thread for all of it: a remote process is described by its
+            # provider (HTTP or ZeroMQ when not cached) and a workflow's steps may be.
+            plan = plan_of(service, processID, body.inputs)
+            if plan is not None:  # a workflow (explicit, or inputs calling others): one job
+                return plan
+            description = service.process(processID).description
+            outputs, subscriber = terms(description)
             mode = mode_of(description, prefer)
             return service.submit(processID, body.inputs, who), outputs, subscriber, mode
 
-        submitted = await run_in_threadpool(submit)
-        if isinstance(submitted, Plan):
-            return await execute_workflow(
-                flows, submitted, who, api, prefer, options.sync_wait_seconds
-            )
-        job, outputs, subscriber, mode = submitted
+        # A process this node runs itself needs no thread: its description is here and
+        # the engine's write of the job is awaited on the loop.
+        local = None
+        if processID != WORKFLOW and not has_nested(body.inputs):
+            local = service.registry.local(processID)
+        if local is not None and local.route is None:
+            outputs, subscriber = terms(local.description)
+            mode = mode_of(local.description, prefer)
+            job = await service.submit_async(local, body.inputs, who)
+        else:
+            submitted = await run_in_threadpool(submit)
+            if isinstance(submitted, Plan):
+                return await execute_workflow(
+                    flows, submitted, who, api, prefer, options.sync_wait_seconds
+                )
+            job, outputs, subscriber, mode = submitted
         if subscriber is not None and subscriber.uris():
             callbacks.watch(
                 job,
