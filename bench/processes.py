@@ -1,35 +1,46 @@
-"""OGC API - Processes over HTTP: strato against pygeoapi, and against strato's own engine.
+"""OGC API - Processes over HTTP: strato against pygeoapi, against the floor of HTTP on
+this machine, and against strato's own engine.
 
 Each server runs as a user runs it, in a process of its own on loopback, and is driven the
-same way by one asyncio httpx client:
+same way by one asyncio client, aiohttp and httpx in turn (``--clients``; httpx costs
+about three times aiohttp's CPU per request, which on two cores shared with the server
+shows in every figure, so both are printed):
 
 - **executions**: ``--count`` asynchronous executions of ``hello-world`` (default 1,000),
   ``--concurrency`` at a time (default 16): ``POST /processes/hello-world/execution`` with
-  ``Prefer: respond-async`` (201 and a ``Location``), then ``GET`` that job until it is
-  ``successful`` (``--poll-ms`` between polls, default 1: neither server pushes to a
-  plain client) and ``GET`` its results; executions/s from the first POST to the last result.
+  ``Prefer: respond-async`` (201 and a ``Location``), then ``GET`` that job with
+  ``Prefer: wait=30`` until it is ``successful`` (a server honouring the RFC 7240 wait
+  answers when the job ends; one that does not answers at once, and the client polls
+  every ``--poll-ms``, default 1), then ``GET`` its results; executions/s from the first
+  POST to the last result.
 - **one at a time**: ``--samples`` executions (default 200), the milliseconds from the
   POST to holding the results; p50.
 
 The servers:
 
 1. **strato**: ``strato api`` on a fresh data directory (SQLite, local executor with its
-   default workers), a user with a token of scope ``process``.
-2. **pygeoapi** (the peer): its ``HelloWorld`` processor, executed asynchronously by its
+   default workers), a user with a token of scope ``process``; ``--setting`` (repeatable)
+   serves it with a setting changed. Then the same with
+   ``processes.fast_job_requests=false`` (first client only; ``--skip-plain`` leaves it
+   out): what the fast path for job requests is worth.
+2. **the floor**: a bare Starlette app on the same uvicorn answering the same three
+   requests with constant JSON (no routing table, no authentication, no job): what the
+   client and HTTP alone cost.
+3. **pygeoapi** (the peer): its ``HelloWorld`` processor, executed asynchronously by its
    default manager (TinyDB), served by uvicorn from its Starlette app, with a minimal
-   configuration and the OpenAPI document ``pygeoapi openapi generate`` writes, in a
-   temporary directory.
+   configuration and the OpenAPI document ``pygeoapi openapi generate`` writes (first
+   client only).
 
 And in the same run, strato's job engine itself (in this process, a fresh SQLite, the same
 executor and task): ``--count`` jobs ``--concurrency`` at a time, and ``--samples`` round
-trips one at a time (submit, then ``JobEngine.wait``). The overhead HTTP adds per
-execution is strato's one-at-a-time p50 over HTTP minus the engine's round trip p50
-(issue 14's goal: at most 2x the engine's round trip); the same at ``--concurrency`` is
-the wall time per execution over HTTP minus the engine's. Then strato / pygeoapi in
-executions/s (goal: >= 5x).
+trips one at a time (submit, then ``JobEngine.wait``). Issue 14's goal: the overhead HTTP
+adds per execution, 16 at a time (wall time per execution over HTTP minus the engine's),
+at most 2x the engine's round trip p50; the same one at a time (p50 over HTTP minus the
+engine's) is printed beside it. Then strato / pygeoapi in executions/s (goal: >= 5x).
 
     .venv/bin/python bench/processes.py [--count 1000] [--concurrency 16] [--samples 200]
-        [--poll-ms 1] [--skip-pygeoapi]
+        [--poll-ms 1] [--clients aiohttp,httpx] [--setting KEY=VALUE] [--skip-plain]
+        [--skip-pygeoapi]
 """
 
 from __future__ import annotations
@@ -53,6 +64,7 @@ from typing import Any
 
 import httpx
 
+from _serving import add_setting_option, setting_env
 from strato.auth import Scope
 from strato.context import Context
 from strato.job_engine import JobStatus
@@ -63,6 +75,7 @@ from strato.settings import LogSettings, Settings
 HELLO = "strato.processes.hello_world:run"
 INPUTS = {"name": "bench", "message": "hi"}
 WARMUP = 20
+FAST_OFF = "processes.fast_job_requests=false"
 # Status requests ask to be held until the job ends (RFC 7240): strato honours it.
 WAIT = {"Prefer": "wait=30"}
 PATIENCE = 120.0  # seconds any one execution may take: a bound against hanging
@@ -298,8 +311,8 @@ def running(argv: list[str], env: dict[str, str], log: Path, health: str) -> Ite
 
 
 @contextlib.contextmanager
-def strato_server(tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    data_dir = tmp / "strato"
+def strato_server(tmp: Path, settings: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
+    data_dir = tmp / ("strato-" + "-".join(sorted(settings)) if settings else "strato")
     ctx = Context.open(Settings(data_dir=data_dir, log=LogSettings(access=False)))
     try:
         ctx.migrate()
@@ -310,9 +323,9 @@ def strato_server(tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
     port = free_port()
     argv = [sys.executable, "-m", "strato", "--data-dir", str(data_dir), "api"]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
-    env = child_env(STRATO_LOG_ACCESS="false", STRATO_DATA_DEMO="false")
+    env = child_env(STRATO_LOG_ACCESS="false", STRATO_DATA_DEMO="false", **settings)
     url = f"http://127.0.0.1:{port}"
-    with running(argv, env, tmp / "strato.log", f"{url}/healthz"):
+    with running(argv, env, data_dir.with_suffix(".log"), f"{url}/healthz"):
         yield f"{url}/processes-api", {"Authorization": f"Bearer {token}"}
 
 
@@ -451,6 +464,10 @@ def main() -> None:
         help="HTTP clients to drive the servers with (the first also drives pygeoapi)",
     )
     parser.add_argument("--skip-pygeoapi", action="store_true")
+    parser.add_argument(
+        "--skip-plain", action="store_true", help=f"do not measure strato with {FAST_OFF}"
+    )
+    add_setting_option(parser)
     args = parser.parse_args()
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     if not clients or set(clients) - set(TRANSPORTS):
@@ -459,10 +476,18 @@ def main() -> None:
         tmp = Path(name)
         engine = asyncio.run(measure_engine(args, tmp / "engine"))
         strato, floor = {}, {}
-        with strato_server(tmp) as (api, headers):
+        with strato_server(tmp, setting_env(args.setting)) as (api, headers):
             for client in clients:
                 strato[client] = asyncio.run(
                     measure_http("strato api, over HTTP", api, headers, args, client)
+                )
+        plain = None
+        if not args.skip_plain:
+            # The same server with the job requests' fast path off: what it is worth.
+            off = {**setting_env(args.setting), **setting_env([FAST_OFF])}
+            with strato_server(tmp, off) as (api, headers):
+                plain = asyncio.run(
+                    measure_http(f"strato api, {FAST_OFF}", api, headers, args, clients[0])
                 )
         with floor_server(tmp) as (api, headers):
             for client in clients:
@@ -474,11 +499,17 @@ def main() -> None:
             with pygeoapi_server(tmp) as (api, headers):
                 name = f"pygeoapi {version_of('pygeoapi')} (TinyDB manager), over HTTP"
                 peer = asyncio.run(measure_http(name, api, headers, args, clients[0]))
-    for figures in (engine, *strato.values(), *floor.values(), peer):
+    for figures in (engine, *strato.values(), plain, *floor.values(), peer):
         if figures is not None:
             print(figures.line(args.count, args.concurrency, args.samples))
     for client in clients:
         report(client, engine, strato[client], floor[client], args.concurrency)
+    if plain is not None:
+        on = strato[clients[0]]
+        print(
+            f"[{clients[0]}] fast path for job requests: executions/s on / off "
+            f"{on.rate / plain.rate:.2f}x; one at a time p50 off / on {plain.p50 / on.p50:.2f}x"
+        )
     if peer is not None:
         ours = strato[clients[0]]
         print(
