@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 
@@ -25,7 +25,7 @@ from strato.processes.model.errors import NoSuchJob
 from strato.processes.service import ProcessService
 from strato.processes.workflows.coordinator import Workflows
 from strato.processes.workflows.plan import WORKFLOW
-from strato.processes.workflows.stratus import EPA, OPERATIONS, epas, translate
+from strato.processes.workflows.stratus import EPA, OPERATIONS, epas, parse_request, translate
 from strato.settings import Settings
 
 PREFIX = "/stratus"
@@ -38,6 +38,22 @@ STATUS = {
     JobStatus.dismissed: "canceled",
 }
 NETCDF = "application/x-netcdf"
+REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "description": "A Stratus request: operation, domain and input lists.",
+                "properties": {
+                    "operation": {"type": "array", "items": {"type": "object"}},
+                    "domain": {"type": "array", "items": {"type": "object"}},
+                    "input": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        }
+    },
+}
 _RID = Query(..., min_length=1, max_length=200, description="The request id /exe returned")
 
 
@@ -71,15 +87,19 @@ def make_router(
             out["outputs"] = sorted(job.results or {})
         return out
 
-    @router.post("/exe", summary="Run a Stratus request (operation, domain, input lists)")
-    async def exe(
-        request: Request,
-        body: dict[str, Any] = Body(..., description="A Stratus request"),
-        who: Principal = process,
-    ) -> Response:
-        spec = body.get("request", body)  # Stratus clients wrap it as {"request": {...}}
-        if not isinstance(spec, dict):
-            raise InvalidInput("request: an object with operation, domain and input lists")
+    @router.post(
+        "/exe",
+        summary="Run a Stratus request (operation, domain, input lists)",
+        description='The body is a Stratus request, or one wrapped as `{"request": ...}`; '
+        "what is wrong with one answers 400 naming where it is.",
+        openapi_extra={"requestBody": REQUEST_BODY},
+        status_code=201,
+    )
+    async def exe(request: Request, who: Principal = process) -> Response:
+        # Read and bounded here rather than by FastAPI's body parsing: every malformed
+        # request, JSON that is none included, answers 400 saying what is wrong with it.
+        # Parsed and walked in the thread pool: a body may be max_body_bytes of JSON.
+        spec = await run_in_threadpool(parse_request, await request.body())
         plan = await run_in_threadpool(translate, spec, describer(service))
         job = await workflows.start(plan, who)
         # Read from the database: not on the event loop.

@@ -25,6 +25,11 @@ strato's extension for processes that take no variable: an operation's ``inputs`
 
 An ``uri`` is ``collection://<dataset id>`` (a dataset this node serves), a path or a
 ``file://`` URL (read only under the allowed roots, as the built-in processes read).
+
+A request is bounded before anything in it is used (:func:`check_bounds`; its size is
+the web server's ``max_body_bytes``): nesting, the number of domains, inputs and
+operations, and the length of every name and uri; each refusal is InvalidInput naming
+where it is.
 """
 
 from __future__ import annotations
@@ -32,11 +37,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from strato import jsonio
 from strato.errors import InvalidInput
 from strato.processes.model.errors import NoSuchProcess
 from strato.processes.workflows.plan import MAX_STEPS, Describe, Plan, explicit_plan
 
 EPA = "xop"
+# Bounds of a request. A Stratus request is a few lists of small objects: a nesting of
+# arrays and objects deeper than MAX_NESTING is no request (and the translation, the
+# plan and its validation walk it recursively), more than MAX_ITEMS domains or inputs
+# none that was meant. Operations are bounded by a workflow's MAX_STEPS.
+MAX_NESTING = 32
+MAX_ITEMS = 128
+MAX_NAME = 200  # a name, a reference to one, an axis, a system, a bound given as text
+MAX_URI = 4096  # as the built-in processes bound a path
 # Stratus operation -> (process id, fixed inputs).
 OPERATIONS: Mapping[str, tuple[str, dict[str, Any]]] = {
     "ave": ("reduce", {"method": "mean"}),
@@ -78,7 +92,57 @@ def epas(process_ids: list[str]) -> list[str]:
     ]
 
 
-def _list(request: Mapping[str, Any], *keys: str) -> list[Any]:
+def parse_request(body: bytes) -> dict[str, Any]:
+    """The request a body carries (a Stratus client may wrap it as ``{"request": ...}``),
+    bounded (:func:`check_bounds`); InvalidInput saying what is wrong with it."""
+    if not body.strip():
+        raise InvalidInput("the body is empty: a Stratus request is a JSON object")
+    try:
+        parsed = jsonio.loads(body)
+    except RecursionError:
+        raise InvalidInput(
+            f"the body nests deeper than a request does (at most {MAX_NESTING} levels)"
+        ) from None
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise InvalidInput(f"the body is not JSON: {str(exc)[:200]}") from None
+    if not isinstance(parsed, dict):
+        raise InvalidInput(
+            f"the body is a JSON {type(parsed).__name__}, not an object with operation, "
+            "domain and input lists"
+        )
+    spec = parsed.get("request", parsed)
+    if not isinstance(spec, dict):
+        raise InvalidInput("request: an object with operation, domain and input lists")
+    check_bounds(spec)
+    return spec
+
+
+def check_bounds(request: Mapping[str, Any]) -> None:
+    """InvalidInput when ``request`` nests deeper than MAX_NESTING (walked without
+    recursion, so that no depth can exhaust the stack here)."""
+    stack: list[tuple[Any, int, str]] = [(request, 1, "request")]
+    while stack:
+        value, depth, where = stack.pop()
+        if depth > MAX_NESTING:
+            raise InvalidInput(
+                f"{where}: the request nests deeper than {MAX_NESTING} levels of arrays and objects"
+            )
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1, f"{where}.{str(k)[:40]}") for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+def _text(value: Any, where: str, limit: int = MAX_NAME) -> str:
+    """A non-empty string of at most ``limit`` characters."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{where}: a non-empty string")
+    if len(value) > limit:
+        raise InvalidInput(f"{where}: at most {limit} characters, not {len(value)}")
+    return value
+
+
+def _list(request: Mapping[str, Any], *keys: str, limit: int = MAX_ITEMS) -> list[Any]:
     for key in keys:
         if key in request:
             value = request[key]
@@ -86,8 +150,19 @@ def _list(request: Mapping[str, Any], *keys: str) -> list[Any]:
                 value = [value]
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise InvalidInput(f"{key}: a list of objects")
+            if len(value) > limit:
+                raise InvalidInput(f"{key}: at most {limit}, not {len(value)}")
             return value
     return []
+
+
+def _bound(value: Any, where: str) -> Any:
+    """One end of an axis's range: a number, or a date or number as text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidInput(f"{where}: a number, or a date as text")
+    if isinstance(value, str):
+        _text(value, where)
+    return value
 
 
 def _domain(spec: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -97,11 +172,13 @@ def _domain(spec: Mapping[str, Any], where: str) -> dict[str, Any]:
             continue
         axis = _DOMAIN_AXES.get(str(key).lower())
         if axis is None:
-            raise InvalidInput(f"{where}.{key}: an axis is lat, lon, lev or time")
+            raise InvalidInput(f"{where}.{str(key)[:40]}: an axis is lat, lon, lev or time")
         if not isinstance(bound, dict) or "start" not in bound:
             raise InvalidInput(f"{where}.{key}: {{start, end, system}}")
-        start, end = bound["start"], bound.get("end", bound["start"])
-        system = str(bound.get("system", bound.get("crs", "values"))).lower()
+        start = _bound(bound["start"], f"{where}.{key}.start")
+        end = _bound(bound.get("end", start), f"{where}.{key}.end")
+        given = bound.get("system", bound.get("crs", "values"))
+        system = _text(given, f"{where}.{key}.system").lower()
         if system.startswith("ind"):
             out[axis] = {"index": [start, end]}
         elif system.startswith(("val", "time")):
@@ -116,14 +193,15 @@ def _domain(spec: Mapping[str, Any], where: str) -> dict[str, Any]:
 def _source(uri: Any, where: str) -> dict[str, str]:
     if not isinstance(uri, str) or not uri:
         raise InvalidInput(f"{where}: a collection://<dataset>, path or file:// URL")
+    _text(uri, where, MAX_URI)
     if uri.startswith("collection://") or uri.startswith("collection:"):
         return {"dataset": uri.split(":", 1)[1].lstrip("/")}
     return {"href": uri}
 
 
 def _full_name(op: Mapping[str, Any], where: str) -> str:
-    name = str(op.get("name") or "")
-    epa = str(op.get("epa") or "")
+    name = _reference(op, "name", where) or ""
+    epa = _reference(op, "epa", where) or ""
     if not name and epa:
         name = epa.replace(".", ":", 1) if "." in epa and ":" not in epa else epa
     if not name:
@@ -178,14 +256,16 @@ def _given_inputs(
     """An operation's ``inputs`` object, ``{"result": <name>}`` values becoming references
     to the operations that make them."""
     if isinstance(value, dict) and set(value) <= {"result", "output"} and "result" in value:
-        ref = str(value["result"])
+        ref = _text(value["result"], f"{where}.result")
         if ref not in results:
             raise InvalidInput(f"{where}: no operation's result is called {ref!r}")
         step = results[ref]
         if step == own:
             raise InvalidInput(f"{where}: an operation cannot take its result")
         taken.add(step)
-        return {"step": step, "output": str(value.get("output") or outputs[step])}
+        given = value.get("output")
+        output = _text(given, f"{where}.output") if given is not None else outputs[step]
+        return {"step": step, "output": output}
     if isinstance(value, dict):
         return {
             k: _given_inputs(v, f"{where}.{k}", own, results, taken, outputs)
@@ -201,9 +281,12 @@ def _given_inputs(
 
 def _axes(value: Any, where: str) -> list[str]:
     if isinstance(value, list):
-        return [str(v) for v in value]
+        if len(value) > len(_DOMAIN_AXES):
+            raise InvalidInput(f"{where}: at most {len(_DOMAIN_AXES)} axes")
+        return [_text(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"{where}: letters of x, y, z, t or a list of axis names")
+    _text(value, where)
     if "," in value:
         return [v.strip() for v in value.split(",") if v.strip()]
     axes = []
@@ -214,31 +297,46 @@ def _axes(value: Any, where: str) -> list[str]:
     return axes
 
 
+def _reference(spec: Mapping[str, Any], key: str, where: str) -> str | None:
+    """A name another list's item is referred to by, when given."""
+    value = spec.get(key)
+    return None if value is None or value == "" else _text(value, f"{where}.{key}")
+
+
 def translate(request: Mapping[str, Any], describe: Describe) -> Plan:
     """The workflow a Stratus request asks for (checked as any workflow is)."""
+    check_bounds(request)
     domains = {}
     for i, spec in enumerate(_list(request, "domain", "domains")):
-        name = str(spec.get("name") or f"d{i}")
+        name = _reference(spec, "name", f"domain[{i}]") or f"d{i}"
+        if name in domains:
+            raise InvalidInput(f"domain[{i}].name: a second domain called {name!r}")
         domains[name] = _domain(spec, f"domain[{i}]")
     variables: dict[str, dict[str, Any]] = {}
     for i, spec in enumerate(_list(request, "input", "variable", "variables")):
         where = f"input[{i}]"
-        var, _, uid = str(spec.get("name") or "").partition(":")
+        var, _, uid = _text(spec.get("name"), f"{where}.name").partition(":")
         if not var:
             raise InvalidInput(f"{where}.name: <variable>:<id>")
+        if (uid or var) in variables:
+            raise InvalidInput(f"{where}.name: a second input called {uid or var!r}")
         value: dict[str, Any] = {**_source(spec.get("uri"), f"{where}.uri"), "variable": var}
-        dom = spec.get("domain")
-        if dom:
+        dom = _reference(spec, "domain", where)
+        if dom is not None:
             if dom not in domains:
                 raise InvalidInput(f"{where}.domain: there is no domain {dom!r}")
             value["domain"] = domains[dom]
         variables[uid or var] = value
-    operations = _list(request, "operation", "operations")
+    operations = _list(request, "operation", "operations", limit=MAX_STEPS)
     if not operations:
         raise InvalidInput("operation: at least one operation")
-    if len(operations) > MAX_STEPS:
-        raise InvalidInput(f"operation: at most {MAX_STEPS} operations")
-    results = {str(op["result"]): f"op{i}" for i, op in enumerate(operations) if op.get("result")}
+    results: dict[str, str] = {}
+    for i, op in enumerate(operations):
+        result = _reference(op, "result", f"operation[{i}]")
+        if result is not None:
+            if result in results:
+                raise InvalidInput(f"operation[{i}].result: a second result called {result!r}")
+            results[result] = f"op{i}"
     variable_of = {f"op{i}": "" for i in range(len(operations))}
     steps: dict[str, Any] = {}
     taken: set[str] = set()
@@ -264,12 +362,17 @@ def translate(request: Mapping[str, Any], describe: Describe) -> Plan:
             steps[f"op{i}"] = {"process": pid, "inputs": {**fixed, **bound}}
             continue
         given = op.get("input", [])
-        names = [n.strip() for n in given.split(",")] if isinstance(given, str) else given
-        if not isinstance(names, list) or not names:
-            raise InvalidInput(f"{where}.input: a variable id or result name, or a list")
+        if isinstance(given, str):
+            names = [n.strip() for n in _text(given, f"{where}.input").split(",")]
+        else:
+            names = given
+        if not isinstance(names, list) or not names or len(names) > MAX_ITEMS:
+            raise InvalidInput(
+                f"{where}.input: a variable id or result name, or a list of at most {MAX_ITEMS}"
+            )
         operands = []
-        for j, ref in enumerate(names):
-            ref = str(ref)
+        for j, named in enumerate(names):
+            ref = _text(named, f"{where}.input[{j}]")
             if ref in variables:
                 operands.append(dict(variables[ref]))
             elif ref in results:
@@ -295,8 +398,8 @@ def translate(request: Mapping[str, Any], describe: Describe) -> Plan:
             if len(operands) != 1:
                 raise InvalidInput(f"{where}.input: {name} takes one input")
             inputs |= operands[0]
-        if op.get("domain"):
-            dom = op["domain"]
+        dom = _reference(op, "domain", where)
+        if dom is not None:
             if dom not in domains:
                 raise InvalidInput(f"{where}.domain: there is no domain {dom!r}")
             inputs["domain"] = domains[dom]
@@ -309,6 +412,6 @@ def translate(request: Mapping[str, Any], describe: Describe) -> Plan:
     for i, op in enumerate(operations):
         step = f"op{i}"
         if step not in taken:
-            name = str(op.get("result") or f"{_op_name(op, '')}-{i}")
+            name = _reference(op, "result", f"operation[{i}]") or f"{_op_name(op, '')}-{i}"
             outputs[name] = {"step": step, "output": outputs_of[step]}
     return explicit_plan({"steps": steps, "outputs": outputs}, describe)
