@@ -132,6 +132,17 @@ def test_read_only_postgresql_is_not_ready_and_writes_answer_503(
             assert_unavailable(
                 c.post("/api/tokens", json={"scopes": ["read"]}, headers=auth), "read-only"
             )
+            # A job whose row cannot be written is not run, nor kept: the submitter hears.
+            for prefer in ("respond-async", "respond-sync"):
+                executed = c.post(
+                    "/processes-api/processes/hello-world/execution",
+                    json={"inputs": {"name": "ro"}},
+                    headers={**auth, "Prefer": prefer},
+                )
+                assert_unavailable(executed, "read-only")
+            listed = c.get("/processes-api/jobs", headers=auth)
+            assert listed.status_code == 200
+            assert listed.json()["jobs"] == []
     finally:
         _pg_admin(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
 

@@ -19,7 +19,7 @@ from enum import StrEnum
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Boolean, ForeignKey, Integer, String, or_, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InternalError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from strato.db import Base, UTCDateTime, begin_write, dialect_of, utcnow
@@ -400,7 +400,9 @@ class IdentityStore:
                     )
                     .values(last_used_at=now)
                 )
-        except OperationalError as exc:  # locked, busy, lock wait timeout
+        except (OperationalError, InternalError) as exc:
+            # Locked, busy, lock wait timeout; or a database switched to read-only
+            # (PostgreSQL reports that as an internal error), where reads still serve.
             log.debug("last use of token %s not recorded: %s", token_id, exc.orig)
             return False
         return True

@@ -236,10 +236,10 @@ class JobService:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         record, insert = self._enqueue(
-            task, inputs, owner, process_id, time_limit, retries, waiter=(loop, future)
+            task, inputs, owner, process_id, time_limit, retries, True, (loop, future)
         )
         await future
-        return self._written(record, insert, run=True)
+        return self._written(record, insert)
 
     def _submit(
         self,
@@ -254,9 +254,9 @@ class JobService:
     ) -> JobRecord:
         self._try_recover()
         self._ensure_started()
-        record, insert = self._enqueue(task, inputs, owner, process_id, time_limit, retries)
+        record, insert = self._enqueue(task, inputs, owner, process_id, time_limit, retries, run)
         insert.written.wait()
-        return self._written(record, insert, run=run)
+        return self._written(record, insert)
 
     def _enqueue(
         self,
@@ -266,9 +266,14 @@ class JobService:
         process_id: str,
         time_limit: float | None,
         retries: int,
+        run: bool,
         waiter: _Waiter | None = None,
-    ) -> tuple[_Live, _Insert]:
-        """A new job's record, its row handed to the writer (never blocks)."""
+    ) -> tuple[JobRecord, _Insert]:
+        """A new job's record, its row handed to the writer and (``run``) the job to the
+        executor at once, never blocking: the job runs while its row is written. Its state
+        changes cannot be written first: the writer writes a batch's new rows before its
+        changes, in one transaction, and a change made while the row's batch is written
+        waits for the next."""
         check_task(task)
         if time_limit is not None and time_limit <= 0:
             raise InvalidInput("time_limit: a job needs more than 0 seconds")
@@ -302,20 +307,25 @@ class JobService:
             if self._closing:
                 raise Unavailable("the job engine is stopping")
             self._inserts.append(insert)
+            self._live[record.id] = _Live(record, retries, limit)
             self._urgent = True
             self._wake.notify()
-        return _Live(record, retries, limit), insert
-
-    def _written(self, live: _Live, insert: _Insert, *, run: bool) -> JobRecord:
-        """Once its row is written: the job is this engine's to run."""
-        if insert.error is not None:
-            raise insert.error
-        record = live.record
-        with self._lock:
-            self._live[record.id] = live
         if run:
-            self.executor.run(self._dispatch(record, live.time_limit))
-        return record
+            self.executor.run(self._dispatch(record, limit))
+        return record, insert
+
+    def _written(self, record: JobRecord, insert: _Insert) -> JobRecord:
+        """The job once its row is written; if that failed, the job is stopped, forgotten
+        and the submitter hears why."""
+        if insert.error is None:
+            return record
+        with self._lock:
+            self._live.pop(record.id, None)
+            self._dirty.pop(record.id, None)
+            waiters = self._waiters.pop(record.id, [])
+        self.executor.cancel(record.id)
+        _resolve(waiters, _failed(record, f"not recorded: {insert.error}", utcnow()))
+        raise insert.error
 
     def get(self, job_id: str) -> JobRecord:
         found = self.peek(job_id)
