@@ -11,8 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from strato.errors import InvalidInput, NotFound, PayloadTooLarge
-from strato.processes.model.errors import ProcessFailed, job_failure
+from strato.errors import BadGateway, GatewayTimeout, InvalidInput, NotFound, PayloadTooLarge
+from strato.processes.model.errors import (
+    NoSuchProcess,
+    ProcessFailed,
+    RemoteUnreachable,
+    job_failure,
+)
 from tests.data.model_files import write_station_file
 from tests.processes.conftest import Node
 from tests.processes.workflow_support import DOMAIN, data_dir, model_file, wait_done
@@ -88,6 +93,45 @@ def test_a_workflow_whose_step_refused_its_input_is_400(http: httpx.Client, node
     assert "'nope'" in answer.json()["detail"]
 
 
+def test_a_workflow_whose_step_is_refused_when_submitted_is_400(
+    http: httpx.Client, node: Node
+) -> None:
+    """hello-world's name is a string: the step is refused as it is submitted (its inputs
+    are checked then, once the steps before it have given theirs)."""
+    body = {
+        "steps": {"s": {"process": "hello-world", "inputs": {"name": {"a": 1}}}},
+        "outputs": {"o": {"step": "s", "output": "echo"}},
+    }
+    answer = http.post(
+        "/processes/workflow/execution", json={"inputs": body}, headers=node.auth("ann")
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["type"] == STRATO + "invalid-input"
+    assert "step 's' (hello-world) was refused" in answer.json()["detail"]
+    assert "'name'" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("depth", [65, 600, 900])
+def test_workflow_inputs_nested_too_deep_are_400(
+    http: httpx.Client, node: Node, depth: int
+) -> None:
+    """Under the JSON parser's limit, a nesting of hundreds exhausted the stack of the
+    plan's recursive walks (a 500)."""
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"a": value}
+    body = {
+        "steps": {"s": {"process": "hello-world", "inputs": {"name": value}}},
+        "outputs": {"o": {"step": "s", "output": "echo"}},
+    }
+    answer = http.post(
+        "/processes/workflow/execution", json={"inputs": body}, headers=node.auth("ann")
+    )
+    assert answer.status_code == 400, answer.text
+    assert "nests deeper than 64 levels" in answer.json()["detail"]
+    assert "$.inputs.steps.s.inputs.name" in answer.json()["detail"]
+
+
 @pytest.mark.parametrize(
     ("process", "extra"),
     [
@@ -150,6 +194,11 @@ def test_a_crashed_process_is_500_process_failed(http: httpx.Client, node: Node)
         # A crash whose message merely quotes a client error's name stays a crash.
         ("RuntimeError: InvalidInput: not ours", ProcessFailed),
         ("step 'g' (gate) failed: RuntimeError: asked to fail", ProcessFailed),
+        ("step 's' (hello-world) was refused: InvalidInput: input 'name'", InvalidInput),
+        ("step 's' (remote:x) was refused: NoSuchProcess: provider 'remote:'", NoSuchProcess),
+        ("RemoteUnreachable: provider 'remote:' cannot be reached", RemoteUnreachable),
+        ("step 's' (remote:x) failed: BadGateway: provider 'remote:'", BadGateway),
+        ("GatewayTimeout: provider 'head:' did not answer in 3 s", GatewayTimeout),
         ("killed: the worker died (signal 9)", ProcessFailed),
         (None, ProcessFailed),
     ],

@@ -70,10 +70,11 @@ _KNOWN_ERRORS: dict[str, type[StratoError]] = {
     )
 }
 # A job's reason as every executor writes it ("<exception class>: <detail>", see
-# strato.jobs.model.jobs.reason_of), or a workflow's naming its failed step first. Only
-# these names are read from it: nothing in a reason is ever evaluated.
+# strato.jobs.model.jobs.reason_of), or a workflow's naming its failed (or refused) step
+# first (strato.processes.workflows.coordinator). Only these names are read from it:
+# nothing in a reason is ever evaluated.
 _REASON = re.compile(
-    r"(?:step '[^']*' \([^)]*\) failed: )?(?P<kind>"
+    r"(?:step '[^']*' \([^)]*\) (?:failed|was refused): )?(?P<kind>"
     + "|".join(_KNOWN_ERRORS)
     + r"): (?P<detail>.+)",
     re.S,
@@ -81,7 +82,7 @@ _REASON = re.compile(
 # How job_failure words a failed job's problem: what a remote strato node answers when
 # its job failed, the remote job's id and the class before its reason.
 _REMOTE_FAILURE = re.compile(
-    r"job '[^']*' failed: (?:step '[^']*' \([^)]*\) failed: )?(?:"
+    r"job '[^']*' failed: (?:step '[^']*' \([^)]*\) (?:failed|was refused): )?(?:"
     + "|".join(_KNOWN_ERRORS)
     + r"): (?P<detail>.+)",
     re.S,

@@ -157,7 +157,10 @@ class Workflows:
                             self.service.submit, step.process_id, self._bind(step, run), run.who
                         )
                     except StratoError as exc:
-                        await self._fail(wid, run, step, f"was refused: {exc.detail}")
+                        # Its class, as a task's reason has it: a refusal of the step's
+                        # inputs keeps its 4xx (strato.processes.model.errors.job_failure).
+                        refused = f"was refused: {type(exc).__name__}: {exc.detail}"
+                        await self._fail(wid, run, step, refused)
                         return
                     state.job_id, state.status = job.id, job.status.value
                     waits[asyncio.ensure_future(self._wait_step(job.id))] = step.name

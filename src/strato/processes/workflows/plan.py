@@ -30,6 +30,11 @@ from strato.processes.model.errors import NoSuchProcess
 
 MAX_STEPS = 64
 MAX_DEPTH = 16
+# The nesting of arrays and objects a workflow's inputs may have: generous for any
+# process's inputs (a GeoJSON geometry is a few levels), far under what the recursive
+# walks of a plan, the validation of its steps and their binding can take (a nesting of
+# 600, under the JSON parser's limit, exhausted the stack: a 500).
+MAX_NESTING = 64
 WORKFLOW = "workflow"
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
@@ -268,11 +273,26 @@ def _ordered(steps: dict[str, Step]) -> dict[str, Step]:
     return order
 
 
+def check_nesting(value: Any, where: str, limit: int = MAX_NESTING) -> None:
+    """InvalidInput when ``value`` nests arrays and objects deeper than ``limit``; walked
+    without recursion, so that no depth can exhaust the stack here."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, where)]
+    while stack:
+        item, depth, at = stack.pop()
+        if depth > limit:
+            raise InvalidInput(f"{at}: nests deeper than {limit} levels of arrays and objects")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1, f"{at}.{str(k)[:40]}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1, f"{at}[{i}]") for i, v in enumerate(item))
+
+
 def nested_plan(
     process_id: str, inputs: Mapping[str, Any], describe: Describe, root: str = "main"
 ) -> Plan:
     """A Part 3 execute request of ``process_id`` whose inputs call other processes; the
     workflow's outputs are the outer process's."""
+    check_nesting(dict(inputs), "$.inputs")
     builder = _Builder(describe)
     builder.add(root, {"process": process_id, "inputs": dict(inputs)}, "$")
     builder.resolve()
@@ -282,6 +302,7 @@ def nested_plan(
 
 def explicit_plan(inputs: Mapping[str, Any], describe: Describe) -> Plan:
     """The ``workflow`` process's inputs: ``steps`` and ``outputs``."""
+    check_nesting(dict(inputs), "$.inputs")
     steps, outputs = inputs.get("steps"), inputs.get("outputs")
     if not isinstance(steps, dict) or not steps:
         raise InvalidInput("input 'steps' at $.inputs.steps: an object of named steps")

@@ -40,7 +40,13 @@ from typing import Any
 from strato import jsonio
 from strato.errors import InvalidInput
 from strato.processes.model.errors import NoSuchProcess
-from strato.processes.workflows.plan import MAX_STEPS, Describe, Plan, explicit_plan
+from strato.processes.workflows.plan import (
+    MAX_STEPS,
+    Describe,
+    Plan,
+    check_nesting,
+    explicit_plan,
+)
 
 EPA = "xop"
 # Bounds of a request. A Stratus request is a few lists of small objects: a nesting of
@@ -118,19 +124,8 @@ def parse_request(body: bytes) -> dict[str, Any]:
 
 
 def check_bounds(request: Mapping[str, Any]) -> None:
-    """InvalidInput when ``request`` nests deeper than MAX_NESTING (walked without
-    recursion, so that no depth can exhaust the stack here)."""
-    stack: list[tuple[Any, int, str]] = [(request, 1, "request")]
-    while stack:
-        value, depth, where = stack.pop()
-        if depth > MAX_NESTING:
-            raise InvalidInput(
-                f"{where}: the request nests deeper than {MAX_NESTING} levels of arrays and objects"
-            )
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1, f"{where}.{str(k)[:40]}") for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(value))
+    """InvalidInput when ``request`` nests deeper than MAX_NESTING."""
+    check_nesting(request, "request", MAX_NESTING)
 
 
 def _text(value: Any, where: str, limit: int = MAX_NAME) -> str:
