@@ -1,0 +1,2 @@
+"""Pipelines as data: the Jetstream format, rendered workflows and their rules (no I/O
+beyond reading pipeline directories)."""

@@ -1,0 +1,66 @@
+"""The pipelines capability's settings section: ``[pipelines]`` in strato.toml,
+``STRATO_PIPELINES_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from strato.settings import Section, Settings
+
+
+class PipelinesSettings(Section):
+    key: ClassVar[str] = "pipelines"
+
+    search_paths: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories searched for pipelines (each pipeline a directory with "
+        "pipeline.yaml), in order; the first holding a name@version wins.",
+    )
+    exec_pipelines: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Pipelines (name or name@version) whose templates may use the `exec` "
+        "directive (Python run inside the runner); refused for every other.",
+    )
+    project_root: Path | None = Field(
+        None,
+        description="Where runs' project directories are created when a config names none; "
+        "default <data_dir>/pipelines/projects.",
+    )
+    backend: Literal["local", "slurm"] = Field(
+        "local", description="Where tasks run: local (subprocesses) or slurm (sbatch)."
+    )
+    cpus: int | None = Field(
+        None, ge=1, description="CPUs the local backend hands out at once; default all."
+    )
+    mem_mb: int | None = Field(
+        None, ge=1, description="Memory (MB) the local backend hands out at once; default all."
+    )
+    slurm_partition: str | None = Field(None, description="sbatch --partition.")
+    slurm_account: str | None = Field(None, description="sbatch --account.")
+    slurm_poll: float = Field(
+        1.0, gt=0, description="Seconds between the Slurm monitor's squeue/sacct calls."
+    )
+    archive_to: Path | None = Field(
+        None,
+        description="Where finished runs' project directories are archived (a post-run "
+        "step); none: not archived unless the pipeline asks.",
+    )
+    smtp_url: str | None = Field(
+        None, description="smtp://host:port for run notifications; none: none sent."
+    )
+    mail_from: str = Field("strato@localhost", description="Sender of run notifications.")
+
+    @field_validator("search_paths", "exec_pipelines", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # STRATO_PIPELINES_SEARCH_PATHS=/a,/b
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    def projects_in(self, settings: Settings) -> Path:
+        return self.project_root or settings.data_dir / "pipelines" / "projects"
