@@ -1,6 +1,6 @@
 """No-op jobs: strato's job engine (local and celery executors) against plain Celery.
 
-Three systems in one run, each measured the same two ways:
+Three systems in one run, each measured the same two ways, and the floor:
 
 - **drain**: ``--count`` no-op jobs (default 10,000) sent at once and all waited for;
   jobs per second from the first submit to the last finish.
@@ -25,13 +25,18 @@ The systems:
    ``--workers`` processes, the engine's job state in the same kind of fresh database as
    (1); measured as (1).
 
-All three are up at once (each warmed up by 20 round trips), on queues of their own. The
+4. **the floor** (round trips only): a job's least work done directly, without an engine:
+   a row inserted and committed, a message to a worker process and back over pipes, the
+   row updated and committed, on the same kind of database. What a durable engine with
+   worker processes cannot go below on this machine.
+
+All four are up at once (each warmed up by 20 round trips), on queues of their own. The
 drains run one system at a time; the round trips are interleaved in ``--rounds`` rounds
 (default 10), the order turning each round, so that on a shared machine whose load swings
 each system meets the same swings. Workers are killed at the end. Any job that does not
 succeed fails the run; the load average is printed as it goes. Then the ratios: strato
 local / Celery for the round trip p50 (issue 14's goal: <= 0.2) and for the drain, and
-strato's celery executor / Celery likewise.
+strato's celery executor / Celery likewise, and strato local / the floor.
 
     .venv/bin/python bench/jobs.py [--count 10000] [--samples 1000] [--workers 2]
         [--rounds 10] [--systems local,celery,strato-celery] [--broker-url redis://127.0.0.1:6379/0]
@@ -64,7 +69,7 @@ from strato.settings import LogSettings, Settings
 
 NOOP = "strato.jobs.demo.tasks:noop"
 CELERY_NOOP = "strato.bench.noop"
-SYSTEMS = ("local", "celery", "strato-celery")
+SYSTEMS = ("local", "celery", "strato-celery", "floor")
 WARMUP = 20
 PATIENCE = 600.0  # seconds any one wait may take: a bound against hanging
 
@@ -83,9 +88,10 @@ class Figures:
         return statistics.median(self.took)
 
     def line(self, count: int, samples: int) -> str:
+        drained = f"{count} no-op jobs: {self.drain:,.0f} jobs/s" if self.drain else "-"
         return (
             f"{self.name}:\n"
-            f"  drain:      {count} no-op jobs: {self.drain:,.0f} jobs/s\n"
+            f"  drain:      {drained}\n"
             f"  round trip: {samples} one at a time: p50 {self.p50:.2f} ms, "
             f"p95 {self.pct(0.95):.2f} ms, p99 {self.pct(0.99):.2f} ms"
         )
@@ -299,6 +305,69 @@ def open_strato_celery(args: argparse.Namespace, tmp: Path) -> Iterator[System]:
 # the run -------------------------------------------------------------------------------
 
 
+# The floor: what a durable job costs at least, done directly -----------------------------
+
+ECHO = "import sys\nfor line in sys.stdin:\n    sys.stdout.write(line)\n    sys.stdout.flush()\n"
+
+
+@contextlib.contextmanager
+def open_floor(args: argparse.Namespace, tmp: Path) -> Iterator[System]:
+    """A job's least work, without an engine: its row inserted and committed, a message to
+    a worker process and its answer back over pipes, the row updated and committed (the
+    same SQLite and settings strato opens). Round trips only: a drain is what an engine
+    adds, concurrency."""
+    from sqlalchemy import text
+
+    from strato import db
+
+    url = args.database_url or f"sqlite:///{tmp / 'floor.db'}"
+    engine = db.create_engine(url)
+    table = f"floor_{secrets.token_hex(4)}"
+    with engine.begin() as c:
+        c.execute(text(f"CREATE TABLE {table} (id VARCHAR(32) PRIMARY KEY, status VARCHAR(16))"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ECHO],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+    stdin, stdout = proc.stdin, proc.stdout
+    if stdin is None or stdout is None:
+        sys.exit("the floor's worker has no pipes")
+    # The table's name is the bench's own, not input: no injection to fear.
+    insert = text(f"INSERT INTO {table} (id, status) VALUES (:id, 'accepted')")  # noqa: S608
+    update = text(f"UPDATE {table} SET status = 'successful' WHERE id = :id")  # noqa: S608
+
+    def round_trips(n: int) -> list[float]:
+        took = []
+        for _ in range(n):
+            job = secrets.token_hex(16)
+            start = time.perf_counter()
+            with engine.begin() as c:
+                c.execute(insert, {"id": job})
+            stdin.write(job + "\n")
+            if stdout.readline().strip() != job:
+                sys.exit("the floor's worker answered something else")
+            with engine.begin() as c:
+                c.execute(update, {"id": job})
+            took.append((time.perf_counter() - start) * 1000)
+        return took
+
+    try:
+        yield System(
+            "floor: a row committed, a pipe to a process and back, committed",
+            lambda n: 0.0,
+            round_trips,
+        )
+    finally:
+        stdin.close()
+        proc.wait(timeout=30)
+        with engine.begin() as c:
+            c.execute(text(f"DROP TABLE {table}"))
+        engine.dispose()
+
+
 def ratio(ours: Figures, theirs: Figures) -> str:
     return (
         f"{ours.name.split(' (')[0]} / Celery: round trip p50 "
@@ -345,6 +414,8 @@ def main() -> None:
                 opened = open_strato("strato, local executor", jobs, args, where)
             elif system == "celery":
                 opened = open_celery(args, where)
+            elif system == "floor":
+                opened = open_floor(args, where)
             else:
                 opened = open_strato_celery(args, where)
             up[system] = stack.enter_context(opened)
@@ -353,6 +424,8 @@ def main() -> None:
         drains = {}
         for system, it in up.items():
             drains[system] = it.drain(args.count)
+            if not drains[system]:
+                continue
             print(f"{it.name}: drain {drains[system]:,.0f} jobs/s; load {load()}", flush=True)
         # Round trips interleaved in rounds, the order turning each round: on a shared
         # machine whose load swings, every system meets the same swings.
@@ -374,6 +447,18 @@ def main() -> None:
                 print(ratio(found[system], found["celery"]))
     if "local" in found:
         local, celery = found["local"], "celery" in found
+        if "floor" in found:
+            floor = found["floor"].p50
+            print(
+                f"strato, local executor / the floor: round trip p50 {local.p50:.2f} / "
+                f"{floor:.2f} ms = {local.p50 / floor:.2f}x"
+                + (
+                    f"; Celery / the floor {found['celery'].p50 / floor:.2f}x; the goal's "
+                    f"0.2 x Celery = {0.2 * found['celery'].p50:.2f} ms"
+                    if celery
+                    else ""
+                )
+            )
         print(
             f"goals (issue 14): local drain {local.drain:,.0f} jobs/s (>= 1,000), "
             f"round trip p50 {local.p50:.2f} ms (<= 5)"
