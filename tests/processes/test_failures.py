@@ -11,7 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
-from strato.errors import BadGateway, GatewayTimeout, InvalidInput, NotFound, PayloadTooLarge
+from strato.errors import (
+    BadGateway,
+    GatewayTimeout,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
 from strato.processes.model.errors import (
     NoSuchProcess,
     ProcessFailed,
@@ -199,6 +206,8 @@ def test_a_crashed_process_is_500_process_failed(http: httpx.Client, node: Node)
         ("RemoteUnreachable: provider 'remote:' cannot be reached", RemoteUnreachable),
         ("step 's' (remote:x) failed: BadGateway: provider 'remote:'", BadGateway),
         ("GatewayTimeout: provider 'head:' did not answer in 3 s", GatewayTimeout),
+        ("DatasetBroken: dataset 'era' cannot be opened: truncated file", Unavailable),
+        ("Unavailable: the database is not reachable", Unavailable),
         ("killed: the worker died (signal 9)", ProcessFailed),
         (None, ProcessFailed),
     ],

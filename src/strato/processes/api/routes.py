@@ -113,9 +113,7 @@ def make_router(
                 link(f"{api}/jobs", REL_JOB_LIST, "The jobs"),
             ],
         }
-        if wants_html(request, f):
-            return pages.render(request, "landing.html", {"api": api, "doc": body})
-        return JSONResponse(body)
+        return pages.answer(request, f, "landing.html", body, api=api)
 
     # OWSLib and others join paths to the landing page's URL with a slash.
     router.add_api_route("/", landing, methods=["GET"], include_in_schema=False)
@@ -123,9 +121,7 @@ def make_router(
     @router.get("/conformance", summary="Conformance classes")
     def conformance(request: Request, f: str | None = Format, _: Principal = read) -> Response:
         body = {"conformsTo": list(CONFORMANCE)}
-        if wants_html(request, f):
-            return pages.render(request, "conformance.html", {"doc": body})
-        return JSONResponse(body)
+        return pages.answer(request, f, "conformance.html", body)
 
     @router.get("/processes", summary="The processes offered")
     def processes(request: Request, f: str | None = Format, _: Principal = read) -> Response:
@@ -146,9 +142,7 @@ def make_router(
                 link(f"{api}/processes?f=html", "alternate", "This document as HTML", "text/html"),
             ],
         }
-        if wants_html(request, f):
-            return pages.render(request, "processes.html", {"api": api, "doc": body})
-        return JSONResponse(body)
+        return pages.answer(request, f, "processes.html", body, api=api)
 
     @router.get("/processes/{processID}", summary="A process's description")
     def describe(
@@ -169,9 +163,7 @@ def make_router(
             ),
             link(f"{api}/jobs?processID={processID}", REL_JOB_LIST, "Its jobs"),
         ]
-        if wants_html(request, f):
-            return pages.render(request, "process.html", {"api": api, "doc": body})
-        return JSONResponse(body)
+        return pages.answer(request, f, "process.html", body, api=api)
 
     @router.post(
         "/processes/{processID}/execution",
@@ -281,9 +273,7 @@ def make_router(
             following = urlencode([*kept, ("limit", str(size)), ("after", page[-1].id)])
             links.append(link(f"{api}/jobs?{following}", "next", "The next page"))
         body = {"jobs": [workflow_status(job, api, flows) for job in page], "links": links}
-        if wants_html(request, f):
-            return pages.render(request, "jobs.html", {"api": api, "doc": body})
-        return JSONResponse(body)
+        return pages.answer(request, f, "jobs.html", body, api=api)
 
     # The two requests a client makes after each job: answered on the event loop when
     # the engine holds the job in memory (running, or finished lately), which it does
@@ -324,9 +314,7 @@ def make_router(
     def job_page(jobID: str, request: Request, f: str | None, who: Principal) -> Response:
         api = api_url(request)
         body = workflow_status(service.job(jobID, who), api, flows)
-        if wants_html(request, f):
-            return pages.render(request, "job.html", {"api": api, "doc": body})
-        return JSONResponse(body)
+        return pages.answer(request, f, "job.html", body, api=api)
 
     @router.get("/jobs/{jobID}/results", summary="A job's results")
     async def job_results(

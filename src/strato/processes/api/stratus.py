@@ -20,6 +20,7 @@ from strato.auth import Principal, Scope
 from strato.errors import InvalidInput, NotFound
 from strato.http.security import Authenticator
 from strato.job_engine import JobStatus
+from strato.processes.api.urls import api_url as processes_api_url
 from strato.processes.api.workflows import describer, workflow_status
 from strato.processes.model.errors import NoSuchJob
 from strato.processes.service import ProcessService
@@ -65,8 +66,7 @@ def make_router(
     process = Depends(auth.require(Scope.PROCESS))
 
     def api_url(request: Request) -> str:
-        base = settings.public_url or str(request.base_url)
-        return base.rstrip("/") + "/processes-api"
+        return processes_api_url(settings.public_url, request)
 
     def status_of(rid: str, who: Principal, request: Request) -> dict[str, Any]:
         job = service.job(rid, who)

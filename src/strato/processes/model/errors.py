@@ -13,6 +13,7 @@ from strato.errors import (
     NotFound,
     PayloadTooLarge,
     StratoError,
+    Unavailable,
 )
 from strato.job_engine import RetryableTaskError
 
@@ -57,17 +58,16 @@ class RemoteUnreachable(BadGateway, RetryableTaskError):
 # provider does not have: 400, 404, 413) and a provider's that cannot be reached or
 # answers nonsense (502, 504). They keep their class across the worker boundary by name,
 # so a failed job answers with their status, not as a crash.
+CLIENT_ERRORS: dict[str, type[StratoError]] = {
+    cls.__name__: cls for cls in (InvalidInput, NotFound, NoSuchProcess, PayloadTooLarge)
+}
 _KNOWN_ERRORS: dict[str, type[StratoError]] = {
-    cls.__name__: cls
-    for cls in (
-        InvalidInput,
-        NotFound,
-        NoSuchProcess,
-        PayloadTooLarge,
-        BadGateway,
-        GatewayTimeout,
-        RemoteUnreachable,
-    )
+    **CLIENT_ERRORS,
+    **{cls.__name__: cls for cls in (BadGateway, GatewayTimeout, RemoteUnreachable)},
+    # What the task met was down or broken (the database, a served dataset's files): 503,
+    # as the data service answers for them, not a crash of the process.
+    "Unavailable": Unavailable,
+    "DatasetBroken": Unavailable,
 }
 # A job's reason as every executor writes it ("<exception class>: <detail>", see
 # strato.jobs.model.jobs.reason_of), or a workflow's naming its failed (or refused) step
@@ -91,8 +91,8 @@ _REMOTE_FAILURE = re.compile(
 
 def job_failure(job_id: str, reason: str | None) -> StratoError:
     """What a failed job's results (and a failed synchronous execution) answer: the
-    task's own client error or gateway error (400, 404, 413, 502, 504, the reason as
-    detail) when that is why it failed, else ProcessFailed (500)."""
+    task's own client error, gateway error or unavailability (400, 404, 413, 502, 503,
+    504, the reason as detail) when that is why it failed, else ProcessFailed (500)."""
     text = f"job {job_id!r} failed: {reason or 'no reason given'}"
     found = _REASON.fullmatch(reason or "")
     if found is not None:

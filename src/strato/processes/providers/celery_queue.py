@@ -33,15 +33,13 @@ from strato.errors import (
     BadGateway,
     GatewayTimeout,
     InvalidInput,
-    NotFound,
-    PayloadTooLarge,
     StratoError,
 )
 from strato.extras import optional_driver
 from strato.job_engine import RetryableTaskError, TaskContext
 from strato.processes.celery_endpoint import DESCRIBE, EXECUTE, PROCESSES, plain_name
 from strato.processes.model.description import ProcessDescription
-from strato.processes.model.errors import NoSuchProcess, RemoteUnreachable
+from strato.processes.model.errors import CLIENT_ERRORS, RemoteUnreachable
 from strato.processes.providers.base import RemoteFailed, description_from_json
 from strato.processes.settings import ProviderSettings
 
@@ -55,11 +53,6 @@ SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 # Seconds a cancelled run has to stop by itself before it is revoked and killed: short,
 # as this job's own worker is killed after the engine's cancel grace.
 CANCEL_WAIT = 2.0
-# The errors a worker's task may fail with that are the client's, kept as they are
-# (by class name, nothing in a reason is evaluated), so the job answers with their 4xx.
-_CLIENT_ERRORS: dict[str, type[StratoError]] = {
-    cls.__name__: cls for cls in (InvalidInput, NotFound, NoSuchProcess, PayloadTooLarge)
-}
 
 
 class CeleryProvider:
@@ -220,8 +213,10 @@ class CeleryProvider:
         kind, _, detail = reason.partition(": ")
         if kind == "InvalidInput" and detail:
             return InvalidInput(f"{said} refused the inputs: {detail}")
-        if kind in _CLIENT_ERRORS and detail:
-            return _CLIENT_ERRORS[kind](f"{said}: {detail}")
+        # A client's error keeps its class (by name: nothing in a reason is evaluated),
+        # so the job answers with its 4xx.
+        if kind in CLIENT_ERRORS and detail:
+            return CLIENT_ERRORS[kind](f"{said}: {detail}")
         return RemoteFailed(f"{process_id!r} at {said}: failed: {reason}")
 
     @contextmanager

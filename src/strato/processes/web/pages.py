@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from strato import __version__
@@ -19,6 +19,20 @@ class Pages:
         self.templates = templates
         self.nav = nav
         self.settings = settings
+
+    def answer(
+        self,
+        request: Request,
+        f: str | None,
+        name: str,
+        body: dict[str, Any],
+        **context: Any,
+    ) -> Response:
+        """``body`` as JSON, or the page ``name`` showing it (as ``doc``) when HTML is
+        asked for (:func:`wants_html`)."""
+        if wants_html(request, f):
+            return self.render(request, name, {"doc": body, **context})
+        return JSONResponse(body)
 
     def render(self, request: Request, name: str, context: dict[str, Any]) -> HTMLResponse:
         return self.templates.TemplateResponse(
