@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 # The directives whose values change what a task produces: its identity (a resumed run
@@ -46,8 +47,17 @@ class Workflow:
     tasks: Mapping[str, TaskSpec]
     parents: Mapping[str, frozenset[str]]
 
+    @cached_property
+    def _children(self) -> dict[str, frozenset[str]]:
+        # Built once: children() of every task in turn was O(n^2) on large workflows.
+        children: dict[str, set[str]] = {}
+        for child, ps in self.parents.items():
+            for parent in ps:
+                children.setdefault(parent, set()).add(child)
+        return {name: frozenset(cs) for name, cs in children.items()}
+
     def children(self, name: str) -> frozenset[str]:
-        return frozenset(t for t, ps in self.parents.items() if name in ps)
+        return self._children.get(name, frozenset())
 
     def descendants(self, name: str) -> frozenset[str]:
         """Every task downstream of ``name`` (not itself)."""
