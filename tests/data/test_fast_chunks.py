@@ -3,16 +3,13 @@ in the plain case."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from starlette.types import Receive, Scope, Send
 
 from strato.context import Context
 from strato.data.api.fast_chunks import RawChunkFastPath
@@ -20,6 +17,7 @@ from strato.data.service import DataService
 from strato.data.settings import DataSettings
 from strato.settings import LogSettings, Settings
 from tests.data.test_http import Node, make_node
+from tests.fast_path_support import FastPathProbe
 from tests.helpers import assert_problem
 
 CHUNK = "/datasets/one/kerchunk/tas/0.0.0"
@@ -113,30 +111,15 @@ def test_what_the_fast_path_leaves_alone_is_answered_as_before(
     assert shrunk.headers["content-type"] == "application/problem+json"
 
 
-class _Served:
-    """What the middleware got to: itself (the status it sent) or the application."""
-
-    def __init__(self, service: DataService, anonymous_read: bool = True) -> None:
-        self.reached_app: list[str] = []
-        self.fast = RawChunkFastPath(
-            self._app,
+def _Served(service: DataService, anonymous_read: bool = True) -> FastPathProbe:
+    return FastPathProbe(
+        lambda app: RawChunkFastPath(
+            app,
             service=service,
             cache_control="public, max-age=300",
             anonymous_read=anonymous_read,
         )
-
-    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.reached_app.append(scope["path"])
-        await send({"type": "http.response.start", "status": 299, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    def get(self, path: str, method: str = "GET", **headers: str) -> int:
-        async def call() -> int:
-            transport = httpx.ASGITransport(app=self.fast)
-            async with httpx.AsyncClient(transport=transport, base_url="http://node") as c:
-                return (await c.request(method, path, headers=headers)).status_code
-
-        return asyncio.run(call())
+    )
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.types import Receive, Scope, Send
 
 from strato.auth import Scope as Scopes
 from strato.context import Context
@@ -21,6 +20,7 @@ from strato.processes.registry import Registry
 from strato.processes.service import ProcessService
 from strato.processes.settings import ProcessesSettings
 from strato.settings import LogSettings, Settings
+from tests.fast_path_support import FastPathProbe
 from tests.processes.conftest import Node
 
 COMPARED = ("content-type", "content-length", "link", "preference-applied")
@@ -66,31 +66,16 @@ def test_status_and_results_are_the_same_whichever_path_answers(
     assert 'route="/processes-api/jobs/{jobID}/results"' in metrics
 
 
-class _Served:
-    """What the middleware got to: itself (the status it sent) or the application."""
-
-    def __init__(self, service: ProcessService, ctx: Context) -> None:
-        self.reached_app: list[str] = []
-        self.fast = JobRequestsFastPath(
-            self._app, service=service, identities=ctx.identities, public_url=None
+def _Served(service: ProcessService, ctx: Context) -> FastPathProbe:
+    return FastPathProbe(
+        lambda app: JobRequestsFastPath(
+            app, service=service, identities=ctx.identities, public_url=None
         )
-
-    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.reached_app.append(scope["path"])
-        await send({"type": "http.response.start", "status": 299, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    def get(self, path: str, method: str = "GET", **headers: str) -> int:
-        async def call() -> int:
-            transport = httpx.ASGITransport(app=self.fast)
-            async with httpx.AsyncClient(transport=transport, base_url="http://node") as c:
-                return (await c.request(method, path, headers=headers)).status_code
-
-        return asyncio.run(call())
+    )
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[_Served, ProcessService, dict[str, str]]]:
+def served(tmp_path: Path) -> Iterator[tuple[FastPathProbe, ProcessService, dict[str, str]]]:
     settings = Settings(data_dir=tmp_path / "state", log=LogSettings(access=False))
     ctx = Context.open(settings)
     ctx.migrate()
@@ -120,7 +105,7 @@ def _run(service: ProcessService, who: str, process: str = "hello-world", **inpu
 
 
 def test_only_a_plain_request_for_a_job_held_in_memory_skips_the_application(
-    served: tuple[_Served, ProcessService, dict[str, str]],
+    served: tuple[FastPathProbe, ProcessService, dict[str, str]],
 ) -> None:
     fast, service, tokens = served
     job = f"/processes-api/jobs/{_run(service, 'ann')}"
@@ -150,7 +135,7 @@ def test_only_a_plain_request_for_a_job_held_in_memory_skips_the_application(
 
 
 def test_a_failed_jobs_results_and_a_job_not_held_here_go_to_the_application(
-    served: tuple[_Served, ProcessService, dict[str, str]], tmp_path: Path
+    served: tuple[FastPathProbe, ProcessService, dict[str, str]], tmp_path: Path
 ) -> None:
     fast, service, tokens = served
     ann = f"Bearer {tokens['ann']}"
@@ -182,7 +167,7 @@ def test_a_failed_jobs_results_and_a_job_not_held_here_go_to_the_application(
 
 
 def test_a_middleware_told_off_leaves_every_request_to_the_application(
-    served: tuple[_Served, ProcessService, dict[str, str]],
+    served: tuple[FastPathProbe, ProcessService, dict[str, str]],
 ) -> None:
     fast, service, tokens = served
     job = f"/processes-api/jobs/{_run(service, 'ann')}"

@@ -219,25 +219,13 @@ class JobService:
         time_limit: float | None = None,
         retries: int = 0,
     ) -> JobRecord:
+        job = (task, inputs, owner, process_id, time_limit, retries)
+        loop = asyncio.get_running_loop()
         if not self._started or self._recover_pending:
             # Starting and recovering meet the database: in a thread, once.
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                None,
-                lambda: self.submit(
-                    task=task,
-                    inputs=inputs,
-                    owner=owner,
-                    process_id=process_id,
-                    time_limit=time_limit,
-                    retries=retries,
-                ),
-            )
-        loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, lambda: self._submit(*job, run=True))
         future: asyncio.Future[Any] = loop.create_future()
-        record, insert = self._enqueue(
-            task, inputs, owner, process_id, time_limit, retries, True, (loop, future)
-        )
+        record, insert = self._enqueue(*job, True, (loop, future))
         await future
         return self._written(record, insert)
 
