@@ -128,7 +128,7 @@ def _inside(root: Path, relative: str, *, what: str) -> Path:
     """``relative`` under ``root``, refusing paths that leave it."""
     path = (root / relative).resolve()
     if not path.is_relative_to(root):
-        raise InvalidPipeline(f"{root}: {what} {relative!r} is outside the pipeline")
+        raise InvalidPipeline(f"{root / MANIFEST}: {what} {relative!r} is outside the pipeline")
     return path
 
 
