@@ -1,0 +1,280 @@
+"""Runs and their tasks as rows (``pipeline_runs``, ``pipeline_tasks``): plain statements
+on a connection, one transaction per change the runner makes."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    or_,
+    select,
+    update,
+)
+
+from strato.db import UTCDateTime
+from strato.errors import NotFound
+from strato.pipelines.records import (
+    ACTIVE,
+    PostSteps,
+    RunRecord,
+    RunState,
+    TaskRecord,
+    TaskState,
+    spec_from_json,
+    spec_to_json,
+)
+
+MAX_LIMIT = 1000
+
+# The tables as the migrations make them (strato/pipelines/migrations); not in the ORM's
+# metadata: only these plain statements use them.
+metadata = MetaData()
+runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("seq", BigInteger),
+    Column("pipeline", String(255)),
+    Column("config", JSON),
+    Column("submitter", String(255)),
+    Column("project", String(4096)),
+    Column("state", String(16)),
+    Column("created", UTCDateTime),
+    Column("started", UTCDateTime, nullable=True),
+    Column("finished", UTCDateTime, nullable=True),
+    Column("updated", UTCDateTime),
+    Column("reason", Text),
+    Column("options", JSON),
+    Column("steps", JSON),
+)
+tasks = Table(
+    "pipeline_tasks",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("position", Integer),
+    Column("state", String(16)),
+    Column("attempts", Integer),
+    Column("exit_code", Integer, nullable=True),
+    Column("reason", Text),
+    Column("started", UTCDateTime, nullable=True),
+    Column("finished", UTCDateTime, nullable=True),
+    Column("log", String(4096), nullable=True),
+    Column("identity", String(64)),
+    Column("backend_id", String(255), nullable=True),
+    Column("spec", JSON),
+    Column("parents", JSON),
+)
+
+_RUN_MUTABLE = ("state", "started", "finished", "updated", "reason", "steps")
+_TASK_MUTABLE = (
+    "state",
+    "attempts",
+    "exit_code",
+    "reason",
+    "started",
+    "finished",
+    "log",
+    "backend_id",
+)
+_SAVE_RUN = (
+    update(runs)
+    .where(runs.c.id == bindparam("_id"))
+    .values({name: bindparam(name) for name in _RUN_MUTABLE})
+)
+_SAVE_TASK = (
+    update(tasks)
+    .where(tasks.c.run_id == bindparam("_run"), tasks.c.name == bindparam("_name"))
+    .values({name: bindparam(name) for name in _TASK_MUTABLE})
+)
+
+
+def _run_values(run: RunRecord) -> dict[str, Any]:
+    return {name: _run_value(run, name) for name in _RUN_MUTABLE}
+
+
+def _run_value(run: RunRecord, name: str) -> Any:
+    if name == "state":
+        return run.state.value
+    if name == "steps":
+        return dict(run.steps)
+    return getattr(run, name)
+
+
+def _task_values(task: TaskRecord) -> dict[str, Any]:
+    values = {name: getattr(task, name) for name in _TASK_MUTABLE}
+    values["state"] = task.state.value
+    return values
+
+
+def _run(row: Any) -> RunRecord:
+    options = row.options or {}
+    return RunRecord(
+        id=row.id,
+        pipeline=row.pipeline,
+        config=row.config,
+        submitter=row.submitter,
+        project=row.project,
+        state=RunState(row.state),
+        created=row.created,
+        updated=row.updated,
+        started=row.started,
+        finished=row.finished,
+        reason=row.reason,
+        post=PostSteps(
+            archive_to=options.get("archive_to"), notify=tuple(options.get("notify", ()))
+        ),
+        steps=row.steps or {},
+        path=tuple(options.get("path", ())),
+    )
+
+
+def _task(row: Any) -> TaskRecord:
+    return TaskRecord(
+        run_id=row.run_id,
+        name=row.name,
+        position=row.position,
+        state=TaskState(row.state),
+        spec=spec_from_json(row.spec),
+        parents=frozenset(row.parents),
+        attempts=row.attempts,
+        exit_code=row.exit_code,
+        reason=row.reason,
+        started=row.started,
+        finished=row.finished,
+        log=row.log,
+        backend_id=row.backend_id,
+    )
+
+
+class Sequencer:
+    """Increasing microsecond stamps: the run list's order, even within one second."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self) -> int:
+        self._last = max(self._last + 1, time.time_ns() // 1000)
+        return self._last
+
+
+class RunStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._seq = Sequencer()
+
+    def insert(self, run: RunRecord, task_records: Sequence[TaskRecord]) -> None:
+        """A new run and its tasks, in one transaction."""
+        row = {
+            "id": run.id,
+            "seq": self._seq.next(),
+            "pipeline": run.pipeline,
+            "config": run.config,
+            "submitter": run.submitter,
+            "project": run.project,
+            "created": run.created,
+            "options": {
+                "archive_to": run.post.archive_to,
+                "notify": list(run.post.notify),
+                "path": list(run.path),
+            },
+            **_run_values(run),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(runs.insert(), [row])
+            if task_records:
+                conn.execute(tasks.insert(), [self._task_row(t) for t in task_records])
+
+    @staticmethod
+    def _task_row(task: TaskRecord) -> dict[str, Any]:
+        return {
+            "run_id": task.run_id,
+            "name": task.name,
+            "position": task.position,
+            "identity": task.identity,
+            "spec": spec_to_json(task.spec),
+            "parents": sorted(task.parents),
+            **_task_values(task),
+        }
+
+    def get(self, run_id: str) -> RunRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"no pipeline run {run_id!r}")
+        return _run(row)
+
+    def tasks(self, run_id: str) -> list[TaskRecord]:
+        query = select(tasks).where(tasks.c.run_id == run_id).order_by(tasks.c.position)
+        with self.engine.connect() as conn:
+            return [_task(row) for row in conn.execute(query)]
+
+    def save(
+        self, runs_: Iterable[RunRecord] = (), task_records: Iterable[TaskRecord] = ()
+    ) -> None:
+        """The mutable fields of ``runs_`` and of ``task_records``, in one transaction."""
+        task_params = [{"_run": t.run_id, "_name": t.name, **_task_values(t)} for t in task_records]
+        run_params = [{"_id": r.id, **_run_values(r)} for r in runs_]
+        with self.engine.begin() as conn:
+            if task_params:
+                conn.execute(_SAVE_TASK, task_params)
+            if run_params:
+                conn.execute(_SAVE_RUN, run_params)
+
+    def replace_tasks(self, run: RunRecord, task_records: Sequence[TaskRecord]) -> None:
+        """The run's tasks become ``task_records`` (a resume's new workflow), and the
+        run's mutable fields are saved, in one transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(tasks).where(tasks.c.run_id == run.id))
+            if task_records:
+                conn.execute(tasks.insert(), [self._task_row(t) for t in task_records])
+            conn.execute(_SAVE_RUN, [{"_id": run.id, **_run_values(run)}])
+
+    def list(
+        self,
+        *,
+        submitter: str | None = None,
+        states: Sequence[RunState] = (),
+        limit: int = 100,
+        after: str | None = None,
+    ) -> builtins.list[RunRecord]:
+        """Newest first; ``after``: the runs listed after that one (paging)."""
+        query = select(runs)
+        if submitter is not None:
+            query = query.where(runs.c.submitter == submitter)
+        if states:
+            query = query.where(runs.c.state.in_([RunState(s).value for s in states]))
+        with self.engine.connect() as conn:
+            if after is not None:
+                mark = conn.execute(
+                    select(runs.c.seq).where(runs.c.id == after)
+                ).scalar_one_or_none()
+                if mark is None:
+                    raise NotFound(f"no pipeline run {after!r} to list after")
+                query = query.where(
+                    or_(runs.c.seq < mark, and_(runs.c.seq == mark, runs.c.id < after))
+                )
+            query = query.order_by(runs.c.seq.desc(), runs.c.id.desc())
+            rows = conn.execute(query.limit(max(1, min(limit, MAX_LIMIT)))).all()
+        return [_run(row) for row in rows]
+
+    def active(self) -> builtins.list[RunRecord]:
+        """Runs a server was running when it stopped, oldest first."""
+        query = select(runs).where(runs.c.state.in_([s.value for s in ACTIVE])).order_by(runs.c.seq)
+        with self.engine.connect() as conn:
+            return [_run(row) for row in conn.execute(query)]
