@@ -29,3 +29,7 @@ start Redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 
 start RabbitMQ 5672 rabbitmq-server -detached
 start NATS 4222 start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server \
   -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+# Slurm last: its accounting daemon keeps its records in the MariaDB started above. Four
+# daemons started in order, so a script of their own; it exits non-zero when the node does
+# not take jobs.
+bash "$(dirname "$0")/slurm.sh" start
