@@ -291,3 +291,29 @@ async def test_users_see_their_own_runs_and_admins_all(tmp_path: Path) -> None:
         assert (await runs.get(ADMIN, mine.id)).submitter == "alice"
     finally:
         await runs.close()
+
+
+async def test_the_service_as_settings_configure_it(tmp_path: Path) -> None:
+    from strato.pipelines.service import open_runs
+    from strato.pipelines.settings import PipelinesSettings
+    from strato.settings import Settings
+    from tests.pipelines.runs_helpers import open_store
+
+    settings = Settings(data_dir=tmp_path / "data")
+    pipelines = PipelinesSettings(cpus=1, mem_mb=100, retry_first=0.01)
+    store = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    runs = open_runs(store.engine, pipelines, settings)
+    try:
+        with pytest.raises(InvalidInput, match="asks for 2 CPUs; there are 1"):
+            await runs.submit(
+                workflow([task("two", cpus=2)]), pipeline="p@1", config={}, submitter="alice"
+            )
+        run = await runs.submit(
+            workflow([task("t", "exit 1", retry=1)]), pipeline="p@1", config={}, submitter="a"
+        )
+        assert Path(run.project) == tmp_path / "data" / "pipelines" / "projects" / run.id
+        done = await runs.wait(run.id, PATIENCE)
+        assert done.state == RunState.failed
+        assert [t.attempts for t in runs.store.tasks(run.id)] == [2]
+    finally:
+        await runs.close()

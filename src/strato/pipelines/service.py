@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strato.auth import Principal, Scope
 from strato.db import utcnow
@@ -38,6 +38,12 @@ from strato.pipelines.runner import Parts, RunDriver
 from strato.pipelines.store import RunStore
 from strato.pipelines.writer import Writer
 from strato.retry import Backoff
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from strato.pipelines.settings import PipelinesSettings
+    from strato.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -292,3 +298,32 @@ def _reset(task: TaskRecord) -> TaskRecord:
 def _restarted(run: RunRecord) -> RunRecord:
     # Post-run steps are done again once this round of the run ends.
     return replace(run, state=RunState.queued, reason="", finished=None, updated=utcnow(), steps={})
+
+
+def open_runs(
+    engine: Engine,
+    pipelines: PipelinesSettings,
+    settings: Settings,
+    backend: Backend | None = None,
+) -> PipelineRuns:
+    """The run service as ``pipelines`` (the section of ``settings``) configure it, not
+    started (:meth:`PipelineRuns.start` takes up the active runs). ``backend``: given for
+    ``slurm``; ``local`` is built here."""
+    from strato.pipelines.backends.local import LocalBackend
+
+    resources = None
+    if backend is None:
+        if pipelines.backend != "local":
+            raise InvalidInput(f"pipelines.backend {pipelines.backend!r} needs its backend given")
+        backend = LocalBackend(kill_grace=pipelines.kill_grace)
+        resources = Resources(pipelines.cpus, pipelines.mem_mb)
+    return PipelineRuns(
+        RunStore(engine),
+        backend,
+        projects=pipelines.projects_in(settings),
+        resources=resources,
+        backoff=Backoff(pipelines.retry_first, pipelines.retry_cap),
+        archive_to=None if pipelines.archive_to is None else str(pipelines.archive_to),
+        smtp_url=pipelines.smtp_url,
+        mail_from=pipelines.mail_from,
+    )

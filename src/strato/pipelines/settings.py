@@ -53,6 +53,16 @@ class PipelinesSettings(Section):
         None, description="smtp://host:port for run notifications; none: none sent."
     )
     mail_from: str = Field("strato@localhost", description="Sender of run notifications.")
+    retry_first: float = Field(
+        1.0, ge=0, description="Seconds before a failed task's first retry; doubling after."
+    )
+    retry_cap: float = Field(60.0, ge=0, description="The longest wait before a task's retry.")
+    kill_grace: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between SIGTERM and SIGKILL to a local task's process group "
+        "when it is cancelled or runs out of walltime.",
+    )
 
     @field_validator("search_paths", "exec_pipelines", mode="before")
     @classmethod
