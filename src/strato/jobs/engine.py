@@ -515,8 +515,15 @@ class JobService:
                 inserts, self._inserts = self._inserts, []
                 if not batch and not inserts and self._closing:
                     return
+            # A job that moved on before its row was written (a short job often ends
+            # first) is inserted as it is now: one statement, not an insert and an update.
+            changed = dict(batch)
+            rows = []
+            for insert in inserts:
+                now = changed.pop(insert.row["id"], None)
+                rows.append(insert.row if now is None else self.store.row_as(insert.row, now))
             try:
-                self.store.write([i.row for i in inserts], batch.values())
+                self.store.write(rows, changed.values())
             except Exception as exc:
                 failures += 1
                 log.exception("job states could not be written; trying again")

@@ -157,6 +157,11 @@ class JobStore:
         values.update(seq=self._seq.next(), retries=retries, time_limit=time_limit)
         return values
 
+    def row_as(self, row: dict[str, Any], record: JobRecord) -> dict[str, Any]:
+        """A new job's ``row`` with the state ``record`` has reached since: inserted as it
+        is now, in place of the row and an update."""
+        return {**row, **{name: getattr(record, name) for name in _MUTABLE}}
+
     def insert(self, record: JobRecord, *, retries: int, time_limit: float | None) -> None:
         self.write([self.row(record, retries=retries, time_limit=time_limit)], [])
 
