@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
 
 from strato.pipelines.model.workflow import TaskSpec
 
@@ -21,7 +22,7 @@ class Resources:
         self.mem_mb = mem_mb or total_memory_mb()
         self.free_cpus = self.cpus
         self.free_mem = self.mem_mb
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[_Waiter] = []
 
     def refusal(self, spec: TaskSpec) -> str | None:
         """Why ``spec`` can never run here, if it cannot."""
@@ -32,22 +33,51 @@ class Resources:
         return None
 
     async def acquire(self, cpus: int, mem_mb: int) -> None:
-        while cpus > self.free_cpus or mem_mb > self.free_mem:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-        self.free_cpus -= cpus
-        self.free_mem -= mem_mb
+        if self._fits(cpus, mem_mb):
+            self._take(cpus, mem_mb)
+            return
+        waiter = _Waiter(cpus, mem_mb, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        try:
+            await waiter.granted
+        except asyncio.CancelledError:
+            if waiter.granted.done() and not waiter.granted.cancelled():
+                self.release(cpus, mem_mb)  # granted, then cancelled before it ran
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
 
     def release(self, cpus: int, mem_mb: int) -> None:
         self.free_cpus += cpus
         self.free_mem += mem_mb
-        # Every waiter looks again: a small task may fit where the first in line does not.
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        # Handed to the waiters in their order, each that fits taking its whole
+        # allocation here: a small task may go where the first in line does not fit. Only
+        # those that got theirs are woken (waking every waiter to look again made a
+        # thousand queued tasks cost a million wake-ups).
+        kept: list[_Waiter] = []
+        for i, waiter in enumerate(self._waiters):
+            if self.free_cpus <= 0:  # every task takes at least one CPU: none fits
+                kept.extend(self._waiters[i:])
+                break
+            if waiter.granted.done():  # cancelled
+                continue
+            if self._fits(waiter.cpus, waiter.mem_mb):
+                self._take(waiter.cpus, waiter.mem_mb)
+                waiter.granted.set_result(None)
+            else:
+                kept.append(waiter)
+        self._waiters = kept
+
+    def _fits(self, cpus: int, mem_mb: int) -> bool:
+        return cpus <= self.free_cpus and mem_mb <= self.free_mem
+
+    def _take(self, cpus: int, mem_mb: int) -> None:
+        self.free_cpus -= cpus
+        self.free_mem -= mem_mb
+
+
+@dataclass
+class _Waiter:
+    cpus: int
+    mem_mb: int
+    granted: asyncio.Future[None]
