@@ -238,7 +238,9 @@ async def test_the_monitor_follows_a_job_through_a_controller_restart(
                     await asyncio.sleep(0.2)
                 else:
                     raise AssertionError("the monitor never saw squeue fail")
-                await asyncio.sleep(2)  # more failing polls, well past lost_after
+                # A server restarting now adopts the job from the accounting.
+                async with backend() as second:
+                    assert await second.adopt(job_id)
                 assert not waiting.done()
         finally:
             await script("start")

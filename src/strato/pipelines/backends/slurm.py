@@ -70,7 +70,6 @@ class _Lookup:
     endings: dict[str, Ended] = field(default_factory=dict)
     known: set[str] = field(default_factory=set)  # jobs Slurm has, ended or not
     unknown: set[str] = field(default_factory=set)  # the controller and accounting both deny
-    problem: str = ""
 
 
 @dataclass
@@ -142,18 +141,21 @@ class SlurmBackend:
 
     async def adopt(self, backend_id: str) -> bool:
         job_id = _checked_id(backend_id)
+        problem = ""
         try:
-            states = await self._squeue([job_id])
-            found = _Lookup() if job_id in states else await self._look_up([job_id])
+            if job_id in await self._squeue([job_id]):
+                self._follow(job_id)
+                return True
         except _Unavailable as exc:
-            found = _Lookup(problem=str(exc))
-        if job_id in states or job_id in found.known:
+            problem = str(exc)  # the accounting may know it still
+        found = await self._look_up([job_id])
+        if job_id in found.known:
             self._follow(job_id)
             return True
         if job_id in found.unknown:
             return False
         # Neither yes nor no: a "no" would have the task started a second time.
-        why = found.problem or "the controller or the accounting did not answer"
+        why = problem or "the controller or the accounting did not answer"
         raise BackendError(f"cannot tell whether Slurm job {job_id} exists: {why}")
 
     async def close(self) -> None:
@@ -287,7 +289,8 @@ class SlurmBackend:
             # The controller still holds recently ended jobs: asked below.
             accounted = False
             log.info("slurm monitor: no accounting (%s); asking the controller", exc)
-        rest = [i for i in ids if i not in found.endings]
+        # A job the accounting lists as still going needs no second opinion.
+        rest = [i for i in ids if i not in found.known]
         # Bounded: an accounting that is late for many jobs must not fork hundreds at once.
         gate = asyncio.Semaphore(8)
 
