@@ -119,6 +119,7 @@ def test_capabilities_are_found_by_entry_point_in_their_order(boom: Path) -> Non
         "catalog",
         "boom",
         "jobs",
+        "pipelines",
         "processes",
     ]
 
@@ -149,15 +150,17 @@ def test_with_data_switched_off_the_catalog_serves(served: Callable[..., httpx.C
 def test_capabilities_are_switched_off_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("STRATO_CAPABILITIES_DISABLED", "catalog, data, jobs, processes")
+    monkeypatch.setenv("STRATO_CAPABILITIES_DISABLED", "catalog, data, jobs, pipelines, processes")
     settings = settings_for(tmp_path)
-    assert settings.capabilities.disabled == ["catalog", "data", "jobs", "processes"]
+    assert settings.capabilities.disabled == ["catalog", "data", "jobs", "pipelines", "processes"]
     assert load_capabilities(settings) == []
 
 
 def test_switching_off_what_is_not_installed_is_refused_by_name(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, capabilities={"disabled": ["catalgo"]})
-    with pytest.raises(InvalidInput, match=r"catalgo.*installed: data, catalog, jobs, processes"):
+    with pytest.raises(
+        InvalidInput, match=r"catalgo.*installed: data, catalog, jobs, pipelines, processes"
+    ):
         load_capabilities(settings)
 
 

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from strato.pipelines.settings import PipelinesSettings
 
 pipelines_app = typer.Typer(
-    help="Jetstream-format pipelines: list, show, render.", no_args_is_help=True
+    help="Jetstream-format pipelines: list, show, render here; submit, runs, status, logs, "
+    "cancel, resume on a node.",
+    no_args_is_help=True,
 )
 
 SearchPath = Annotated[

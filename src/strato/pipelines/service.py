@@ -81,8 +81,11 @@ class PipelineRuns:
     # --- the server's life -----------------------------------------------------------
 
     async def start(self) -> list[str]:
-        """Takes up the runs a previous server left active; their ids."""
-        active = await asyncio.to_thread(self.store.active)
+        """Takes up the runs a previous server left active; their ids. Called again after
+        a failure, it leaves the runs it already drives as they are."""
+        active = [
+            r for r in await asyncio.to_thread(self.store.active) if r.id not in self._drivers
+        ]
         for run in active:
             tasks = await asyncio.to_thread(self.store.tasks, run.id)
             self._drive(run, tasks)

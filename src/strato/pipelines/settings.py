@@ -64,7 +64,24 @@ class PipelinesSettings(Section):
         "when it is cancelled or runs out of walltime.",
     )
 
-    @field_validator("search_paths", "exec_pipelines", mode="before")
+    max_config_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description="Largest config a run may be submitted with (the body of "
+        "/api/v1/new-run/, WES's workflow_params), in bytes.",
+    )
+    template_env: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Variables of the server's environment that templates may read with "
+        "getenv() when a run is submitted to the server; none by default.",
+    )
+    wes_attachments: bool = Field(
+        False,
+        description="Accept workflow_attachment files in WES run requests (written into "
+        "the run's project directory); refused by default.",
+    )
+
+    @field_validator("search_paths", "exec_pipelines", "template_env", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         # STRATO_PIPELINES_SEARCH_PATHS=/a,/b

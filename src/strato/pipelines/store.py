@@ -21,6 +21,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     or_,
     select,
     update,
@@ -278,3 +279,10 @@ class RunStore:
         query = select(runs).where(runs.c.state.in_([s.value for s in ACTIVE])).order_by(runs.c.seq)
         with self.engine.connect() as conn:
             return [_run(row) for row in conn.execute(query)]
+
+    def counts(self) -> dict[RunState, int]:
+        """How many runs are in each state (every state named, zero included)."""
+        query = select(runs.c.state, func.count()).group_by(runs.c.state)
+        with self.engine.connect() as conn:
+            found = {RunState(state): n for state, n in conn.execute(query)}
+        return {state: found.get(state, 0) for state in RunState}

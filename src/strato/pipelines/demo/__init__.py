@@ -1,0 +1,1 @@
+"""Demo material of pipelines (example pipelines for the playground); none yet."""

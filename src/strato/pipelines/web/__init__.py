@@ -1,0 +1,1 @@
+"""The pipelines' HTML pages (list, submission, runs) come here; none are served yet."""
