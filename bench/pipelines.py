@@ -10,6 +10,8 @@ Three measures, each against its floor in the same run:
   run: tasks per second from ``submit`` to the run's end, and the floor's rate (the same
   commands with ``subprocess.run`` from as many threads as the runner has CPUs to hand
   out, ``--cpus``, each task taking one). Goals: >= 200 tasks/s and >= 0.5x the floor.
+  Also the floor with each command's output into a new file, as the runner's logs are:
+  what of the gap is the log files (not part of the goal's floor).
 - **submit to running**: ``--samples`` runs of one task (default 20), one at a time: the
   milliseconds from calling ``PipelineRuns.submit`` to its task's process started (the
   task's record ``running`` with its pid; polled every 0.5 ms), and to the run ended.
@@ -37,6 +39,7 @@ import argparse
 import asyncio
 import cProfile
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -109,11 +112,16 @@ async def submit_to_running(runs: PipelineRuns, samples: int) -> tuple[list[floa
 # the floor ---------------------------------------------------------------------------------
 
 
-def floor_run(count: int, concurrency: int) -> float:
-    """Seconds to run ``count`` times ``bash -c CMD`` directly, ``concurrency`` at a time."""
+def floor_run(count: int, concurrency: int, logs: Path | None = None) -> float:
+    """Seconds to run ``count`` times ``bash -c CMD`` directly, ``concurrency`` at a time;
+    the output into a new file in ``logs`` per command if given, else to /dev/null."""
 
-    def one(_: int) -> None:
-        subprocess.run(["bash", "-c", CMD], stdout=subprocess.DEVNULL, check=True)
+    def one(i: int) -> None:
+        if logs is None:
+            subprocess.run(["bash", "-c", CMD], stdout=subprocess.DEVNULL, check=True)
+            return
+        with open(logs / f"{i}.log", "wb") as out:
+            subprocess.run(["bash", "-c", CMD], stdout=out, stderr=subprocess.STDOUT, check=True)
 
     start = time.perf_counter()
     if concurrency == 1:
@@ -126,6 +134,13 @@ def floor_run(count: int, concurrency: int) -> float:
 
 
 # the run -----------------------------------------------------------------------------------
+
+
+def fresh(path: Path) -> Path:
+    """An empty directory at ``path``: each round's logs are files created anew."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    return path
 
 
 def load() -> str:
@@ -152,12 +167,15 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
             "chain floor": lambda: asyncio.to_thread(floor_run, args.chain, 1),
             "independent": lambda: run_once(runs, independent),
             "independent floor": lambda: asyncio.to_thread(floor_run, args.count, args.cpus),
+            "independent floor, logs": lambda: asyncio.to_thread(
+                floor_run, args.count, args.cpus, fresh(tmp / "floor-logs")
+            ),
         }
         took: dict[str, list[float]] = {name: [] for name in measures}
         order = list(measures)
         for r in range(args.rounds):
             for name in order[r % len(order) :] + order[: r % len(order)]:
-                if profiler is not None and not name.endswith("floor"):
+                if profiler is not None and "floor" not in name:
                     profiler.enable()
                 took[name].append(await measures[name]())
                 if profiler is not None:
@@ -192,6 +210,11 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
         f"{args.count} independent: runner {rate:,.0f} tasks/s ({med['independent']:.3f} s), "
         f"floor {floor_rate:,.0f} tasks/s ({med['independent floor']:.3f} s); "
         f"runner / floor {rate / floor_rate:.2f}x (goals: >= 200 tasks/s, >= 0.5x)"
+    )
+    logged = args.count / med["independent floor, logs"]
+    print(
+        f"  the floor with a log file per command: {logged:,.0f} tasks/s; runner / it "
+        f"{rate / logged:.2f}x (the runner writes every task's output to its log)"
     )
     running = sorted(to_running)
     print(
