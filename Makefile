@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench clean venv venv-test
+.PHONY: run test lint bench clean venv venv-test stream-proto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,7 @@ bench: venv-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## stream-proto: regenerate strato.stream's gRPC modules from their .proto files
+stream-proto: venv-test
+	bash scripts/gen-stream-proto.sh
