@@ -1,0 +1,192 @@
+"""The builtin data server: strato's own forwarder, one supervised process per session
+(:mod:`strato.stream.dataserver.forwarder`).
+
+The listening sockets are bound here, in the control server, and handed to the process as
+inherited descriptors: a port that cannot be bound is a DataServerError naming it, before
+any process starts, and the forwarder needs no privilege of its own. The parent keeps no
+copy once the process has them, so the ports are free as soon as the process ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strato.stream.dataserver import supervise
+from strato.stream.dataserver.base import (
+    Address,
+    Counters,
+    DataServerError,
+    Forwarding,
+    TlsLeg,
+)
+
+NAME = "builtin"
+# A reply to a command takes microseconds; one that takes longer means the process is stuck.
+REPLY_TIMEOUT = 5.0
+
+
+@dataclass
+class _Session:
+    proc: asyncio.subprocess.Process
+    listeners: tuple[Address, ...]
+    marker: Path
+    log: Path
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _leg(leg: TlsLeg | None) -> dict[str, str] | None:
+    if leg is None:
+        return None
+    return {
+        "cert": leg.cert_pem.decode(),
+        "key": leg.key_pem.decode(),
+        "peer_cert": leg.peer_cert_pem.decode(),
+    }
+
+
+def _addresses(addresses: tuple[Address, ...]) -> list[dict[str, Any]]:
+    return [{"host": a.host, "port": a.port} for a in addresses]
+
+
+class BuiltinDataServer:
+    name = NAME
+
+    def __init__(self, state_dir: Path, python: str = sys.executable) -> None:
+        self.state_dir = state_dir
+        self.python = python
+        self._sessions: dict[str, _Session] = {}
+
+    async def open(self, forwarding: Forwarding) -> None:
+        if forwarding.session in self._sessions:
+            raise DataServerError(f"session {forwarding.session} is already open")
+        if not forwarding.targets:
+            raise DataServerError("no targets to forward to")
+        socks = []
+        try:
+            for address in forwarding.listeners:
+                socks.append(supervise.bind_listener(address))
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            token = supervise.new_mark()
+            env = supervise.marked_env(NAME, token)
+            env["STRATO_FORWARDER_FDS"] = ",".join(str(s.fileno()) for s in socks)
+            log = self.state_dir / f"{supervise.safe_name(forwarding.session)}.log"
+            with open(log, "ab") as err:
+                proc = await asyncio.create_subprocess_exec(
+                    self.python,
+                    "-m",
+                    "strato.stream.dataserver.forwarder",
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=err,
+                    env=env,
+                    pass_fds=[s.fileno() for s in socks],
+                    start_new_session=True,  # a signal to the control server is not its
+                )
+        finally:
+            for sock in socks:
+                sock.close()  # the child holds them now (or nobody does)
+        marker = supervise.write_marker(self.state_dir, NAME, forwarding.session, proc.pid, token)
+        session = _Session(proc, forwarding.listeners, marker, log)
+        config = {
+            "session": forwarding.session,
+            "listeners": _addresses(forwarding.listeners),
+            "targets": _addresses(forwarding.targets),
+            "tls_in": _leg(forwarding.tls_in),
+            "tls_out": _leg(forwarding.tls_out),
+        }
+        try:
+            reply = await self._ask(session, config)
+        except DataServerError:
+            await self._stop(forwarding.session, session)
+            raise
+        if "error" in reply:
+            await self._stop(forwarding.session, session)
+            raise DataServerError(f"forwarder did not start: {reply['error']}")
+        self._sessions[forwarding.session] = session
+
+    async def _ask(self, session: _Session, command: dict[str, Any]) -> dict[str, Any]:
+        proc = session.proc
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        async with session.lock:
+            try:
+                proc.stdin.write(json.dumps(command).encode() + b"\n")
+                await proc.stdin.drain()
+                line = await asyncio.wait_for(proc.stdout.readline(), REPLY_TIMEOUT)
+            except (OSError, TimeoutError) as e:
+                raise DataServerError(f"forwarder (pid {proc.pid}) does not answer: {e}") from e
+        if not line:
+            raise DataServerError(
+                f"forwarder (pid {proc.pid}) has exited (status {proc.returncode})"
+            )
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def _get(self, session: str) -> _Session:
+        try:
+            return self._sessions[session]
+        except KeyError:
+            raise DataServerError(f"no open session {session}") from None
+
+    async def update(self, session: str, targets: tuple[Address, ...]) -> None:
+        if not targets:
+            raise DataServerError("no targets to forward to")
+        reply = await self._ask(
+            self._get(session), {"op": "update", "targets": _addresses(targets)}
+        )
+        if "error" in reply:
+            raise DataServerError(f"update refused: {reply['error']}")
+
+    async def counters(self, session: str) -> list[Counters]:
+        s = self._get(session)
+        reply = await self._ask(s, {"op": "counters"})
+        return [
+            Counters(
+                Address(c["host"], int(c["port"])),
+                int(c["connections"]),
+                int(c["bytes_in"]),
+                int(c["bytes_out"]),
+            )
+            for c in reply.get("counters", [])
+        ]
+
+    async def alive(self, session: str) -> bool:
+        s = self._sessions.get(session)
+        return s is not None and s.proc.returncode is None and _running(s.proc.pid)
+
+    async def close(self, session: str) -> None:
+        s = self._sessions.pop(session, None)
+        if s is not None:
+            await self._stop(session, s)
+
+    async def _stop(self, session: str, s: _Session) -> None:
+        await supervise.stop_process(s.proc)
+        if s.proc.stdout is not None:
+            s.proc.stdout.feed_eof()
+        s.marker.unlink(missing_ok=True)
+        s.log.unlink(missing_ok=True)
+
+    async def close_all(self) -> None:
+        for session in list(self._sessions):
+            await self.close(session)
+
+    async def reap(self) -> list[str]:
+        return await supervise.reap_markers(self.state_dir, NAME)
+
+    def pid(self, session: str) -> int | None:
+        """The session's process id (for tests and status pages)."""
+        s = self._sessions.get(session)
+        return s.proc.pid if s else None
+
+
+def _running(pid: int) -> bool:
+    # A killed child is a zombie until asyncio reaps it; returncode may lag a moment.
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
