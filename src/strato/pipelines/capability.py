@@ -36,7 +36,7 @@ class PipelinesCapability:
         return [
             NavLink(
                 "Pipelines",
-                "/api/v1/pipelines",
+                "/pipelines",
                 "Jetstream-format pipelines run on the server (Centro's API, GA4GH WES).",
             )
         ]
@@ -46,6 +46,7 @@ class PipelinesCapability:
         from strato.pipelines.api.wes import make_router as wes_router
         from strato.pipelines.service import open_runs
         from strato.pipelines.submissions import Submissions
+        from strato.pipelines.web.pages import make_router as pages_router
 
         options = PipelinesSettings.of(ctx.settings)
         backend = None
@@ -59,6 +60,9 @@ class PipelinesCapability:
         public_url = ctx.settings.public_url
         app.include_router(centro_router(submissions, auth, public_url))
         app.include_router(wes_router(submissions, auth, public_url))
+        app.include_router(
+            pages_router(submissions, auth, app.state.templates, app.state.nav, ctx.settings)
+        )
 
     def register_cli(self, app: typer.Typer) -> None:
         from strato.pipelines.remote_cli import register
