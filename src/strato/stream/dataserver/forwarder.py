@@ -249,51 +249,79 @@ def _copy(src: socket.socket, dst: socket.socket, listener: Listener, inbound: b
 
 def _relay_tls(client: socket.socket, upstream: socket.socket, listener: Listener) -> None:
     """Both directions of a connection with a TLS side, on one thread: non-blocking sockets,
-    a select over what can move, one pending buffer per direction."""
+    a select over what can move, a buffer per direction.
+
+    A TLS read returns one record (16 KiB) at most, so each wake-up reads on until the
+    socket has nothing more or the buffer is full, and writes on until the socket takes no
+    more: one select per megabyte rather than per record (a select and a copy per record
+    held the TLS leg to a fifth of the plain one)."""
     legs = [(client, upstream, True), (upstream, client, False)]
-    pending: list[memoryview | None] = [None, None]
-    ended = [False, False]
-    buf = bytearray(CHUNK)
+    bufs = [bytearray(CHUNK), bytearray(CHUNK)]
+    views = [memoryview(b) for b in bufs]
+    filled = [0, 0]  # bytes read into the direction's buffer
+    sent = [0, 0]  # of which written out
+    ended = [False, False]  # the source's end of file was read
+    closed = [False, False]  # and passed on, once all before it was written
     for sock in (client, upstream):
         sock.setblocking(False)
     try:
-        while not (ended[0] and ended[1] and pending[0] is None and pending[1] is None):
-            readers = [
-                src for k, (src, _, _) in enumerate(legs) if not ended[k] and pending[k] is None
-            ]
-            writers = [dst for k, (_, dst, _) in enumerate(legs) if pending[k] is not None]
+        while not (closed[0] and closed[1]):
+            readers = [src for k, (src, _, _) in enumerate(legs) if not ended[k] and not filled[k]]
+            writers = [dst for k, (_, dst, _) in enumerate(legs) if sent[k] < filled[k]]
             # Bytes OpenSSL already decrypted are not visible to select.
             ready = [r for r in readers if isinstance(r, ssl.SSLSocket) and r.pending()]
-            if not ready:
-                ready, can_write, _ = select.select(readers, writers, [])  # type: ignore[arg-type]
+            if ready:
+                can_write: list[socket.socket] = []
             else:
-                can_write = []
+                ready, can_write, _ = select.select(readers, writers, [])  # type: ignore[arg-type]
             for k, (src, dst, inbound) in enumerate(legs):
-                if src in ready and pending[k] is None and not ended[k]:
-                    try:
-                        n = src.recv_into(buf)
-                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-                        continue
-                    if n == 0:
-                        ended[k] = True
-                        _half_close(dst)
-                        continue
-                    pending[k] = memoryview(bytes(buf[:n]))
-                    listener.add(inbound, n)
-                    can_write = [*can_write, dst]
-                if dst in can_write and pending[k] is not None:
-                    data = pending[k]
-                    assert data is not None
-                    try:
-                        sent = dst.send(data)
-                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-                        continue
-                    pending[k] = data[sent:] if sent < len(data) else None
+                if src in ready and not filled[k] and not ended[k]:
+                    # After its end of file a TLS socket is not read again: a second read
+                    # past a close_notify is an error that would cut the other direction.
+                    filled[k], ended[k] = _read_some(src, views[k])
+                    listener.add(inbound, filled[k])
+                    if filled[k]:
+                        can_write = [*can_write, dst]
+                if dst in can_write and sent[k] < filled[k]:
+                    sent[k] += _write_some(dst, views[k][sent[k] : filled[k]])
+                    if sent[k] == filled[k]:
+                        filled[k] = sent[k] = 0
+                if ended[k] and not filled[k] and not closed[k]:
+                    closed[k] = True
+                    _half_close(dst)
     except OSError as e:
         print(f"connection via {listener.port} ended: {e!r}", file=sys.stderr)
     finally:
         client.close()
         upstream.close()
+
+
+_AGAIN = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
+
+
+def _read_some(src: socket.socket, view: memoryview) -> tuple[int, bool]:
+    """Read into ``view`` until the socket has no more or it is full: the count, and
+    whether the stream's end of file came."""
+    got = 0
+    while got < len(view):
+        try:
+            n = src.recv_into(view[got:])
+        except _AGAIN:
+            break
+        if n == 0:
+            return got, True
+        got += n
+    return got, False
+
+
+def _write_some(dst: socket.socket, data: memoryview) -> int:
+    done = 0
+    while done < len(data):
+        try:
+            done += dst.send(data[done:])
+        except _AGAIN:
+            break
+    return done
 
 
 def _half_close(sock: socket.socket) -> None:
