@@ -121,6 +121,7 @@ def test_capabilities_are_found_by_entry_point_in_their_order(boom: Path) -> Non
         "jobs",
         "pipelines",
         "processes",
+        "stream",
     ]
 
 
@@ -150,9 +151,18 @@ def test_with_data_switched_off_the_catalog_serves(served: Callable[..., httpx.C
 def test_capabilities_are_switched_off_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("STRATO_CAPABILITIES_DISABLED", "catalog, data, jobs, pipelines, processes")
+    monkeypatch.setenv(
+        "STRATO_CAPABILITIES_DISABLED", "catalog, data, jobs, pipelines, processes, stream"
+    )
     settings = settings_for(tmp_path)
-    assert settings.capabilities.disabled == ["catalog", "data", "jobs", "pipelines", "processes"]
+    assert settings.capabilities.disabled == [
+        "catalog",
+        "data",
+        "jobs",
+        "pipelines",
+        "processes",
+        "stream",
+    ]
     assert load_capabilities(settings) == []
 
 

@@ -120,6 +120,8 @@ async def gateway(context: Context) -> AsyncIterator[Start]:
             "port_last": LAST,
             "insecure": True,
             "hello_deadline": 5.0,
+            # Plaintext legs: this data server only holds sockets (TLS legs: test_e2e.py).
+            "leg_tls": False,
             **settings,
         }
         ds = SocketDataServer()

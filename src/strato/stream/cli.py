@@ -1,4 +1,5 @@
-"""`strato stream serve|cert`: run a gateway's control server, make its certificate."""
+"""`strato stream serve|cert`: run a gateway's control server, make its certificate; the
+client's commands are in :mod:`strato.stream.client_cli`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ stream_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
+    from strato.stream.client_cli import register_client
+
+    register_client(stream_app)
     app.add_typer(stream_app, name="stream")
 
 
@@ -34,19 +38,6 @@ def _settings(ctx: typer.Context, **overrides: Any) -> Any:
         base = StreamSettings()
     given = {k: v for k, v in overrides.items() if v is not None}
     return StreamSettings.model_validate({**base.model_dump(), **given})
-
-
-def _dataserver(name: str) -> Any:
-    import importlib
-
-    try:
-        module = importlib.import_module(f"strato.stream.dataserver.{name}")
-    except ModuleNotFoundError:
-        raise InvalidInput(f"no data server backend {name!r}") from None
-    factory = getattr(module, "create", None)
-    if factory is None:
-        raise InvalidInput(f"data server backend {name!r} offers no create()")
-    return factory()
 
 
 @stream_app.command("serve")
@@ -89,14 +80,22 @@ def serve(
         backend=backend,
     )
     from strato.cli import state
+    from strato.stream.dataserver import factory
 
     c = Context.open(state(ctx).settings())
-    dataserver = _dataserver(settings.backend)
+    state_dir = settings.state_dir or c.settings.data_dir / "stream"
+    dataserver = factory.create(settings.backend, state_dir)
 
     async def run() -> None:
+        # start() first stops the forwarders a previous control server left (their
+        # markers in state_dir), so their ports are free for the new pool.
         server = await start(settings, dataserver, strato_tokens(c.identities))
         mode = "TLS" if settings.tls_cert else "INSECURE (no TLS)"
-        typer.echo(f"control server on {settings.listen} port {server.port}, {mode}")
+        leg = "TLS legs" if settings.leg_tls else "PLAINTEXT legs"
+        typer.echo(
+            f"control server on {settings.listen} port {server.port}, {mode}, "
+            f"{settings.backend} data server, {leg}"
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

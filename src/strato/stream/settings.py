@@ -59,6 +59,22 @@ class StreamSettings(Section):
         "tls_cert and tls_key are required.",
     )
     backend: str = Field("builtin", description="The data server: builtin, haproxy or stunnel.")
+    state_dir: Path | None = Field(
+        None,
+        description="Where the data server keeps its per-session files and the markers that "
+        "find a previous control server's forwarders; default <data_dir>/stream.",
+    )
+    leg_tls: bool = Field(
+        True,
+        description="The gateway-to-gateway leg is TLS 1.3 with per-session certificates "
+        "exchanged through the control plane. false: plaintext, which works only when the "
+        "peer gateway is configured so too (and with SciStream's own client).",
+    )
+    serve_in_up: bool = Field(
+        False,
+        description="Run the control server inside `strato up` (with the web app); off: "
+        "`strato stream serve` runs it.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> StreamSettings:

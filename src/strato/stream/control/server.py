@@ -32,6 +32,21 @@ from strato.stream.settings import StreamSettings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# The gateway-to-gateway leg's keys travel in call metadata, so scistream.Control's
+# messages stay SciStream's: the req's trailing metadata says whether this gateway's leg
+# is TLS and carries its session certificate; an update's metadata carries the peer
+# gateway's (binary "-bin" keys: PEM has line breaks). SciStream's client ignores both.
+LEG = "strato-leg"  # "tls" or "plain"
+LEG_CERT = "strato-leg-cert-bin"
+PEER_CERT = "strato-peer-cert-bin"
+
+
+def _metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> bytes:
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return v if isinstance(v, bytes) else v.encode()
+    return b""
+
 
 async def _call(
     context: grpc.aio.ServicerContext[Any, Any],
@@ -62,6 +77,10 @@ class Control(pb_grpc.ControlServicer):
             s = await self.sessions.request(
                 owner, request.uid, request.role, request.num_conn, request.rate
             )
+            if s.leg_cert:
+                context.set_trailing_metadata(((LEG, "tls"), (LEG_CERT, s.leg_cert)))
+            else:
+                context.set_trailing_metadata(((LEG, "plain"),))
             return pb.Response(
                 listeners=_strs(s, "advertised"), prod_listeners=_strs(s, "prod_listeners")
             )
@@ -90,7 +109,11 @@ class Control(pb_grpc.ControlServicer):
     ) -> pb.Response:
         async def body(owner: str) -> pb.Response:
             s = await self.sessions.update(
-                owner, request.uid, list(request.remote_listeners), request.role
+                owner,
+                request.uid,
+                list(request.remote_listeners),
+                request.role,
+                _metadata_value(context, PEER_CERT),
             )
             return pb.Response(listeners=_strs(s, "advertised"), prod_listeners=_strs(s, "targets"))
 
@@ -204,7 +227,9 @@ async def start(
     if reaped:
         log.warning("stopped %d forwarders a previous control server left", len(reaped))
     pool = PortPool(settings.port_first, settings.port_last, settings.data_host)
-    sessions = Sessions(pool, dataserver, settings.limits(), settings.advertise_host)
+    sessions = Sessions(
+        pool, dataserver, settings.limits(), settings.advertise_host, settings.leg_tls
+    )
     server = grpc.aio.server(options=server_options(settings))
     pb_grpc.add_ControlServicer_to_server(Control(sessions, authenticate), server)
     spb_grpc.add_SessionsServicer_to_server(

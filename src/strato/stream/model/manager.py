@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from strato.stream.dataserver.base import Address, DataServer, DataServerError, Forwarding
-from strato.stream.model import validate
+from strato.stream.model import legs, validate
 from strato.stream.model.errors import (
     ConnError,
     Forbidden,
@@ -59,7 +59,9 @@ class Sessions:
         dataserver: DataServer,
         limits: Limits,
         advertise_host: str | None = None,
+        leg_tls: bool = True,
     ) -> None:
+        self.leg_tls = leg_tls
         self.pool = pool
         self.dataserver = dataserver
         self.limits = limits
@@ -99,6 +101,8 @@ class Sessions:
             listeners=tuple(Address(self.pool.host, p) for p in ports),
             advertised=tuple(Address(self.advertise_host, p) for p in ports),
         )
+        if self.leg_tls:
+            session.leg_cert, session.leg_key = legs.new_identity()
         self._sessions[uid] = session
         pending = self._pending.pop((owner, uid), None)
         if pending is not None:
@@ -180,10 +184,25 @@ class Sessions:
                 del self._pending[key]
 
     # update ------------------------------------------------------------------------
-    async def update(self, owner: str, uid: str, remote_listeners: list[str], role: str) -> Session:
+    async def update(
+        self,
+        owner: str,
+        uid: str,
+        remote_listeners: list[str],
+        role: str,
+        peer_cert: bytes = b"",
+    ) -> Session:
         """Forward listener ``i`` to ``remote_listeners[i mod k]``: the data server opens
-        the session's listeners on the first update and changes targets on later ones."""
+        the session's listeners on the first update and changes targets on later ones.
+        With TLS legs the first update carries the peer gateway's session certificate."""
         session = self._owned(owner, uid)
+        if peer_cert:
+            if not self.leg_tls:
+                raise InvalidRequest(
+                    "this gateway's legs are plaintext (leg_tls = false); a peer certificate "
+                    "was sent: configure both gateways alike"
+                )
+            session.peer_cert = legs.peer_certificate(peer_cert)
         if role:  # SciStream's own client leaves it empty
             validate.role(role)
         targets = validate.addresses(
@@ -198,7 +217,7 @@ class Sessions:
             if session.state is State.FORWARDING:
                 await self.dataserver.update(uid, mapped)
             else:
-                await self.dataserver.open(Forwarding(uid, session.listeners, mapped))
+                await self.dataserver.open(self._forwarding(session, mapped))
         except DataServerError as exc:
             session.state, session.reason = State.FAILED, str(exc)
             raise ConnError(f"session {uid!r}: the data server failed: {exc}") from None
@@ -206,6 +225,21 @@ class Sessions:
         session.state = State.FORWARDING
         session.touch()
         return session
+
+    def _forwarding(self, session: Session, targets: tuple[Address, ...]) -> Forwarding:
+        if not self.leg_tls:
+            return Forwarding(session.uid, session.listeners, targets)
+        if not session.peer_cert:
+            raise WrongState(
+                f"session {session.uid!r}: this gateway's leg to the peer gateway is TLS; the "
+                "update must carry the peer gateway's session certificate (metadata "
+                "strato-peer-cert-bin, as strato stream connect sends it). Plaintext legs "
+                "need leg_tls = false on both gateways"
+            )
+        tls = legs.leg(session.leg_cert, session.leg_key, session.peer_cert, session.role)
+        if session.role == "PROD":  # the peer gateway dials in; targets are on the LAN
+            return Forwarding(session.uid, session.listeners, targets, tls_in=tls)
+        return Forwarding(session.uid, session.listeners, targets, tls_out=tls)
 
     # release -----------------------------------------------------------------------
     async def release(self, owner: str, uid: str) -> None:

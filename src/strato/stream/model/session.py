@@ -41,6 +41,12 @@ class Session:
     created: float = field(default_factory=time.time)
     last_activity: float = field(default_factory=time.monotonic)
     last_traffic: int = -1  # the counters' sum when last looked at
+    # The gateway-to-gateway leg: this side's per-session certificate and key (made from
+    # a CSPRNG at req, sent to the client in the req's metadata) and the peer gateway's
+    # certificate the client hands over with update. Empty: the leg is plaintext.
+    leg_cert: bytes = b""
+    leg_key: bytes = b""
+    peer_cert: bytes = b""
     # Resolved by the session's hello; the req waits on it (no thread held).
     hello: asyncio.Future[HelloData] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()

@@ -1,0 +1,1 @@
+"""HTTP routes of streaming: none yet (the control plane is gRPC; a streams page is planned)."""

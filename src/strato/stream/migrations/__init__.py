@@ -1,0 +1,1 @@
+"""Streaming keeps no tables: sessions live in the control server."""

@@ -1,0 +1,1 @@
+"""Pages of streaming: none yet (a streams page is planned)."""
