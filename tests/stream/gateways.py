@@ -16,7 +16,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def iperf3(f: Facilities, connect: Address, port: int, seconds: float) -> dict[str, Any]:
+def iperf3(
+    f: Facilities, connect: Address, port: int, seconds: float, extra: Sequence[str] = ()
+) -> dict[str, Any]:
     """One iperf3 test: ``iperf3 -s`` on the producer host's ``port``, ``iperf3 -c`` on the
     consumer host to ``connect`` in reverse mode (``-R``), so that the bytes flow from the
     producer to the consumer as a stream does; its JSON report."""
@@ -118,7 +120,7 @@ def iperf3(f: Facilities, connect: Address, port: int, seconds: float) -> dict[s
     try:
         wait_listening(ph, port)
         argv = ["iperf3", "-c", connect.host, "-p", str(connect.port), "-R", "-J"]
-        done = f.consumer_host.run([*argv, "-t", str(seconds)], timeout=seconds + 30)
+        done = f.consumer_host.run([*argv, "-t", str(seconds), *extra], timeout=seconds + 30)
         report: dict[str, Any] = json.loads(done.stdout or b"{}")
         if done.returncode and "error" not in report:
             report["error"] = done.stderr.decode(errors="replace").strip()

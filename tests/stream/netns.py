@@ -65,6 +65,7 @@ class Facilities:
     consumer_host: Host
     fallback: str | None = None  # why this is loopback, when it is
     delay: str | None = None  # the WAN leg's netem delay, when the kernel has netem
+    rate: str | None = None  # the WAN's rate each way, when shaped
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -80,7 +81,8 @@ class Facilities:
         if self.fallback:
             return f"loopback ({self.fallback})"
         delay = f"netem {self.delay} on the WAN" if self.delay else "no WAN delay"
-        return f"network namespaces, {delay}" + "".join(f"; {n}" for n in self.notes)
+        rate = f", WAN shaped to {self.rate} each way" if self.rate else ", WAN unshaped"
+        return f"network namespaces, {delay}{rate}" + "".join(f"; {n}" for n in self.notes)
 
     def route(self, on: bool = True) -> None:
         """Let the gateways route between the LANs (kernel forwarding): the direct path."""
@@ -99,7 +101,7 @@ def _ip(ns: str, *args: str, prefix: bool = True) -> None:
     _sh(["ip", "netns", "exec", ns, *(["ip", *args] if prefix else args)])
 
 
-def _loopback(reason: str) -> Facilities:
+def loopback(reason: str) -> Facilities:
     # Distinct loopback addresses keep the four roles apart in the tests' assertions.
     return Facilities(
         Host("producer-host", None, "127.0.71.2"),
@@ -111,10 +113,11 @@ def _loopback(reason: str) -> Facilities:
 
 
 @contextlib.contextmanager
-def facilities(delay: str | None = WAN_DELAY) -> Iterator[Facilities]:
-    """The four namespaces and three links, removed on exit whatever happened."""
+def facilities(delay: str | None = WAN_DELAY, rate: str | None = None) -> Iterator[Facilities]:
+    """The four namespaces and three links, removed on exit whatever happened. ``rate``
+    (``tc`` units, e.g. ``10gbit``) shapes the WAN each way, as a facility's link is."""
     if shutil.which("ip") is None:
-        yield _loopback("the ip command is missing")
+        yield loopback("the ip command is missing")
         return
     tag = f"strato-{secrets.token_hex(4)}"
     names = {r: f"{tag}-{r}" for r in ("ph", "pg", "cg", "ch")}
@@ -125,9 +128,9 @@ def facilities(delay: str | None = WAN_DELAY) -> Iterator[Facilities]:
                 _sh(["ip", "netns", "add", ns])
                 made.append(ns)
         except OSError as e:
-            yield _loopback(f"network namespaces cannot be made here: {e}")
+            yield loopback(f"network namespaces cannot be made here: {e}")
             return
-        f = _build(names, delay)
+        f = _build(names, delay, rate)
         yield f
     finally:
         for ns in made:
@@ -135,7 +138,7 @@ def facilities(delay: str | None = WAN_DELAY) -> Iterator[Facilities]:
                 _sh(["ip", "netns", "del", ns])
 
 
-def _build(names: dict[str, str], delay: str | None) -> Facilities:
+def _build(names: dict[str, str], delay: str | None, rate: str | None) -> Facilities:
     ph, pg, cg, ch = names["ph"], names["pg"], names["cg"], names["ch"]
     links = [(ph, "lan0", "10.71.1.2", pg, "lan0", "10.71.1.1"),
              (pg, "wan0", "10.71.2.1", cg, "wan0", "10.71.2.2"),
@@ -157,16 +160,23 @@ def _build(names: dict[str, str], delay: str | None) -> Facilities:
         Host("consumer-gateway", cg, "10.71.3.1", "10.71.2.2"),
         Host("consumer-host", ch, "10.71.3.2"),
     )
-    if delay:
+    for ns in (pg, cg):
+        # netem delays what leaves a device: on both ends, each direction is delayed and a
+        # round trip over the WAN takes twice `delay` more. Without netem, tbf shapes alone.
+        shaping = ["rate", rate] if rate else []
         try:
-            # netem delays what leaves a device: on both ends, each direction is delayed and
-            # a round trip over the WAN takes twice `delay` more.
-            for ns in (pg, cg):
+            if delay:
                 _sh(["tc", "-n", ns, "qdisc", "add", "dev", "wan0", "root", "netem",
-                     "delay", delay])  # fmt: skip
-            f.delay = delay
+                     "delay", delay, *shaping])  # fmt: skip
+                f.delay = delay
+                continue
         except OSError as e:
-            f.notes.append(f"no netem in this kernel, the WAN has no delay ({e})")
+            if ns == pg:
+                f.notes.append(f"no netem in this kernel, the WAN has no delay ({e})")
+        if rate:
+            _sh(["tc", "-n", ns, "qdisc", "add", "dev", "wan0", "root", "tbf", "rate", rate,
+                 "burst", "4mb", "latency", "50ms"])  # fmt: skip
+    f.rate = rate
     return f
 
 

@@ -1,0 +1,138 @@
+"""Bulk transfer across two facilities on one machine: iperf3 from the producer host to the
+consumer host (``-R``: the producer sends), direct (the gateways routing in the kernel) and
+through a session on both gateways: the builtin forwarder, HAProxy, and the builtin
+forwarder with TLS 1.3 on the gateway-to-gateway leg. On the network namespaces of
+``tests/stream/netns.py`` when they can be made, else on loopback (said in the output).
+
+The variants run in turn, in a different order each round; each figure is the median of the
+rounds. CPU: seconds of CPU the gateways' data server processes spent per GB moved (both
+gateways together; psutil, user + system, threads included).
+
+Goals (issue 16): builtin >= 0.8x direct and >= 1.0x HAProxy on the same path; builtin with
+TLS on the gateway leg >= 0.7x builtin plain.
+
+    .venv/bin/python bench/stream.py   # --seconds 5 --rounds 3 [--wan-rate 5gbit] [--loopback]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil  # type: ignore[import-untyped]
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.stream import gateways
+from tests.stream.netns import Facilities, facilities, loopback
+
+from strato.stream.dataserver.base import Address
+
+VARIANTS = {
+    "direct": (None, False),
+    "builtin": ("builtin", False),
+    "haproxy": ("haproxy", False),
+    "builtin-tls": ("builtin", True),
+}
+
+
+def cpu(pids: tuple[int, ...]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+    return total
+
+
+@contextlib.contextmanager
+def path(f: Facilities, variant: str, target: Address, state: Path) -> Iterator[gateways.Chain]:
+    backend, tls = VARIANTS[variant]
+    if backend is None:
+        f.route(True)
+        try:
+            yield gateways.Chain(target, ())
+        finally:
+            f.route(False)
+        return
+    with gateways.session(f, backend, target, state, tls=tls) as chain:
+        yield chain
+
+
+def measure(f: Facilities, variant: str, seconds: float, state: Path) -> tuple[float, float]:
+    """Gbit/s received by the consumer, and the data servers' CPU seconds per GB."""
+    port = gateways.app_port(f)
+    with path(f, variant, Address(f.producer_host.lan, port), state) as chain:
+        before = cpu(chain.pids)
+        report = gateways.iperf3(f, chain.listener, port, seconds, ["-O", "1"])
+        used = cpu(chain.pids) - before
+    if "error" in report:
+        raise RuntimeError(f"{variant}: iperf3: {report['error']}")
+    received = report["end"]["sum_received"]
+    gbytes = received["bytes"] / 1e9
+    return received["bits_per_second"] / 1e9, (used / gbytes if chain.pids else 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--loopback", action="store_true", help="skip the namespaces")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="which, comma-separated")
+    parser.add_argument("--wan-rate", help="shape the WAN each way (tc units: 10gbit)")
+    args = parser.parse_args()
+    variants = [
+        v for v in args.variants.split(",") if gateways.missing(VARIANTS[v][0] or "builtin") is None
+    ]
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    cpus: dict[str, list[float]] = {v: [] for v in variants}
+    load = [os.getloadavg()[0]]
+    made = (
+        contextlib.nullcontext(loopback("--loopback"))
+        if args.loopback
+        else facilities(rate=args.wan_rate)
+    )
+    with made as f, tempfile.TemporaryDirectory(prefix="strato-bench-") as tmp:
+        print(f"path: {f.describe()}")
+        print(f"{args.rounds} rounds of {args.seconds:g} s per variant, iperf3 -R -O 1")
+        for r in range(args.rounds):
+            order = variants[r % len(variants) :] + variants[: r % len(variants)]
+            for v in order:
+                gbps, cpu_per_gb = measure(f, v, args.seconds, Path(tmp) / f"{v}{r}")
+                rates[v].append(gbps)
+                cpus[v].append(cpu_per_gb)
+                print(f"  round {r + 1} {v:12} {gbps:6.2f} Gbit/s  {cpu_per_gb:5.2f} CPU s/GB")
+                time.sleep(0.5)
+            load.append(os.getloadavg()[0])
+    med = {v: statistics.median(x) for v, x in rates.items()}
+    print(f"\nload (1 min) {min(load):.1f}-{max(load):.1f} on {os.cpu_count()} CPUs")
+    print(f"{'variant':12} {'median':>8} {'min':>7} {'max':>7}  CPU s/GB (data servers)")
+    for v in variants:
+        print(
+            f"{v:12} {med[v]:8.2f} {min(rates[v]):7.2f} {max(rates[v]):7.2f}"
+            f"  {statistics.median(cpus[v]):.2f}"
+        )
+
+    def ratio(a: str, b: str, goal: float) -> None:
+        if a in med and b in med and med[b] > 0:
+            x = med[a] / med[b]
+            said = "met" if x >= goal else "NOT met"
+            if x < goal and goal - x < 0.01:
+                said = "equal within 1%: met only within the measurement's precision"
+            print(f"{a} / {b}: {x:.3f}x (goal >= {goal}x: {said})")
+
+    print()
+    ratio("builtin", "direct", 0.8)
+    ratio("builtin", "haproxy", 1.0)
+    ratio("builtin-tls", "builtin", 0.7)
+
+
+if __name__ == "__main__":
+    main()
