@@ -119,7 +119,8 @@ def test_db_upgrade_on_each_database(database_url: str, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     # One revision per schema history: the core's, then each capability's.
     assert re.search(
-        r"at revision core_\d{4} data_\d{4} catalog_\d{4} jobs_\d{4}$", r.stdout.strip()
+        r"at revision core_\d{4} data_\d{4} catalog_\d{4} jobs_\d{4} pipelines_\d{4}$",
+        r.stdout.strip(),
     )
     current = run(["db", "current"], tmp_path, env={"STRATO_DATABASE_URL": database_url}).stdout
     assert "current: empty" not in current
@@ -169,7 +170,11 @@ def test_token_revoke_revokes_the_tokens_it_minted(
     parent_id = re.search(r"token (\w+) for mona", made.stderr)
     assert parent_id
 
-    settings = Settings(data_dir=tmp_path, log=LogSettings(access=False))
+    # The command line revokes in another process: a server trusting tokens it checked
+    # lately would hear of it within auth.token_cache_seconds; without the cache, at once.
+    settings = Settings(
+        data_dir=tmp_path, log=LogSettings(access=False), auth={"token_cache_seconds": 0}
+    )
     ctx = Context.open(settings)
     try:
         url = serve(create_app(settings, context=ctx))
