@@ -7,8 +7,6 @@ many jobs in one transaction (:meth:`JobStore.save`) instead of one per progress
 from __future__ import annotations
 
 import builtins
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from strato.db import Base, UTCDateTime
+from strato.db.sequence import Sequencer
 from strato.errors import NotFound
 from strato.job_engine import FINISHED, JobRecord, JobStatus
 
@@ -130,19 +129,6 @@ def _record(row: Any) -> JobRecord:
         attempts=row.attempts,
         error=row.error,
     )
-
-
-class Sequencer:
-    """Increasing microsecond stamps: the list's order, even for jobs of the same second."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = 0
-
-    def next(self) -> int:
-        with self._lock:
-            self._last = max(self._last + 1, time.time_ns() // 1000)
-            return self._last
 
 
 class JobStore:

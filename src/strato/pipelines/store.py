@@ -4,7 +4,6 @@ on a connection, one transaction per change the runner makes."""
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,6 +27,7 @@ from sqlalchemy import (
 )
 
 from strato.db import UTCDateTime
+from strato.db.sequence import Sequencer
 from strato.errors import NotFound
 from strato.pipelines.records import (
     ACTIVE,
@@ -161,17 +161,6 @@ def _task(row: Any) -> TaskRecord:
         log=row.log,
         backend_id=row.backend_id,
     )
-
-
-class Sequencer:
-    """Increasing microsecond stamps: the run list's order, even within one second."""
-
-    def __init__(self) -> None:
-        self._last = 0
-
-    def next(self) -> int:
-        self._last = max(self._last + 1, time.time_ns() // 1000)
-        return self._last
 
 
 class RunStore:
