@@ -1,6 +1,7 @@
 """strato.stream as a platform capability: the ``[stream]`` settings, ``strato stream``
-(the gateway's control server and the client), and, when ``stream.serve_in_up`` is set,
-the control server running inside ``strato up`` beside the web app."""
+(the gateway's control server and the client), the streams page (``/streams``) and its
+JSON (``/api/stream``), and, when ``stream.serve_in_up`` is set, the control server
+running inside ``strato up`` beside the web app, whose sessions the page shows."""
 
 from __future__ import annotations
 
@@ -29,11 +30,29 @@ class StreamCapability:
     migrations = None
 
     def nav(self) -> list[NavLink]:
-        return []  # no page yet; the control plane is gRPC
+        return [
+            NavLink(
+                "Streams",
+                "/streams",
+                "Memory-to-memory streams through this gateway (SciStream-compatible): "
+                "sessions, their listeners and targets, bytes and rates live, release.",
+            )
+        ]
 
     def install(self, app: FastAPI, ctx: Context, auth: Authenticator) -> None:
-        # Only what the lifespan needs; nothing is served over HTTP.
+        from strato.stream.api.routes import make_router as api_router
+        from strato.stream.api.views import LocalGateway
+        from strato.stream.web.pages import make_router as pages_router
+
+        # The page's routes reach the control server through this; the lifespan attaches
+        # it while one serves in this process.
+        gateway = LocalGateway()
         app.state.stream_context = ctx
+        app.state.stream_gateway = gateway
+        app.include_router(api_router(gateway, auth))
+        app.include_router(
+            pages_router(gateway, auth, app.state.templates, app.state.nav, ctx.settings)
+        )
 
     def register_cli(self, app: typer.Typer) -> None:
         from strato.stream.cli import register
@@ -53,18 +72,23 @@ class StreamCapability:
         if ctx is None or options is None or not options.serve_in_up:
             yield
             return
+        from strato.stream.api.views import LocalGateway, Serving
         from strato.stream.control.auth import strato_tokens
         from strato.stream.control.server import start
         from strato.stream.dataserver import factory
+
+        gateway: LocalGateway = app.state.stream_gateway
 
         state_dir = options.state_dir or ctx.settings.data_dir / "stream"
         server = await start(
             options, factory.create(options.backend, state_dir), strato_tokens(ctx.identities)
         )
         log.info("stream control server on %s (port %d)", options.listen, server.port)
+        gateway.attach(Serving(server.sessions, options.backend, options.listen, server.port))
         try:
             yield
         finally:
+            gateway.detach()
             await server.stop()
 
 

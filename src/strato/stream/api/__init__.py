@@ -1,1 +1,2 @@
-"""HTTP routes of streaming: none yet (the control plane is gRPC; a streams page is planned)."""
+"""HTTP routes of streaming: ``/api/stream`` (sessions, counters, rates, release) beside
+the control plane, which is gRPC (:mod:`strato.stream.control`)."""

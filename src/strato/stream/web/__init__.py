@@ -1,1 +1,1 @@
-"""Pages of streaming: none yet (a streams page is planned)."""
+"""Pages of streaming: the streams page (``/streams``), see :mod:`strato.stream.web.pages`."""
