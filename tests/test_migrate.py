@@ -38,7 +38,7 @@ HEADS = {
     "data": "data_0002",
     "catalog": "catalog_0003",
     "jobs": "jobs_0002",
-    "pipelines": "pipelines_0001",
+    "pipelines": "pipelines_0002",
 }
 
 
@@ -182,9 +182,9 @@ def test_a_switched_off_capability_is_stamped_from_the_former_chain_not_migrated
         "data_0002",
         "catalog_0002",
         "jobs_0002",
-        "pipelines_0001",
+        "pipelines_0002",
     ]
-    assert ctx.schema() == ctx.schema_head() == "core_0002 data_0002 jobs_0002 pipelines_0001"
+    assert ctx.schema() == ctx.schema_head() == "core_0002 data_0002 jobs_0002 pipelines_0002"
     with engine.connect() as conn:
         assert "catalog_value_words" not in sa.inspect(conn).get_table_names()
     # Switched on again, it goes on from where the former chain left it.

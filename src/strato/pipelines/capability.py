@@ -49,12 +49,12 @@ class PipelinesCapability:
         from strato.pipelines.web.pages import make_router as pages_router
 
         options = PipelinesSettings.of(ctx.settings)
-        backend = None
-        if options.backend == "slurm":
-            from strato.pipelines.backends.slurm import SlurmBackend
+        dispatch = None
+        if options.driver == "celery":  # runs are driven by `strato pipelines worker`
+            from strato.pipelines.celery_driver import Dispatch
 
-            backend = SlurmBackend(settings=options)
-        runs = open_runs(ctx.engine, options, ctx.settings, backend)
+            dispatch = Dispatch(options)
+        runs = open_runs(ctx.engine, options, ctx.settings, dispatch=dispatch)
         submissions = Submissions(runs, options)
         app.state.pipeline_runs = runs
         public_url = ctx.settings.public_url

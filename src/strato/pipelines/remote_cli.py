@@ -194,6 +194,7 @@ def resume(
 
 
 def register(app: typer.Typer) -> None:
+    import strato.pipelines.worker_cli  # noqa: F401  (adds `strato pipelines worker`)
     from strato.pipelines.cli import register as register_local
 
     register_local(app)

@@ -115,6 +115,8 @@ class RunDriver:
                 break
             await self._wake.wait()
             self._wake.clear()
+            if self.closing:  # let go (the server stops): left as it is, not ended
+                raise asyncio.CancelledError
         while self._running:  # cancelling: the attempts end
             await self._wake.wait()
             self._wake.clear()

@@ -3,6 +3,11 @@ submit a rendered workflow, list and read runs (a user sees their own, an admini
 all), their tasks and logs, cancel, retry what failed, resume with a re-rendered
 workflow. Runs are driven by asyncio tasks on the server's event loop; the database is
 written from a thread (:mod:`strato.pipelines.writer`), so nothing here blocks the loop.
+
+Where runs are driven: by the server that took them (several servers may share one
+database: each drives the runs it holds a lease on, :mod:`strato.pipelines.leases`), or,
+given ``dispatch``, by Celery workers (:mod:`strato.pipelines.celery_driver`), to which
+a submitted, retried or resumed run is sent.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import builtins
 import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +28,7 @@ from strato.db import utcnow
 from strato.errors import Conflict, InvalidInput, NotFound
 from strato.pipelines import poststeps
 from strato.pipelines.backends.base import Backend
+from strato.pipelines.leases import Leases, LeaseTerms
 from strato.pipelines.model.workflow import Workflow
 from strato.pipelines.records import (
     ACTIVE,
@@ -35,7 +42,7 @@ from strato.pipelines.records import (
 from strato.pipelines.resets import reset_closure
 from strato.pipelines.resources import Resources
 from strato.pipelines.runner import Parts, RunDriver
-from strato.pipelines.store import RunStore
+from strato.pipelines.store import Lease, RunStore
 from strato.pipelines.writer import Writer
 from strato.retry import Backoff
 
@@ -62,8 +69,11 @@ class PipelineRuns:
         archive_to: str | None = None,
         smtp_url: str | None = None,
         mail_from: str = "strato@localhost",
+        terms: LeaseTerms | None = None,
+        dispatch: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
+        self.dispatch = dispatch
         self.projects = projects
         self.writer = Writer(store)
         self.parts = Parts(
@@ -77,30 +87,87 @@ class PipelineRuns:
         )
         self._drivers: dict[str, RunDriver] = {}
         self._driving: dict[str, asyncio.Task[RunRecord]] = {}
+        self.leases = Leases(
+            store,
+            terms or LeaseTerms(node=socket.gethostname()),
+            driven=self._drivers.keys,
+            take=self._take,
+            lose=self._let_go,
+            cancel=self._cancel_driven,
+        )
 
     # --- the server's life -----------------------------------------------------------
 
     async def start(self) -> list[str]:
-        """Takes up the runs a previous server left active; their ids. Called again after
-        a failure, it leaves the runs it already drives as they are."""
-        active = [
-            r for r in await asyncio.to_thread(self.store.active) if r.id not in self._drivers
-        ]
-        for run in active:
-            tasks = await asyncio.to_thread(self.store.tasks, run.id)
-            self._drive(run, tasks)
-        return [run.id for run in active]
+        """Takes up the runs nobody drives (those this node drove before it was started
+        again at once, those of a server that stopped once its leases run out), and keeps
+        its own leases; the ids taken. Called again after a failure, it leaves the runs
+        it already drives as they are. Runs sent to Celery workers are theirs."""
+        if self.dispatch is not None:
+            return []
+        taken = await self.leases.sweep(own_node=True)
+        self.leases.start()
+        return taken
 
     async def close(self) -> None:
-        """Leaves every active run as it is (the next server takes them up)."""
-        for driver in list(self._drivers.values()):
-            await driver.close()
-        for task in list(self._driving.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Leaves every active run as it is, given up for the next server or worker."""
+        await self.leases.close(release=())
+        left = list(self._drivers)
+        for run_id in left:
+            await self._let_go(run_id)
         await self.writer.close()
+        await self.leases.close(release=left)
         await self.parts.backend.close()
+
+    async def _take(self, run_id: str) -> None:
+        run = await asyncio.to_thread(self.store.get, run_id)
+        tasks = await asyncio.to_thread(self.store.tasks, run_id)
+        self._drive(run, tasks)
+
+    async def _let_go(self, run_id: str) -> None:
+        driver = self._drivers.get(run_id)
+        driving = self._driving.get(run_id)
+        # The driving first: with its attempts stopped under it, it would see nothing
+        # running and end the run.
+        if driving is not None:
+            driving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await driving
+        if driver is not None:
+            await driver.close()
+
+    def _cancel_driven(self, run_id: str) -> None:
+        driver = self._drivers.get(run_id)
+        if driver is not None:
+            driver.cancel()
+
+    async def drive(self, run_id: str) -> RunRecord | None:
+        """Claims ``run_id`` and drives it to its end (a Celery worker's task); None if
+        another driver holds it or it has ended."""
+        if run_id in self._drivers or not await self.leases.claim(run_id):
+            return None
+        self.leases.start()
+        await self._take(run_id)
+        driving = self._driving[run_id]
+        try:
+            run = await asyncio.shield(driving)
+        except asyncio.CancelledError:
+            if driving.cancelled():  # let go: taken by another, or this worker stopping
+                return None
+            raise
+        await self.writer.flush()
+        return run
+
+    async def _start(self, run: RunRecord, tasks: builtins.list[TaskRecord]) -> None:
+        """A run just queued (submitted, retried, resumed): driven here, or sent to the
+        Celery workers."""
+        if self.dispatch is None:
+            self._drive(run, tasks)
+        else:
+            await self.dispatch(run.id)
+
+    def _lease(self) -> Lease | None:
+        return None if self.dispatch is not None else self.leases.lease()
 
     def _drive(self, run: RunRecord, tasks: list[TaskRecord]) -> None:
         driver = RunDriver(self.parts, run, tasks)
@@ -153,8 +220,8 @@ class PipelineRuns:
         )
         tasks = _records(run_id, workflow)
         await asyncio.to_thread(Path(run.project).mkdir, parents=True, exist_ok=True)
-        await self.writer.call(self.store.insert, run, tasks)
-        self._drive(run, tasks)
+        await self.writer.call(self.store.insert, run, tasks, self._lease())
+        await self._start(run, tasks)
         return run
 
     def _check(self, workflow: Workflow) -> None:
@@ -205,12 +272,16 @@ class PipelineRuns:
     async def cancel(self, viewer: Principal, run_id: str) -> RunRecord:
         run = await self.get(viewer, run_id)
         driver = self._drivers.get(run_id)
-        if driver is None:
-            if run.state in ACTIVE:  # between a restart and its taking up: not driven
-                raise Conflict(f"pipeline run {run_id!r} is not driven by this server")
-            raise Conflict(f"pipeline run {run_id!r} has ended ({run.state.value})")
-        driver.cancel()
-        return driver.run
+        if driver is not None:
+            driver.cancel()
+            return driver.run
+        # Driven by another server or a worker (or by nobody, between a stop and its
+        # taking up): asked of its driver, which sees it when it renews its lease.
+        if run.state in ACTIVE and await asyncio.to_thread(
+            self.store.request_cancel, run_id, utcnow()
+        ):
+            return replace(run, state=RunState.cancelling)
+        raise Conflict(f"pipeline run {run_id!r} has ended ({run.state.value})")
 
     async def retry(self, viewer: Principal, run_id: str) -> RunRecord:
         """Runs again the failed, skipped and cancelled tasks (and those their ``reset``
@@ -220,9 +291,12 @@ class PipelineRuns:
         seeds = [t.name for t in tasks if t.state != TaskState.complete]
         again = reset_closure(workflow_of(tasks), seeds)
         tasks = [_reset(t) if t.name in again else t for t in tasks]
+        return await self._restart(run, tasks)
+
+    async def _restart(self, run: RunRecord, tasks: builtins.list[TaskRecord]) -> RunRecord:
         run = _restarted(run)
-        await self.writer.call(self.store.replace_tasks, run, tasks)
-        self._drive(run, tasks)
+        await self.writer.call(self.store.replace_tasks, run, tasks, self._lease())
+        await self._start(run, tasks)
         return run
 
     async def resume(self, viewer: Principal, run_id: str, workflow: Workflow) -> RunRecord:
@@ -246,10 +320,7 @@ class PipelineRuns:
             else replace(old[t.name], position=t.position, spec=t.spec, parents=t.parents)
             for t in new
         ]
-        run = _restarted(run)
-        await self.writer.call(self.store.replace_tasks, run, tasks)
-        self._drive(run, tasks)
-        return run
+        return await self._restart(run, tasks)
 
     async def _ended(self, viewer: Principal, run_id: str) -> RunRecord:
         run = await self.get(viewer, run_id)
@@ -308,18 +379,30 @@ def open_runs(
     pipelines: PipelinesSettings,
     settings: Settings,
     backend: Backend | None = None,
+    *,
+    dispatch: Callable[[str], Awaitable[None]] | None = None,
+    sweep: bool = True,
 ) -> PipelineRuns:
     """The run service as ``pipelines`` (the section of ``settings``) configure it, not
-    started (:meth:`PipelineRuns.start` takes up the active runs). ``backend``: given for
-    ``slurm``; ``local`` is built here."""
-    from strato.pipelines.backends.local import LocalBackend
-
+    started (:meth:`PipelineRuns.start` takes up the active runs). ``backend``: the one
+    the settings name unless given. ``dispatch``: runs are sent to Celery workers rather
+    than driven here; ``sweep``: this driver looks for runs nobody drives."""
     resources = None
     if backend is None:
-        if pipelines.backend != "local":
-            raise InvalidInput(f"pipelines.backend {pipelines.backend!r} needs its backend given")
-        backend = LocalBackend(kill_grace=pipelines.kill_grace)
-        resources = Resources(pipelines.cpus, pipelines.mem_mb)
+        if pipelines.backend == "slurm":
+            from strato.pipelines.backends.slurm import SlurmBackend
+
+            backend = SlurmBackend(settings=pipelines)
+        else:
+            from strato.pipelines.backends.local import LocalBackend
+
+            backend = LocalBackend(kill_grace=pipelines.kill_grace)
+            resources = Resources(pipelines.cpus, pipelines.mem_mb)
+    terms = LeaseTerms(
+        node=pipelines.node_name or socket.gethostname(),
+        seconds=pipelines.lease_seconds,
+        sweep=sweep,
+    )
     return PipelineRuns(
         RunStore(engine),
         backend,
@@ -329,4 +412,6 @@ def open_runs(
         archive_to=None if pipelines.archive_to is None else str(pipelines.archive_to),
         smtp_url=pipelines.smtp_url,
         mail_from=pipelines.mail_from,
+        terms=terms,
+        dispatch=dispatch,
     )

@@ -64,6 +64,33 @@ class PipelinesSettings(Section):
         "when it is cancelled or runs out of walltime.",
     )
 
+    node_name: str | None = Field(
+        None,
+        description="This server's name among those sharing the database (each drives the "
+        "runs it holds a lease on; a server started again under its name takes its runs "
+        "back at once); default the host's name. Distinct for each server or worker.",
+    )
+    lease_seconds: float = Field(
+        30.0,
+        ge=0.5,
+        description="A server or worker silent this long (crashed, cut off) loses the runs "
+        "it drove to another; renewed every third of it.",
+    )
+    driver: Literal["server", "celery"] = Field(
+        "server",
+        description="Who drives runs: the servers themselves, or Celery workers "
+        "(`strato pipelines worker`, with `strato scheduler` finding runs nobody drives).",
+    )
+    celery_broker: str | None = Field(
+        None, description="The Celery broker of driver = celery (redis://, amqp://)."
+    )
+    celery_queue: str = Field("strato.pipelines", description="The Celery queue runs go to.")
+    sweep_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often `strato scheduler` looks for runs nobody drives.",
+    )
+
     max_config_bytes: int = Field(
         1 << 20,
         ge=1024,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -28,9 +30,10 @@ from sqlalchemy import (
 
 from strato.db import UTCDateTime
 from strato.db.sequence import Sequencer
-from strato.errors import NotFound
+from strato.errors import Conflict, NotFound
 from strato.pipelines.records import (
     ACTIVE,
+    ENDED,
     PostSteps,
     RunRecord,
     RunState,
@@ -41,6 +44,26 @@ from strato.pipelines.records import (
 )
 
 MAX_LIMIT = 1000
+# Ids in one IN (...) of the lease statements.
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who drives a run: a node's name, the driver's own token, and until when."""
+
+    node: str
+    holder: str
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Renewed:
+    """What a driver learns when it renews its leases."""
+
+    lost: frozenset[str]  # runs another driver has taken (this one stalled past its lease)
+    cancel: frozenset[str]  # runs whose cancel was asked of another server
+
 
 # The tables as the migrations make them (strato/pipelines/migrations); not in the ORM's
 # metadata: only these plain statements use them.
@@ -62,6 +85,10 @@ runs = Table(
     Column("reason", Text),
     Column("options", JSON),
     Column("steps", JSON),
+    Column("lease_node", String(255), nullable=True),
+    Column("lease_holder", String(64), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("cancel_requested", UTCDateTime, nullable=True),
 )
 tasks = Table(
     "pipeline_tasks",
@@ -145,6 +172,15 @@ def _run(row: Any) -> RunRecord:
     )
 
 
+_ACTIVE = runs.c.state.in_([s.value for s in ACTIVE])
+
+
+def _lease_values(lease: Lease | None) -> dict[str, Any]:
+    if lease is None:
+        return {"lease_node": None, "lease_holder": None, "lease_until": None}
+    return {"lease_node": lease.node, "lease_holder": lease.holder, "lease_until": lease.until}
+
+
 def _task(row: Any) -> TaskRecord:
     return TaskRecord(
         run_id=row.run_id,
@@ -168,9 +204,13 @@ class RunStore:
         self.engine = engine
         self._seq = Sequencer()
 
-    def insert(self, run: RunRecord, task_records: Sequence[TaskRecord]) -> None:
-        """A new run and its tasks, in one transaction."""
+    def insert(
+        self, run: RunRecord, task_records: Sequence[TaskRecord], lease: Lease | None = None
+    ) -> None:
+        """A new run and its tasks, in one transaction; ``lease``: held by its submitter's
+        server from the start (none: for whoever takes it up)."""
         row = {
+            **_lease_values(lease),
             "id": run.id,
             "seq": self._seq.next(),
             "pipeline": run.pipeline,
@@ -226,10 +266,20 @@ class RunStore:
             if run_params:
                 conn.execute(_SAVE_RUN, run_params)
 
-    def replace_tasks(self, run: RunRecord, task_records: Sequence[TaskRecord]) -> None:
-        """The run's tasks become ``task_records`` (a resume's new workflow), and the
-        run's mutable fields are saved, in one transaction."""
+    def replace_tasks(
+        self, run: RunRecord, task_records: Sequence[TaskRecord], lease: Lease | None = None
+    ) -> None:
+        """The run's tasks become ``task_records`` (a retry's or a resume's), and the
+        run's mutable fields are saved, in one transaction, if the run has ended: two
+        servers asked at once to resume it, one does (the other's answer is Conflict)."""
         with self.engine.begin() as conn:
+            restarted = conn.execute(
+                update(runs)
+                .where(runs.c.id == run.id, runs.c.state.in_([s.value for s in ENDED]))
+                .values(cancel_requested=None, **_lease_values(lease))
+            )
+            if restarted.rowcount != 1:
+                raise Conflict(f"pipeline run {run.id!r} is not ended: it was restarted meanwhile")
             conn.execute(delete(tasks).where(tasks.c.run_id == run.id))
             if task_records:
                 conn.execute(tasks.insert(), [self._task_row(t) for t in task_records])
@@ -264,10 +314,83 @@ class RunStore:
         return [_run(row) for row in rows]
 
     def active(self) -> builtins.list[RunRecord]:
-        """Runs a server was running when it stopped, oldest first."""
-        query = select(runs).where(runs.c.state.in_([s.value for s in ACTIVE])).order_by(runs.c.seq)
+        """Runs not ended, oldest first."""
+        query = select(runs).where(_ACTIVE).order_by(runs.c.seq)
         with self.engine.connect() as conn:
             return [_run(row) for row in conn.execute(query)]
+
+    # --- leases: which server or worker drives each active run --------------------------
+
+    def claimable(self, now: datetime, node: str | None = None) -> builtins.list[str]:
+        """Active runs nobody holds (or whose holder let its lease run out), oldest first;
+        ``node``: also those held by that node (a node restarted takes its own back)."""
+        free = or_(runs.c.lease_holder.is_(None), runs.c.lease_until < now)
+        if node is not None:
+            free = or_(free, runs.c.lease_node == node)
+        query = select(runs.c.id).where(_ACTIVE, free).order_by(runs.c.seq)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def claim(self, run_id: str, lease: Lease, now: datetime, own_node: bool = False) -> bool:
+        """Takes ``run_id`` for ``lease`` if it is active and free (see ``claimable``);
+        whether it was. At most one of several drivers claiming at once gets it."""
+        free = or_(
+            runs.c.lease_holder.is_(None),
+            runs.c.lease_until < now,
+            runs.c.lease_holder == lease.holder,
+        )
+        if own_node:
+            free = or_(free, runs.c.lease_node == lease.node)
+        statement = update(runs).where(runs.c.id == run_id, _ACTIVE, free)
+        with self.engine.begin() as conn:
+            return conn.execute(statement.values(**_lease_values(lease))).rowcount == 1
+
+    def renew(self, run_ids: Iterable[str], lease: Lease) -> Renewed:
+        """Extends ``lease`` on the runs it still holds among ``run_ids``."""
+        ids = list(run_ids)
+        lost: set[str] = set()
+        cancel: set[str] = set()
+        with self.engine.begin() as conn:
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start : start + CHUNK]
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.id.in_(chunk), runs.c.lease_holder == lease.holder)
+                    .values(lease_until=lease.until)
+                )
+                query = select(runs.c.id, runs.c.lease_holder, runs.c.cancel_requested)
+                held = {row.id: row for row in conn.execute(query.where(runs.c.id.in_(chunk)))}
+                for run_id in chunk:
+                    found = held.get(run_id)
+                    if found is None or found.lease_holder != lease.holder:
+                        lost.add(run_id)
+                    elif found.cancel_requested is not None:
+                        cancel.add(run_id)
+        return Renewed(frozenset(lost), frozenset(cancel))
+
+    def release(self, run_ids: Iterable[str], holder: str) -> None:
+        """Gives up the runs ``holder`` holds among ``run_ids`` (a server stopping):
+        the next server or worker takes them up at once."""
+        ids = list(run_ids)
+        with self.engine.begin() as conn:
+            for start in range(0, len(ids), CHUNK):
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.id.in_(ids[start : start + CHUNK]))
+                    .where(runs.c.lease_holder == holder)
+                    .values(**_lease_values(None))
+                )
+
+    def request_cancel(self, run_id: str, now: datetime) -> bool:
+        """Asks whoever drives ``run_id`` to cancel it (seen when it next renews its
+        lease); whether the run was active."""
+        statement = (
+            update(runs)
+            .where(runs.c.id == run_id, _ACTIVE)
+            .values(cancel_requested=now, state=RunState.cancelling.value, updated=now)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
 
     def counts(self) -> dict[RunState, int]:
         """How many runs are in each state (every state named, zero included)."""
