@@ -98,9 +98,26 @@ def write_pipeline(root: Path, name: str, manifest: str, main: str, schema: Any 
         (directory / "config.schema.json").write_text(json.dumps(schema))
 
 
-@pytest.fixture(scope="package")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    root = tmp_path_factory.mktemp("pipelines-api")
+def backend_env(backend: str) -> dict[str, str]:
+    """The settings of a node whose tasks run on ``backend``: ``local``, or ``slurm`` (the
+    single-node cluster of scripts/slurm.sh; the test is skipped, or fails in CI, where
+    it does not answer)."""
+    if backend == "local":
+        return {}
+    from tests.conftest import need
+    from tests.pipelines.test_slurm_backend import slurm_answers
+
+    need("Slurm", slurm_answers(), "run scripts/slurm.sh start (scripts/ensure-services.sh does)")
+    return {"STRATO_PIPELINES_BACKEND": "slurm", "STRATO_PIPELINES_SLURM_POLL": "0.2"}
+
+
+@pytest.fixture(scope="package", params=["local", "slurm"])
+def node(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Node]:
+    """The node, its tasks run on the local backend, then on Slurm."""
+    env = backend_env(request.param)
+    root = tmp_path_factory.mktemp(f"pipelines-api-{request.param}")
     search = root / "pipelines"
     write_pipeline(search, "hello", HELLO, HELLO_MAIN)
     write_pipeline(search, "slow", SLOW, SLOW_MAIN)
@@ -127,5 +144,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         STRATO_PIPELINES_PROJECT_ROOT=str(projects),
         STRATO_PIPELINES_KILL_GRACE="0.5",
         STRATO_PIPELINES_RETRY_FIRST="0.05",
+        **env,
     ) as api:
         yield Node(api, tokens, projects)

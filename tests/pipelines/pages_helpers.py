@@ -75,7 +75,7 @@ MARKED_SCHEMA = {
 
 
 @contextmanager
-def pages_node(root: Path) -> Iterator[Node]:
+def pages_node(root: Path, env: dict[str, str] | None = None) -> Iterator[Node]:
     search = root / "pipelines"
     write_pipeline(search, "hello", HELLO, HELLO_MAIN)
     write_pipeline(search, "slow", SLOW, SLOW_MAIN)
@@ -98,6 +98,7 @@ def pages_node(root: Path) -> Iterator[Node]:
         STRATO_PIPELINES_SEARCH_PATHS=str(search),
         STRATO_PIPELINES_PROJECT_ROOT=str(projects),
         STRATO_PIPELINES_KILL_GRACE="0.5",
+        **(env or {}),
     ) as api:
         yield Node(api, tokens, projects)
 

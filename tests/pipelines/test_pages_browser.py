@@ -1,8 +1,8 @@
 """The pipelines pages in a real Chromium: a run submitted from the submission page (its
 JSON typed into the editor, a schema error shown as one types, dataFiles filled from a
-CSV sample sheet) runs to completion on the local backend and its page shows the tasks
-reach complete without a reload; the server's 4xx shown naming the field; a run
-cancelled from its page; a task's log tail shown."""
+CSV sample sheet) runs to completion, on the local backend and on Slurm, and its page
+shows the tasks reach complete without a reload; the server's 4xx shown naming the field;
+a run cancelled from its page; a task's log tail shown."""
 
 from __future__ import annotations
 
@@ -13,15 +13,19 @@ from typing import Any
 
 import pytest
 
-from tests.pipelines.conftest import Node
+from tests.pipelines.conftest import Node, backend_env
 from tests.pipelines.pages_helpers import headers, pages_node
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    with pages_node(tmp_path_factory.mktemp("pipeline-pages-browser")) as served:
+@pytest.fixture(scope="module", params=["local", "slurm"])
+def node(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Node]:
+    """The node, its tasks run on the local backend, then on Slurm."""
+    root = tmp_path_factory.mktemp(f"pipeline-pages-browser-{request.param}")
+    with pages_node(root, backend_env(request.param)) as served:
         yield served
 
 

@@ -32,7 +32,7 @@ PATIENCE = 60.0
 POLL = 0.2
 
 
-def _slurm_answers() -> bool:
+def slurm_answers() -> bool:
     if shutil.which("sbatch") is None:
         return False
     try:
@@ -44,7 +44,7 @@ def _slurm_answers() -> bool:
 
 @pytest.fixture(autouse=True)
 def slurm() -> None:
-    need("Slurm", _slurm_answers(), "run scripts/slurm.sh start (scripts/ensure-services.sh does)")
+    need("Slurm", slurm_answers(), "run scripts/slurm.sh start (scripts/ensure-services.sh does)")
 
 
 @asynccontextmanager
