@@ -12,6 +12,9 @@ Goals (issue 16): builtin >= 0.8x direct and >= 1.0x HAProxy on the same path; b
 TLS on the gateway leg >= 0.7x builtin plain.
 
     .venv/bin/python bench/stream.py   # --seconds 5 --rounds 3 [--wan-rate 5gbit] [--loopback]
+
+``--connect N`` measures instead how long ``strato stream connect`` takes to set up both
+gateways on loopback (goal <= 100 ms), N times (``bench/stream_connect.py``).
 """
 
 from __future__ import annotations
@@ -87,7 +90,15 @@ def main() -> None:
     parser.add_argument("--loopback", action="store_true", help="skip the namespaces")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="which, comma-separated")
     parser.add_argument("--wan-rate", help="shape the WAN each way (tc units: 10gbit)")
+    parser.add_argument(
+        "--connect", type=int, metavar="N", help="only: setup time of connect, N times"
+    )
     args = parser.parse_args()
+    if args.connect:
+        from bench import stream_connect
+
+        stream_connect.main(args.connect)
+        return
     variants = [
         v for v in args.variants.split(",") if gateways.missing(VARIANTS[v][0] or "builtin") is None
     ]

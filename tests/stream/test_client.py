@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 import pytest_asyncio
 
@@ -98,7 +99,8 @@ Gateways = Callable[..., Any]
 @pytest_asyncio.fixture
 async def gateways(context: Context, tmp_path: Path) -> AsyncIterator[Gateways]:
     """``await gateways(tls=..., leg_tls=...)``: a producer's and a consumer's control
-    server (builtin data servers) and how to reach each: (server, --s2cs, cert options)."""
+    server (builtin data servers with a spare forwarder) and how to reach each: (server,
+    --s2cs, cert options)."""
     started: list[ControlServer] = []
 
     async def go(*, tls: bool, leg_tls: bool) -> list[tuple[ControlServer, str, list[str]]]:
@@ -122,9 +124,9 @@ async def gateways(context: Context, tmp_path: Path) -> AsyncIterator[Gateways]:
                 leg_tls=leg_tls,
                 **extra,
             )
-            cs = await start(
-                settings, BuiltinDataServer(tmp_path / name), strato_tokens(context.identities)
-            )
+            # With a spare forwarder each, as `strato stream serve` runs them.
+            ds = BuiltinDataServer(tmp_path / name, spares=1)
+            cs = await start(settings, ds, strato_tokens(context.identities))
             started.append(cs)
             out.append((cs, f"127.0.0.1:{cs.port}", options))
         return out
@@ -326,6 +328,11 @@ async def test_connect_over_tls_prints_where_the_consumer_connects(
     gateways: Gateways, token: str, tmp_path: Path
 ) -> None:
     (prod, p_addr, _), (cons, c_addr, _) = await gateways(tls=True, leg_tls=True)
+    p_ds, c_ds = prod.sessions.dataserver, cons.sessions.dataserver
+    assert isinstance(p_ds, BuiltinDataServer)
+    assert isinstance(c_ds, BuiltinDataServer)
+    spares = p_ds.spare_pids() + c_ds.spare_pids()
+    assert len(spares) == 2  # started with the control servers
     with server("echo") as app:
         done = await run(
             "connect",
@@ -353,6 +360,8 @@ async def test_connect_over_tls_prints_where_the_consumer_connects(
         for listener in listeners:
             assert await asyncio.to_thread(through, listener)
         uid = lines[0].removeprefix("uid: ")
+        # The sessions went to the spares, which were already running.
+        assert [p_ds.pid(uid), c_ds.pid(uid)] == spares
         released = await run(
             "release",
             uid,
@@ -370,6 +379,17 @@ async def test_connect_over_tls_prints_where_the_consumer_connects(
         ok(released)
     assert prod.sessions.pool.reserved == 0
     assert cons.sessions.pool.reserved == 0
+    for _ in range(100):  # the replacements start in the background
+        if len(p_ds.spare_pids() + c_ds.spare_pids()) == 2:
+            break
+        await asyncio.sleep(0.05)
+    replacements = p_ds.spare_pids() + c_ds.spare_pids()
+    assert len(replacements) == 2
+    assert not set(replacements) & set(spares)
+    await prod.stop(0)
+    await cons.stop(0)
+    for pid in spares + replacements:  # stopping a control server leaves no forwarder
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
 
 
 async def test_the_application_controllers_hello_answers_a_waiting_request(

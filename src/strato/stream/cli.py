@@ -84,7 +84,7 @@ def serve(
 
     c = Context.open(state(ctx).settings())
     state_dir = settings.state_dir or c.settings.data_dir / "stream"
-    dataserver = factory.create(settings.backend, state_dir)
+    dataserver = factory.create(settings.backend, state_dir, settings.warm_forwarders)
 
     async def run() -> None:
         # start() first stops the forwarders a previous control server left (their

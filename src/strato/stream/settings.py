@@ -59,6 +59,13 @@ class StreamSettings(Section):
         "tls_cert and tls_key are required.",
     )
     backend: str = Field("builtin", description="The data server: builtin, haproxy or stunnel.")
+    warm_forwarders: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="builtin backend: forwarder processes started ahead of their sessions, so a "
+        "session's setup does not wait for Python to start (0: start each when needed).",
+    )
     state_dir: Path | None = Field(
         None,
         description="Where the data server keeps its per-session files and the markers that "

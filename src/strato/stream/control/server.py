@@ -17,7 +17,7 @@ import grpc
 from strato import __version__
 from strato.stream.control import errors
 from strato.stream.control.auth import Authenticator, token_from
-from strato.stream.dataserver.base import DataServer
+from strato.stream.dataserver.base import DataServer, Warms
 from strato.stream.model.errors import StreamError
 from strato.stream.model.manager import Sessions
 from strato.stream.model.ports import PortPool
@@ -248,6 +248,8 @@ async def start(
             "cert makes them), or stream.insecure for development"
         )
     await server.start()
+    if isinstance(dataserver, Warms):
+        await dataserver.warm()  # spare forwarders: a session's setup need not start one
     sweeper = asyncio.create_task(_sweep(sessions, settings.sweep_interval))
     return ControlServer(server, sessions, port, sweeper)
 

@@ -6,7 +6,7 @@ closes them. The contract between the two parts of strato.stream.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -81,3 +81,11 @@ class DataServer(Protocol):
         ...
 
     async def close_all(self) -> None: ...
+
+
+@runtime_checkable
+class Warms(Protocol):
+    """A data server that can get ready for its first session at start (the builtin one
+    starts its spare forwarders); the control server calls ``warm`` after ``reap``."""
+
+    async def warm(self) -> None: ...

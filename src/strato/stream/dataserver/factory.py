@@ -11,11 +11,12 @@ from strato.stream.dataserver.base import DataServer
 BACKENDS = ("builtin", "haproxy", "stunnel")
 
 
-def create(backend: str, state_dir: Path) -> DataServer:
+def create(backend: str, state_dir: Path, warm_forwarders: int = 1) -> DataServer:
+    """``warm_forwarders``: builtin forwarders kept started ahead of their sessions."""
     if backend == "builtin":
         from strato.stream.dataserver.builtin import BuiltinDataServer
 
-        return BuiltinDataServer(state_dir / "builtin")
+        return BuiltinDataServer(state_dir / "builtin", spares=warm_forwarders)
     if backend == "haproxy":
         from strato.stream.dataserver.haproxy import HAProxyDataServer
 

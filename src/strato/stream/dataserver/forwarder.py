@@ -5,7 +5,9 @@ parent, naming it, before anything starts).
 
 Its stdin carries JSON lines from the parent: first the session's configuration, then
 commands (``counters``, ``update``); its stdout answers with one JSON line each. No pickle:
-only JSON crosses the process boundary.
+only JSON crosses the process boundary. A process started ahead of its session (a spare,
+already past Python's start and its imports) waits for that first line, then receives the
+listening sockets over the Unix socket named by ``STRATO_FORWARDER_FDSOCK``.
 
 Each accepted connection is forwarded to its listener's target by two threads, one per
 direction. Plain legs move bytes with ``os.splice`` through a pipe, so they never enter
@@ -339,11 +341,30 @@ def _reply(obj: dict[str, Any]) -> None:
         pass  # the parent is gone: keep forwarding until someone reaps us
 
 
+def _received_fds(fd: int, count: int) -> list[int]:
+    """The session's listening sockets, sent by the parent over the Unix socket ``fd``
+    (SCM_RIGHTS) when this process was started ahead of its session, as a spare."""
+    with socket.socket(fileno=fd) as sock:
+        _, fds, _, _ = socket.recv_fds(sock, 1, count)
+    if len(fds) != count:
+        for got in fds:
+            os.close(got)
+        raise OSError(f"{len(fds)} listening sockets received, {count} expected")
+    return fds
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     fds = [int(x) for x in os.environ.get("STRATO_FORWARDER_FDS", "").split(",") if x]
+    spare = os.environ.get("STRATO_FORWARDER_FDSOCK")
+    line = sys.stdin.readline()  # a spare waits here, imported, until a session needs it
+    if not line:
+        return  # the control server went away before giving this process a session
     try:
-        fwd = Forwarder(json.loads(sys.stdin.readline()), fds)
+        config = json.loads(line)
+        if spare:
+            fds = _received_fds(int(spare), len(config["listeners"]))
+        fwd = Forwarder(config, fds)
         fwd.start()
     except (ValueError, KeyError, OSError, ssl.SSLError) as e:
         _reply({"error": f"{type(e).__name__}: {e}"})
