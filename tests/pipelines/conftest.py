@@ -99,11 +99,13 @@ def write_pipeline(root: Path, name: str, manifest: str, main: str, schema: Any 
 
 
 def backend_env(backend: str) -> dict[str, str]:
-    """The settings of a node whose tasks run on ``backend``: ``local``, or ``slurm`` (the
+    """The settings of a node whose tasks run on ``backend``: ``local``, ``jobs``, or ``slurm`` (the
     single-node cluster of scripts/slurm.sh; the test is skipped, or fails in CI, where
     it does not answer)."""
     if backend == "local":
         return {}
+    if backend == "jobs":  # each attempt a job of the node's job engine (its local pool)
+        return {"STRATO_PIPELINES_BACKEND": "jobs"}
     from tests.conftest import need
     from tests.pipelines.test_slurm_backend import slurm_answers
 
@@ -111,11 +113,11 @@ def backend_env(backend: str) -> dict[str, str]:
     return {"STRATO_PIPELINES_BACKEND": "slurm", "STRATO_PIPELINES_SLURM_POLL": "0.2"}
 
 
-@pytest.fixture(scope="package", params=["local", "slurm"])
+@pytest.fixture(scope="package", params=["local", "slurm", "jobs"])
 def node(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Node]:
-    """The node, its tasks run on the local backend, then on Slurm."""
+    """The node, its tasks run on the local backend, on Slurm, then as jobs."""
     env = backend_env(request.param)
     root = tmp_path_factory.mktemp(f"pipelines-api-{request.param}")
     search = root / "pipelines"

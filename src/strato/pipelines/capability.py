@@ -54,7 +54,14 @@ class PipelinesCapability:
             from strato.pipelines.celery_driver import Dispatch
 
             dispatch = Dispatch(options)
-        runs = open_runs(ctx.engine, options, ctx.settings, dispatch=dispatch)
+        backend = None
+        if options.backend == "jobs":  # each attempt a job of the jobs capability's engine
+            from strato.pipelines.backends.jobs import JobsBackend
+
+            if ctx.jobs is None:
+                raise RuntimeError("pipelines.backend = jobs needs the jobs capability")
+            backend = JobsBackend(ctx.jobs, kill_grace=options.kill_grace)
+        runs = open_runs(ctx.engine, options, ctx.settings, backend, dispatch=dispatch)
         submissions = Submissions(runs, options)
         app.state.pipeline_runs = runs
         public_url = ctx.settings.public_url

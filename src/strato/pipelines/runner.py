@@ -235,6 +235,7 @@ class RunDriver:
                 walltime_s=spec.walltime_s,
                 env=self._environment(name),
                 stdin=spec.stdin,
+                owner=self.run.submitter,
             )
             self._set_task(
                 name,

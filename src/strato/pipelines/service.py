@@ -388,7 +388,11 @@ def open_runs(
     the settings name unless given. ``dispatch``: runs are sent to Celery workers rather
     than driven here; ``sweep``: this driver looks for runs nobody drives."""
     resources = None
+    if pipelines.backend in ("local", "jobs"):  # tasks on this machine's CPUs and memory
+        resources = Resources(pipelines.cpus, pipelines.mem_mb)
     if backend is None:
+        if pipelines.backend == "jobs":
+            raise InvalidInput("pipelines.backend 'jobs' needs the job engine (ctx.jobs)")
         if pipelines.backend == "slurm":
             from strato.pipelines.backends.slurm import SlurmBackend
 
@@ -397,7 +401,6 @@ def open_runs(
             from strato.pipelines.backends.local import LocalBackend
 
             backend = LocalBackend(kill_grace=pipelines.kill_grace)
-            resources = Resources(pipelines.cpus, pipelines.mem_mb)
     terms = LeaseTerms(
         node=pipelines.node_name or socket.gethostname(),
         seconds=pipelines.lease_seconds,

@@ -30,8 +30,10 @@ class PipelinesSettings(Section):
         description="Where runs' project directories are created when a config names none; "
         "default <data_dir>/pipelines/projects.",
     )
-    backend: Literal["local", "slurm"] = Field(
-        "local", description="Where tasks run: local (subprocesses) or slurm (sbatch)."
+    backend: Literal["local", "slurm", "jobs"] = Field(
+        "local",
+        description="Where tasks run: local (subprocesses), slurm (sbatch) or jobs (jobs "
+        "of strato's job engine, on its executor).",
     )
     cpus: int | None = Field(
         None, ge=1, description="CPUs the local backend hands out at once; default all."

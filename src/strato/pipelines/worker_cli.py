@@ -41,6 +41,13 @@ def worker(
             err=True,
         )
         raise typer.Exit(2)
+    if options.backend == "jobs":
+        typer.echo(
+            "error: a worker drives runs on the local or slurm backend; with the jobs "
+            "backend, runs are driven by the servers (pipelines.driver = server)",
+            err=True,
+        )
+        raise typer.Exit(2)
     configure_logging(settings.log)
     c = Context.open(settings)
     c.migrate()

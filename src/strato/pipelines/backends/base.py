@@ -28,6 +28,7 @@ class Launch:
     walltime_s: float | None = None
     env: dict[str, str] = field(default_factory=dict)  # added to the backend's environment
     stdin: str | None = None
+    owner: str = ""  # who submitted the run (the jobs backend's jobs are theirs)
 
 
 @dataclass(frozen=True)
