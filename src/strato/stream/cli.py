@@ -58,7 +58,7 @@ def serve(
 ) -> None:
     """Serve scistream.Control (req, hello, update, release) and strato's Sessions."""
     from strato.context import Context
-    from strato.stream.control.auth import strato_tokens
+    from strato.stream.control.auth import either, introspector, strato_tokens
     from strato.stream.control.server import start
 
     first = last = None
@@ -89,12 +89,15 @@ def serve(
     async def run() -> None:
         # start() first stops the forwarders a previous control server left (their
         # markers in state_dir), so their ports are free for the new pool.
-        server = await start(settings, dataserver, strato_tokens(c.identities))
+        oauth = introspector(settings)
+        authenticate = either(strato_tokens(c.identities), oauth)
+        server = await start(settings, dataserver, authenticate)
         mode = "TLS" if settings.tls_cert else "INSECURE (no TLS)"
         leg = "TLS legs" if settings.leg_tls else "PLAINTEXT legs"
+        tokens = "strato tokens" + (", OAuth2 introspection" if oauth else "")
         typer.echo(
             f"control server on {settings.listen} port {server.port}, {mode}, "
-            f"{settings.backend} data server, {leg}"
+            f"{settings.backend} data server, {leg}, {tokens}"
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -102,6 +105,8 @@ def serve(
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await server.stop()
+        if oauth is not None:
+            await oauth.aclose()
 
     try:
         asyncio.run(run())

@@ -4,10 +4,12 @@ data server backend."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from strato.settings import Section
 from strato.stream.model.manager import Limits
@@ -77,6 +79,40 @@ class StreamSettings(Section):
         "exchanged through the control plane. false: plaintext, which works only when the "
         "peer gateway is configured so too (and with SciStream's own client).",
     )
+    introspection_url: str | None = Field(
+        None,
+        description="OAuth2 token introspection endpoint (RFC 7662), e.g. Globus Auth's "
+        "https://auth.globus.org/v2/oauth2/token/introspect: tokens that are not strato "
+        "tokens are checked there. https (http on loopback only). None: strato tokens only.",
+    )
+    introspection_client_id: str | None = Field(
+        None, description="This gateway's client id at the authorization server."
+    )
+    introspection_client_secret: SecretStr | None = Field(
+        None, description="Its client secret (HTTP Basic to the introspection endpoint)."
+    )
+    introspection_scope: str | None = Field(
+        None,
+        description="The scope an introspected token must hold (e.g. the gateway's Globus "
+        "scope); None: any active token of the authorization server.",
+    )
+    introspection_audience: str | None = Field(
+        None, description="If set, the introspection answer's aud must name it."
+    )
+    introspection_identity: Literal["sub", "username"] = Field(
+        "sub",
+        description="The answer's claim that names the caller (sessions belong to "
+        "oauth2:<it>); the other one if it is missing.",
+    )
+    introspection_cache_seconds: float = Field(
+        60.0, ge=0, le=3600, description="Seconds an introspection answer is reused."
+    )
+    introspection_cache_size: int = Field(
+        10_000, ge=0, le=1_000_000, description="The most introspection answers kept."
+    )
+    introspection_timeout: float = Field(
+        5.0, gt=0, le=60, description="Seconds to wait for the introspection endpoint."
+    )
     serve_in_up: bool = Field(
         False,
         description="Run the control server inside `strato up` (with the web app); off: "
@@ -89,6 +125,14 @@ class StreamSettings(Section):
             raise ValueError(f"port_first {self.port_first} is above port_last {self.port_last}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
+        if self.introspection_url is not None:
+            _check_introspection_url(self.introspection_url)
+            if not self.introspection_client_id or self.introspection_client_secret is None:
+                raise ValueError(
+                    "introspection_url needs introspection_client_id and "
+                    "introspection_client_secret (the gateway's client at the authorization "
+                    "server)"
+                )
         return self
 
     def limits(self) -> Limits:
@@ -100,3 +144,21 @@ class StreamSettings(Section):
             max_pending_hellos=self.max_pending_hellos,
             max_addresses=max(self.max_num_conn, 64),
         )
+
+
+def _check_introspection_url(url: str) -> None:
+    """https, or http to this machine only: tokens and the client secret travel in it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host:
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if loopback:
+            return
+    raise ValueError(
+        f"introspection_url {url!r}: expected an https:// URL (http:// only on loopback)"
+    )

@@ -1,16 +1,23 @@
 """Who calls: the token from the call's ``authorization`` metadata (bare, as SciStream's
-client sends it, or ``Bearer ...``), checked as a strato API token with scope ``stream``.
-The database is asked on a worker thread, never on the event loop."""
+client sends it, or ``Bearer ...``), checked as a strato API token with scope ``stream``,
+or, when ``stream.introspection_url`` is set, any other token by OAuth2 token
+introspection (:mod:`strato.stream.control.introspection`, e.g. Globus Auth). strato
+tokens (``strato_...``) are never sent to the introspection endpoint. The database is
+asked on a worker thread, never on the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from strato.auth import IdentityStore, Scope
+from strato.auth import TOKEN_PREFIX, IdentityStore, Scope
 from strato.errors import Unauthorized
 from strato.stream.model.errors import Forbidden, Unauthenticated
+
+if TYPE_CHECKING:
+    from strato.stream.control.introspection import Introspector
+    from strato.stream.settings import StreamSettings
 
 # Token -> the owner's identity; raises Unauthenticated or Forbidden.
 Authenticator = Callable[[str], Awaitable[str]]
@@ -48,3 +55,39 @@ def strato_tokens(identities: IdentityStore) -> Authenticator:
         return principal.user
 
     return authenticate
+
+
+def either(strato: Authenticator, introspect: Introspector | None) -> Authenticator:
+    """strato tokens to strato, every other token to the introspection endpoint (when one
+    is configured; else strato refuses it as unknown)."""
+    if introspect is None:
+        return strato
+
+    async def authenticate(token: str) -> str:
+        if token.startswith(TOKEN_PREFIX):
+            return await strato(token)
+        return await introspect(token)
+
+    return authenticate
+
+
+def introspector(settings: StreamSettings) -> Introspector | None:
+    """The introspection the settings ask for, or None; close it with ``aclose``."""
+    if not settings.introspection_url:
+        return None
+    from strato.stream.control.introspection import IntrospectionConfig, Introspector
+
+    secret = settings.introspection_client_secret
+    return Introspector(
+        IntrospectionConfig(
+            url=settings.introspection_url,
+            client_id=settings.introspection_client_id or "",
+            client_secret=secret.get_secret_value() if secret is not None else "",
+            scope=settings.introspection_scope,
+            audience=settings.introspection_audience,
+            identity=settings.introspection_identity,
+            cache_seconds=settings.introspection_cache_seconds,
+            cache_size=settings.introspection_cache_size,
+            timeout=settings.introspection_timeout,
+        )
+    )
