@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import secrets
 import signal
@@ -43,23 +44,27 @@ class LocalBackend:
         self.kill_grace = kill_grace
         self._attempts: dict[str, _Attempt] = {}
         self._starter: ThreadPoolExecutor | None = None
+        # Tokens only need to be unique (a process of this server's, not another's that
+        # reuses its pid): a random part per server and a count, not a read of the
+        # system's random source per attempt on the event loop.
+        self._tokens = (f"{secrets.token_hex(6)}{n:x}" for n in itertools.count())
 
     async def start(self, launch: Launch) -> str:
-        token = secrets.token_hex(8)
+        token = next(self._tokens)
         if self._starter is None:
             self._starter = ThreadPoolExecutor(STARTERS, thread_name_prefix="pipeline-start")
         # In threads: the log's creation and the fork were two thirds of the event loop's
         # time per no-op task, and two threads fork at once where the loop forks in turn.
         starting = asyncio.get_running_loop().run_in_executor(self._starter, _spawn, launch, token)
         try:
-            process = await asyncio.shield(starting)
+            process, pidfd = await asyncio.shield(starting)
         except asyncio.CancelledError:
             starting.add_done_callback(_stop_unfollowed)
             raise
         except OSError as exc:
             raise BackendError(f"task {launch.task!r} could not be started: {exc}") from exc
         backend_id = f"{process.pid}:{token}"
-        attempt = _Attempt(process, _exited(process))
+        attempt = _Attempt(process, _exited(process, pidfd))
         if launch.walltime_s is not None:
             loop = asyncio.get_running_loop()
             attempt.timers.append(
@@ -127,8 +132,10 @@ class LocalBackend:
             self._starter = None
 
 
-def _spawn(launch: Launch, token: str) -> subprocess.Popen[bytes]:
-    """``bash -c cmd`` started, its output into its log (on a starter thread)."""
+def _spawn(launch: Launch, token: str) -> tuple[subprocess.Popen[bytes], int | None]:
+    """``bash -c cmd`` started, its output into its log, and a pidfd to learn of its exit
+    (None without pidfds), on a starter thread: system calls on the event loop's thread
+    let the starters take the GIL from it."""
     # The environment as bytes: subprocess encodes a text one value by value.
     env = dict(os.environb)
     for key, value in {**launch.env, MARKER: token}.items():
@@ -145,7 +152,7 @@ def _spawn(launch: Launch, token: str) -> subprocess.Popen[bytes]:
             stdin.write(launch.stdin.encode())
             stdin.flush()
             stdin.seek(0)
-        return subprocess.Popen(
+        process = subprocess.Popen(
             ["bash", "-c", launch.cmd],
             cwd=launch.cwd,
             env=env,
@@ -154,15 +161,20 @@ def _spawn(launch: Launch, token: str) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    try:
+        pidfd: int | None = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    return process, pidfd
 
 
-def _stop_unfollowed(starting: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+def _stop_unfollowed(starting: asyncio.Future[tuple[subprocess.Popen[bytes], int | None]]) -> None:
     """A process whose start was cancelled while it was being started: stopped, reaped."""
     if starting.cancelled() or starting.exception() is not None:
         return
-    process = starting.result()
+    process, pidfd = starting.result()
     _signal_group(process.pid, signal.SIGKILL)
-    _exited(process)
+    _exited(process, pidfd)
 
 
 def _open_log(path: Path) -> int:
@@ -174,14 +186,12 @@ def _open_log(path: Path) -> int:
         return os.open(path, flags, 0o644)
 
 
-def _exited(process: subprocess.Popen[bytes]) -> asyncio.Future[int]:
-    """A future of the process's exit, told by a pidfd on the event loop: no thread per
+def _exited(process: subprocess.Popen[bytes], pidfd: int | None) -> asyncio.Future[int]:
+    """A future of the process's exit, told by its pidfd on the event loop: no thread per
     process (asyncio's child watcher on Python 3.11 starts one for each, and starting
     it cost as much as the fork). Without pidfds (Linux before 5.3), a thread waits."""
     loop = asyncio.get_running_loop()
-    try:
-        pidfd = os.pidfd_open(process.pid)
-    except (AttributeError, OSError):
+    if pidfd is None:
         return asyncio.ensure_future(asyncio.to_thread(process.wait))
     exited: asyncio.Future[int] = loop.create_future()
 
