@@ -31,8 +31,10 @@ Three measures, each against its floor in the same run:
 
 The runner is strato's run service as the server builds it (``PipelineRuns`` with the
 local backend, a ``Resources`` of ``--cpus`` CPUs, every state change written by the
-writer thread) on a fresh SQLite database (``--database-url`` for another); each task's
-output goes to its log file, as in a server. The floor's commands write to /dev/null:
+writer thread) on a fresh SQLite database (``--database-url`` for another), driven on the
+event loop ``strato api`` drives it on: uvloop where it is installed, as uvicorn chooses
+(``--loop asyncio`` for Python's own). Each task's output goes to its log file, as in a
+server. The floor's commands write to /dev/null:
 the log files are the runner's cost. Chain and independent runs are interleaved in
 ``--rounds`` rounds (default 3) with their floors, the order turning each round, so that
 on a shared machine both meet the same swings; medians of the rounds are reported, with
@@ -453,10 +455,35 @@ def main() -> None:
     parser.add_argument("--tmp", default=None, help="where the bench's files go (default: TMPDIR)")
     parser.add_argument("--skip-wes", action="store_true", help="no submit to running over WES")
     parser.add_argument("--profile", default=None, help="cProfile the runner's runs into FILE")
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="the runner's event loop; auto: uvloop when installed, as strato api's uvicorn",
+    )
     args = parser.parse_args()
     print(f"load average at start: {load()}", flush=True)
-    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        asyncio.run(bench(args, Path(tmp)))
+    loop_factory = event_loop(args.loop)
+    with (
+        tempfile.TemporaryDirectory(dir=args.tmp) as tmp,
+        asyncio.Runner(loop_factory=loop_factory) as runner,
+    ):
+        print(f"event loop: {type(runner.get_loop()).__module__}", flush=True)
+        runner.run(bench(args, Path(tmp)))
+
+
+def event_loop(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop the runner is driven on: the server's (uvicorn picks uvloop when it is
+    installed, and strato installs it with uvicorn[standard]) unless asked otherwise."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            sys.exit("--loop uvloop: uvloop is not installed")
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":
