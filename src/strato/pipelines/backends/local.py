@@ -47,7 +47,8 @@ class LocalBackend:
         # Tokens only need to be unique (a process of this server's, not another's that
         # reuses its pid): a random part per server and a count, not a read of the
         # system's random source per attempt on the event loop.
-        self._tokens = (f"{secrets.token_hex(6)}{n:x}" for n in itertools.count())
+        prefix = secrets.token_hex(6)
+        self._tokens = (f"{prefix}{n:x}" for n in itertools.count())
 
     async def start(self, launch: Launch) -> str:
         token = next(self._tokens)
