@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,21 @@ async def test_a_process_left_by_a_previous_server_is_stopped_not_adopted(
     await after.wait(own)
     await before.close()
     await after.close()
+
+
+async def test_many_attempts_at_once_end_each_with_its_own_code_and_leave_no_descriptor(
+    tmp_path: Path,
+) -> None:
+    backend = LocalBackend()
+    await backend.wait(await backend.start(launch(tmp_path, "true")))  # its threads started
+    descriptors = len(os.listdir("/proc/self/fd"))
+    launches = [
+        replace(launch(tmp_path, f"exit {i % 7}"), task=f"t{i}", log=tmp_path / f"t{i}.1.log")
+        for i in range(60)
+    ]
+    ids = await asyncio.gather(*(backend.start(each) for each in launches))
+    assert len(set(ids)) == 60
+    ended = await asyncio.gather(*(backend.wait(backend_id) for backend_id in ids))
+    assert [e.exit_code for e in ended] == [i % 7 for i in range(60)]
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+    await backend.close()
