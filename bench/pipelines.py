@@ -1,6 +1,6 @@
 """Pipeline runs on the local backend against the floor: the same commands run directly.
 
-Three measures, each against its floor in the same run:
+Four measures, each against its floor in the same run:
 
 - **chain**: ``--chain`` no-op tasks (default 100), each ``after`` the one before, as one
   run: the seconds from ``submit`` to the run's end, and the milliseconds per task the
@@ -34,11 +34,11 @@ local backend, a ``Resources`` of ``--cpus`` CPUs, every state change written by
 writer thread) on a fresh SQLite database (``--database-url`` for another), driven on the
 event loop ``strato api`` drives it on: uvloop where it is installed, as uvicorn chooses
 (``--loop asyncio`` for Python's own). Each task's output goes to its log file, as in a
-server. The floor's commands write to /dev/null:
-the log files are the runner's cost. Chain and independent runs are interleaved in
-``--rounds`` rounds (default 3) with their floors, the order turning each round, so that
-on a shared machine both meet the same swings; medians of the rounds are reported, with
-the load average as it goes. Any task that does not complete fails the bench.
+server; the floor's commands write to /dev/null: the log files are the runner's cost.
+Chain and independent runs are interleaved in ``--rounds`` rounds (default 3) with their
+floors, the order turning each round, so that on a shared machine both meet the same
+swings; medians of the rounds are reported, with the load average as it goes. Any task
+that does not complete fails the bench.
 
 Nothing is deleted while it measures: on ext4 without a journal (this machine's), a new
 file's inode is looked for past every inode deleted in the last minutes, so creating a
@@ -49,7 +49,7 @@ directory elsewhere with ``--tmp``.
 
     .venv/bin/python bench/pipelines.py [--chain 100] [--count 1000] [--samples 20]
         [--rounds 3] [--cpus 2] [--poll-ms 2] [--database-url URL] [--tmp DIR]
-        [--profile FILE] [--skip-wes]
+        [--loop auto|asyncio|uvloop] [--profile FILE] [--skip-wes]
 """
 
 from __future__ import annotations
