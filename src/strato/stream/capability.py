@@ -73,16 +73,18 @@ class StreamCapability:
             yield
             return
         from strato.stream.api.views import LocalGateway, Serving
-        from strato.stream.control.auth import strato_tokens
+        from strato.stream.control.auth import either, introspector, strato_tokens
         from strato.stream.control.server import start
         from strato.stream.dataserver import factory
 
         gateway: LocalGateway = app.state.stream_gateway
 
         state_dir = options.state_dir or ctx.settings.data_dir / "stream"
-        server = await start(
-            options, factory.create(options.backend, state_dir), strato_tokens(ctx.identities)
-        )
+        # The same control server as `strato stream serve`: spares, and OAuth2 tokens
+        # when an introspection endpoint is set.
+        dataserver = factory.create(options.backend, state_dir, options.warm_forwarders)
+        oauth = introspector(options)
+        server = await start(options, dataserver, either(strato_tokens(ctx.identities), oauth))
         log.info("stream control server on %s (port %d)", options.listen, server.port)
         gateway.attach(Serving(server.sessions, options.backend, options.listen, server.port))
         try:
@@ -90,6 +92,8 @@ class StreamCapability:
         finally:
             gateway.detach()
             await server.stop()
+            if oauth is not None:
+                await oauth.aclose()
 
 
 capability = StreamCapability()

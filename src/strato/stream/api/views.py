@@ -175,9 +175,7 @@ class LocalGateway:
 
 
 def _live(sessions: Sessions) -> list[Session]:
-    # Sessions offers get(uid) and owned_by(owner), no list of every session: its dict
-    # is read here (never changed), so an administrator sees them all.
-    return list(sessions._sessions.values())
+    return sessions.all()
 
 
 def _sees_all(caller: Principal) -> bool:

@@ -84,6 +84,7 @@ class BuiltinDataServer:
         self._sessions: dict[str, _Session] = {}
         self._spares: list[_Spare] = []
         self._filling: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def warm(self) -> None:
         """Start the spare forwarders now, so the first session finds one."""
@@ -130,6 +131,9 @@ class BuiltinDataServer:
         if "error" in reply:
             await self._stop(forwarding.session, session)
             raise DataServerError(f"forwarder did not start: {reply['error']}")
+        if self._closed:  # set up while the control server stopped: no orphan left
+            await self._stop(forwarding.session, session)
+            raise DataServerError("the data server is stopping")
         self._sessions[forwarding.session] = session
 
     async def _spawn(
@@ -216,13 +220,20 @@ class BuiltinDataServer:
                 proc.stdin.write(json.dumps(command).encode() + b"\n")
                 await proc.stdin.drain()
                 line = await asyncio.wait_for(proc.stdout.readline(), REPLY_TIMEOUT)
-            except (OSError, TimeoutError) as e:
+            # uvloop's pipe transport says a closed pipe with RuntimeError, asyncio's
+            # with an OSError: either way the forwarder is gone.
+            except (OSError, TimeoutError, RuntimeError) as e:
                 raise DataServerError(f"forwarder (pid {proc.pid}) does not answer: {e}") from e
         if not line:
             raise DataServerError(
                 f"forwarder (pid {proc.pid}) has exited (status {proc.returncode})"
             )
-        reply: dict[str, Any] = json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError as e:
+            raise DataServerError(f"forwarder (pid {proc.pid}) answered nonsense: {e}") from e
+        if not isinstance(reply, dict):
+            raise DataServerError(f"forwarder (pid {proc.pid}) answered nonsense")
         return reply
 
     def _get(self, session: str) -> _Session:
@@ -270,6 +281,9 @@ class BuiltinDataServer:
         s.log.unlink(missing_ok=True)
 
     async def close_all(self) -> None:
+        # A session still being set up (a req in flight as the control server stops)
+        # is stopped when its forwarder answers, not left running without an owner.
+        self._closed = True
         self.spares = 0  # no more replacements
         if self._filling is not None:
             await self._filling  # a spawn under way finishes, then is stopped with the rest

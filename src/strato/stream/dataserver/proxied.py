@@ -31,6 +31,7 @@ class ProxiedDataServer:
         self.state_dir = state_dir
         self.binary = binary
         self._sessions: dict[str, ProxySession] = {}
+        self._closed = False
 
     # What each backend says for itself.
     def check(self, forwarding: Forwarding) -> None: ...
@@ -83,6 +84,9 @@ class ProxiedDataServer:
             said = log.read_text(errors="replace").strip().splitlines()[-3:]
             await self._stop(session)
             raise DataServerError(f"{self.name}: {e}: {' | '.join(said)}") from None
+        if self._closed:  # set up while the control server stopped: no orphan left
+            await self._stop(session)
+            raise DataServerError("the data server is stopping")
         self._sessions[forwarding.session] = session
 
     def _get(self, session: str) -> ProxySession:
@@ -121,6 +125,7 @@ class ProxiedDataServer:
                 path.unlink()
 
     async def close_all(self) -> None:
+        self._closed = True  # a session still being set up is stopped when it is
         for session in list(self._sessions):
             await self.close(session)
 

@@ -78,6 +78,10 @@ class Sessions:
     def owned_by(self, owner: str) -> list[Session]:
         return [s for s in self._sessions.values() if s.owner == owner]
 
+    def all(self) -> list[Session]:
+        """Every live session, whoever owns it (an administrator's view)."""
+        return list(self._sessions.values())
+
     # req ---------------------------------------------------------------------------
     async def request(self, owner: str, uid: str, role: str, num_conn: int, rate: int) -> Session:
         """Reserve ``num_conn`` ports, then wait for the session's hello. On return the

@@ -52,9 +52,12 @@ class PortPool:
                 f"{n} ports asked, {len(chosen)} of {self.total} free and bindable on this gateway"
             )
         taken = set(chosen)
-        self._next = (self._next + tried) % max(1, len(self._free))
+        # The next reservation starts at the first port after those tried, wherever it
+        # sits once the chosen ones are out of the list (not at the same index, which
+        # skipped a port each time).
+        after = self._free[(self._next + tried) % len(self._free)]
         self._free = [p for p in self._free if p not in taken]
-        self._next = self._next % max(1, len(self._free))
+        self._next = self._free.index(after) if after not in taken else 0
         for port in chosen:
             self._held[port] = session
         return chosen
