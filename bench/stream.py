@@ -14,7 +14,11 @@ TLS on the gateway leg >= 0.7x builtin plain.
     .venv/bin/python bench/stream.py   # --seconds 5 --rounds 3 [--wan-rate 5gbit] [--loopback]
 
 ``--connect N`` measures instead how long ``strato stream connect`` takes to set up both
-gateways on loopback (goal <= 100 ms), N times (``bench/stream_connect.py``).
+gateways on loopback (goal <= 100 ms), N times (``bench/stream_connect.py``). ``--sessions N``
+sets up N sessions on one pair of gateways at once, moves data through all of them against
+the same connections with no gateway, releases them, then runs ``--cycles`` connect/release
+cycles, counting ports, processes and descriptors before and after
+(``bench/stream_sessions.py``).
 """
 
 from __future__ import annotations
@@ -93,7 +97,39 @@ def main() -> None:
     parser.add_argument(
         "--connect", type=int, metavar="N", help="only: setup time of connect, N times"
     )
+    parser.add_argument(
+        "--sessions", type=int, metavar="N", help="only: N sessions at once on one gateway"
+    )
+    parser.add_argument(
+        "--cycles", type=int, default=1000, help="with --sessions: req/release cycles"
+    )
+    parser.add_argument(
+        "--connect-cycles",
+        type=int,
+        default=100,
+        help="with --sessions: connect/release cycles",
+    )
+    parser.add_argument(
+        "--size", type=float, default=8, help="with --sessions: MB echoed per connection"
+    )
+    parser.add_argument(
+        "--plain-legs", action="store_true", help="with --sessions: no TLS between gateways"
+    )
     args = parser.parse_args()
+    if args.sessions:
+        from bench import stream_sessions
+
+        stream_sessions.main(
+            stream_sessions.Options(
+                args.sessions,
+                args.cycles,
+                args.connect_cycles,
+                int(args.size * 1e6),
+                args.rounds,
+                args.plain_legs,
+            )
+        )
+        return
     if args.connect:
         from bench import stream_connect
 

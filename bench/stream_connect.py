@@ -20,8 +20,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.stream.support import roundtrip, server
@@ -59,12 +61,32 @@ def _free_block(n: int, start: int) -> int:
     raise RuntimeError("no block of free ports")
 
 
+@dataclass(frozen=True)
+class Served:
+    """A control server run as ``strato stream serve``: how to reach it, its process, and
+    its pool of data ports (``first``-``last``)."""
+
+    gateway: client.Gateway
+    proc: subprocess.Popen[str]
+    first: int
+    last: int
+
+
 @contextlib.contextmanager
-def _gateway(tmp: Path, name: str, env: dict[str, str], start: int) -> Iterator[client.Gateway]:
+def serve(
+    tmp: Path,
+    name: str,
+    env: dict[str, str],
+    start: int,
+    ports: int = 20,
+    settings: dict[str, str] | None = None,
+) -> Iterator[Served]:
+    """``strato stream serve`` on loopback with its own certificate and ``ports`` data
+    ports; ``settings`` are more ``STRATO_STREAM_*`` variables."""
     cert, key = tmp / f"{name}.crt", tmp / f"{name}.key"
     _strato("stream", "cert", "127.0.0.1", "--cert", str(cert), "--key", str(key), env=env)
     listen = _free_block(1, start)
-    first = _free_block(20, listen + 1)
+    first = _free_block(ports, listen + 1)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -75,7 +97,7 @@ def _gateway(tmp: Path, name: str, env: dict[str, str], start: int) -> Iterator[
             "--listen",
             f"127.0.0.1:{listen}",
             "--port-range",
-            f"{first}-{first + 19}",
+            f"{first}-{first + ports - 1}",
             "--tls-cert",
             str(cert),
             "--tls-key",
@@ -84,7 +106,7 @@ def _gateway(tmp: Path, name: str, env: dict[str, str], start: int) -> Iterator[
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**env, "STRATO_STREAM_STATE_DIR": str(tmp / f"state-{name}")},
+        env={**env, "STRATO_STREAM_STATE_DIR": str(tmp / f"state-{name}"), **(settings or {})},
     )
     try:
         assert proc.stdout is not None
@@ -92,11 +114,29 @@ def _gateway(tmp: Path, name: str, env: dict[str, str], start: int) -> Iterator[
         line = proc.stdout.readline() if ready else ""
         if "control server on" not in line:
             raise RuntimeError(f"the {name} control server did not start: {line.strip()}")
+        # Whatever it says later is read, so that a full pipe never stops it.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
         time.sleep(0.5)  # its warm-up (a spare forwarder, where there is one) done
-        yield client.Gateway(f"127.0.0.1:{listen}", cert)
+        yield Served(client.Gateway(f"127.0.0.1:{listen}", cert), proc, first, first + ports - 1)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextlib.contextmanager
+def _gateway(tmp: Path, name: str, env: dict[str, str], start: int) -> Iterator[client.Gateway]:
+    with serve(tmp, name, env, start) as served:
+        yield served.gateway
+
+
+def environment(tmp: Path) -> tuple[dict[str, str], str]:
+    """strato's environment with its data in ``tmp``, and a token of a user with scope
+    ``stream`` there."""
+    env = {**os.environ, "STRATO_DATA_DIR": str(tmp / "data")}
+    env.pop("STRATO_TOKEN", None)
+    _strato("user", "create", "bench", "--scope", "stream", env=env)
+    token = _strato("token", "create", "--user", "bench", "--scope", "stream", env=env)
+    return env, token.stdout.strip()
 
 
 def _summary(label: str, values: list[float]) -> str:
@@ -125,12 +165,7 @@ async def _api_rounds(
 def main(rounds: int) -> None:
     with tempfile.TemporaryDirectory(prefix="strato-bench-connect-") as tmp_name:
         tmp = Path(tmp_name)
-        env = {**os.environ, "STRATO_DATA_DIR": str(tmp / "data")}
-        env.pop("STRATO_TOKEN", None)
-        _strato("user", "create", "bench", "--scope", "stream", env=env)
-        token = _strato(
-            "token", "create", "--user", "bench", "--scope", "stream", env=env
-        ).stdout.strip()
+        env, token = environment(tmp)
         with (
             _gateway(tmp, "producer", env, 46000) as p,
             _gateway(tmp, "consumer", env, 47000) as c,
