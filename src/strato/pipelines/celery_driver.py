@@ -122,7 +122,7 @@ class Worker:
     the process holds (each Celery task, on a thread of the pool, waits for its run)."""
 
     def __init__(self, engine: Engine, options: PipelinesSettings, settings: Settings) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = _new_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="pipeline-runs")
         self._thread.start()
         self.runs: PipelineRuns = self.call(self._open(engine, options, settings))
@@ -155,6 +155,16 @@ class Worker:
         self.call(self.runs.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's when it is installed, as uvicorn picks for the servers: the runner's work
+    per task is a fifth less on it (bench/pipelines.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def serve(

@@ -60,6 +60,7 @@ def serve(
     from strato.context import Context
     from strato.stream.control.auth import either, introspector, strato_tokens
     from strato.stream.control.server import start
+    from strato.stream.dataserver.base import DataServerError
 
     first = last = None
     if port_range is not None:
@@ -110,6 +111,11 @@ def serve(
 
     try:
         asyncio.run(run())
+    except (DataServerError, ValueError, OSError) as exc:
+        # What keeps the gateway from starting (its state directory taken, its port in
+        # use, no certificate): one line, no traceback.
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         c.close()
 

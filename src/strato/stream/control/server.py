@@ -60,6 +60,14 @@ async def _call(
     except StreamError as exc:
         await context.abort(errors.code_of(exc), exc.message, trailing_metadata=errors.details(exc))
         raise AssertionError("abort returns by raising") from None
+    except grpc.aio.AbortError:
+        raise
+    except Exception:
+        # A fault of the server's own: logged with its traceback here; the caller gets
+        # INTERNAL without it (paths and internals are not theirs to read).
+        log.exception("control server call failed")
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error in the control server")
+        raise AssertionError("abort returns by raising") from None
 
 
 def _strs(session: Session, which: str) -> list[str]:

@@ -85,6 +85,7 @@ class BuiltinDataServer:
         self._spares: list[_Spare] = []
         self._filling: asyncio.Task[None] | None = None
         self._closed = False
+        self._held: int | None = None  # the state directory's lock, from reap on
 
     async def warm(self) -> None:
         """Start the spare forwarders now, so the first session finds one."""
@@ -177,7 +178,8 @@ class BuiltinDataServer:
                     self._discard(spare)
                     continue
                 spare.fdsock.close()
-                spare.log.replace(log)
+                with contextlib.suppress(OSError):  # its log is a nicety, not the session
+                    spare.log.replace(log)
                 return spare.proc, spare.token
             self._discard(spare)
         return None
@@ -293,8 +295,12 @@ class BuiltinDataServer:
         self._spares.clear()
         for session in list(self._sessions):
             await self.close(session)
+        supervise.let_go(self._held)
+        self._held = None
 
     async def reap(self) -> list[str]:
+        if self._held is None:
+            self._held = supervise.hold(self.state_dir)
         # Spares of a previous control server have exited (their stdin ended with it).
         for stale in self.state_dir.glob("spare-*.log"):
             stale.unlink(missing_ok=True)

@@ -32,6 +32,7 @@ class ProxiedDataServer:
         self.binary = binary
         self._sessions: dict[str, ProxySession] = {}
         self._closed = False
+        self._held: int | None = None  # the state directory's lock, from reap on
 
     # What each backend says for itself.
     def check(self, forwarding: Forwarding) -> None: ...
@@ -128,8 +129,12 @@ class ProxiedDataServer:
         self._closed = True  # a session still being set up is stopped when it is
         for session in list(self._sessions):
             await self.close(session)
+        supervise.let_go(self._held)
+        self._held = None
 
     async def reap(self) -> list[str]:
+        if self._held is None:
+            self._held = supervise.hold(self.state_dir)
         return await supervise.reap_markers(self.state_dir, self.name)
 
     def pid(self, session: str) -> int | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -29,6 +30,31 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 def safe_name(session: str) -> str:
     """A session id as a file name (ids come from clients: nothing may climb out)."""
     return _SAFE.sub("_", session)[:120] or "_"
+
+
+def hold(state_dir: Path) -> int:
+    """An exclusive lock on ``state_dir`` for this control server's life (a file beside
+    it), taken before its reap: a second control server on the same state directory would
+    stop the first's forwarders and take their spares' files. Refused, saying so, while
+    another holds it; the kernel lets go when the holder dies, however it dies."""
+    state_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = state_dir.with_name(state_dir.name + ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataServerError(
+            f"{state_dir} is used by another control server: give each gateway on this "
+            "machine its own stream.state_dir (or data directory)"
+        ) from None
+    return fd
+
+
+def let_go(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def new_mark() -> str:
