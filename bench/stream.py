@@ -18,7 +18,9 @@ gateways on loopback (goal <= 100 ms), N times (``bench/stream_connect.py``). ``
 sets up N sessions on one pair of gateways at once, moves data through all of them against
 the same connections with no gateway, releases them, then runs ``--cycles`` connect/release
 cycles, counting ports, processes and descriptors before and after
-(``bench/stream_sessions.py``).
+(``bench/stream_sessions.py``). ``--tls-limit`` measures how fast one TLS stream can go here
+(openssl speed, a bare TLS sender and sink) against the builtin forwarder's TLS leg, on
+loopback without iperf3 (``bench/stream_tls.py``).
 """
 
 from __future__ import annotations
@@ -41,13 +43,23 @@ from tests.stream import gateways
 from tests.stream.netns import Facilities, facilities, loopback
 
 from strato.stream.dataserver.base import Address
+from strato.stream.dataserver.builtin import BuiltinDataServer
+from strato.stream.dataserver.haproxy import HAProxyDataServer, Splice
+from strato.stream.dataserver.proxied import ProxiedDataServer
 
 VARIANTS = {
     "direct": (None, False),
     "builtin": ("builtin", False),
-    "haproxy": ("haproxy", False),
+    "haproxy": ("haproxy", False),  # as haproxy.py renders it by default
     "builtin-tls": ("builtin", True),
 }
+# HAProxy with each choice of kernel splicing (haproxy.py's ``splice``); on request only.
+HAPROXY_SPLICE: dict[str, Splice] = {
+    "haproxy-nosplice": "off",
+    "haproxy-splice-auto": "auto",
+    "haproxy-splice": "always",
+}
+EXTRA = {v: ("haproxy", False) for v in HAPROXY_SPLICE}
 
 
 def cpu(pids: tuple[int, ...]) -> float:
@@ -60,8 +72,31 @@ def cpu(pids: tuple[int, ...]) -> float:
 
 
 @contextlib.contextmanager
+def _haproxy(splice: Splice) -> Iterator[None]:
+    """gateways.session's data servers, with HAProxy rendered with ``splice``."""
+    make = gateways.make
+
+    def made(backend: str, state: Path) -> BuiltinDataServer | ProxiedDataServer:
+        return (
+            HAProxyDataServer(state, splice=splice)
+            if backend == "haproxy"
+            else make(backend, state)
+        )
+
+    gateways.make = made
+    try:
+        yield
+    finally:
+        gateways.make = make
+
+
+@contextlib.contextmanager
 def path(f: Facilities, variant: str, target: Address, state: Path) -> Iterator[gateways.Chain]:
-    backend, tls = VARIANTS[variant]
+    backend, tls = {**VARIANTS, **EXTRA}[variant]
+    if variant in HAPROXY_SPLICE:
+        with _haproxy(HAPROXY_SPLICE[variant]), path(f, "haproxy", target, state) as chain:
+            yield chain
+        return
     if backend is None:
         f.route(True)
         try:
@@ -92,7 +127,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--loopback", action="store_true", help="skip the namespaces")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="which, comma-separated")
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"which, comma-separated, of {', '.join([*VARIANTS, *EXTRA])}",
+    )
     parser.add_argument("--wan-rate", help="shape the WAN each way (tc units: 10gbit)")
     parser.add_argument(
         "--connect", type=int, metavar="N", help="only: setup time of connect, N times"
@@ -115,7 +154,17 @@ def main() -> None:
     parser.add_argument(
         "--plain-legs", action="store_true", help="with --sessions: no TLS between gateways"
     )
+    parser.add_argument(
+        "--tls-limit",
+        action="store_true",
+        help="only: one TLS stream's limit here against the builtin TLS leg, on loopback",
+    )
     args = parser.parse_args()
+    if args.tls_limit:
+        from bench import stream_tls
+
+        stream_tls.main(rounds=args.rounds)
+        return
     if args.sessions:
         from bench import stream_sessions
 
@@ -136,7 +185,9 @@ def main() -> None:
         stream_connect.main(args.connect)
         return
     variants = [
-        v for v in args.variants.split(",") if gateways.missing(VARIANTS[v][0] or "builtin") is None
+        v
+        for v in args.variants.split(",")
+        if gateways.missing({**VARIANTS, **EXTRA}[v][0] or "builtin") is None
     ]
     rates: dict[str, list[float]] = {v: [] for v in variants}
     cpus: dict[str, list[float]] = {v: [] for v in variants}
@@ -155,15 +206,15 @@ def main() -> None:
                 gbps, cpu_per_gb = measure(f, v, args.seconds, Path(tmp) / f"{v}{r}")
                 rates[v].append(gbps)
                 cpus[v].append(cpu_per_gb)
-                print(f"  round {r + 1} {v:12} {gbps:6.2f} Gbit/s  {cpu_per_gb:5.2f} CPU s/GB")
+                print(f"  round {r + 1} {v:21} {gbps:6.2f} Gbit/s  {cpu_per_gb:5.2f} CPU s/GB")
                 time.sleep(0.5)
             load.append(os.getloadavg()[0])
     med = {v: statistics.median(x) for v, x in rates.items()}
     print(f"\nload (1 min) {min(load):.1f}-{max(load):.1f} on {os.cpu_count()} CPUs")
-    print(f"{'variant':12} {'median':>8} {'min':>7} {'max':>7}  CPU s/GB (data servers)")
+    print(f"{'variant':21} {'median':>8} {'min':>7} {'max':>7}  CPU s/GB (data servers)")
     for v in variants:
         print(
-            f"{v:12} {med[v]:8.2f} {min(rates[v]):7.2f} {max(rates[v]):7.2f}"
+            f"{v:21} {med[v]:8.2f} {min(rates[v]):7.2f} {max(rates[v]):7.2f}"
             f"  {statistics.median(cpus[v]):.2f}"
         )
 
@@ -178,6 +229,8 @@ def main() -> None:
     print()
     ratio("builtin", "direct", 0.8)
     ratio("builtin", "haproxy", 1.0)
+    for v in HAPROXY_SPLICE:
+        ratio("builtin", v, 1.0)
     ratio("builtin-tls", "builtin", 0.7)
 
 
