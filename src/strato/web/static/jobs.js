@@ -8,7 +8,6 @@
 (function () {
   "use strict";
   var ACTIVE = { accepted: true, running: true };
-  var FAST = 1000, RUNNING_MAX = 5000, IDLE_MAX = 60000;
 
   // The same URL as the page, as JSON; the page's own credentials (the browser's Basic
   // or Authorization header) go with it, as with every same-origin fetch.
@@ -33,36 +32,6 @@
     } catch (error) {
       return response.status + " " + response.statusText;
     }
-  }
-
-  // refresh() resolves to {active, changed, stop}; the next call is scheduled from that.
-  function follow(refresh, notice) {
-    var delay = FAST, timer = null, busy = false, stopped = false;
-    async function tick() {
-      timer = null;
-      if (busy || stopped || document.hidden) { return; }
-      busy = true;
-      var state;
-      try {
-        state = await refresh();
-        notice.textContent = "";
-      } catch (error) {
-        state = { active: false, changed: false };
-        notice.textContent = "Could not refresh: " + error.message;
-      }
-      busy = false;
-      if (state.stop) { stopped = true; return; }
-      if (state.changed) { delay = FAST; }
-      else { delay = Math.min(delay * (state.active ? 1.5 : 2), state.active ? RUNNING_MAX : IDLE_MAX); }
-      timer = window.setTimeout(tick, delay);
-    }
-    document.addEventListener("visibilitychange", function () {
-      if (document.hidden || stopped) { return; }
-      if (timer !== null) { window.clearTimeout(timer); }
-      delay = FAST;
-      tick();
-    });
-    timer = window.setTimeout(tick, FAST);
   }
 
   function text(tag, value, className) {
@@ -213,7 +182,7 @@
 
     // The dismiss buttons need this script: without it they stay hidden.
     Array.prototype.forEach.call(table.querySelectorAll("button.dismiss"), function (b) { b.hidden = false; });
-    follow(refresh, notice);
+    window.strato.follow(refresh, notice);
   }
 
   // --- a job's page ---------------------------------------------------------------------
@@ -290,7 +259,7 @@
         window.location.href = base + "?f=html";
       });
     }
-    if (ACTIVE[job.dataset.status]) { follow(refresh, notice); }
+    if (ACTIVE[job.dataset.status]) { window.strato.follow(refresh, notice); }
   }
 
   var list = document.getElementById("jobs");

@@ -13,7 +13,7 @@
 // does not know it does not check: the server checks the whole schema and is the judge.
 (function () {
   "use strict";
-  var FAST = 1000, RUNNING_MAX = 5000, IDLE_MAX = 60000, LOG_TAIL = 16384;
+  var LOG_TAIL = 16384;
   var ACTIVE = { queued: true, running: true, cancelling: true };
 
   function request(url, options) {
@@ -30,41 +30,6 @@
     } catch (error) {
       return { detail: response.status + " " + response.statusText, errors: [] };
     }
-  }
-
-  // refresh() resolves to {active, changed, stop}; the next call is scheduled from that.
-  // kick() refreshes now and follows again after a stop (a resumed run).
-  function follow(refresh, notice) {
-    var delay = FAST, timer = null, busy = false, stopped = false;
-    async function tick() {
-      timer = null;
-      if (busy || stopped || document.hidden) { return; }
-      busy = true;
-      var state;
-      try {
-        state = await refresh();
-        notice.textContent = "";
-      } catch (error) {
-        state = { active: false, changed: false };
-        notice.textContent = "Could not refresh: " + error.message;
-      }
-      busy = false;
-      if (state.stop) { stopped = true; return; }
-      if (state.changed) { delay = FAST; }
-      else { delay = Math.min(delay * (state.active ? 1.5 : 2), state.active ? RUNNING_MAX : IDLE_MAX); }
-      timer = window.setTimeout(tick, delay);
-    }
-    function kick() {
-      if (timer !== null) { window.clearTimeout(timer); timer = null; }
-      stopped = false;
-      delay = FAST;
-      tick();
-    }
-    document.addEventListener("visibilitychange", function () {
-      if (!document.hidden && !stopped) { kick(); }
-    });
-    timer = window.setTimeout(tick, FAST);
-    return { kick: kick };
   }
 
   // --- a small JSON Schema validator --------------------------------------------------
@@ -406,7 +371,7 @@
       empty.hidden = Boolean(tbody.rows.length);
       return { active: found.some(function (r) { return ACTIVE[r.state]; }), changed: changed };
     }
-    follow(refresh, notice);
+    window.strato.follow(refresh, notice);
   }
 
   // --- a run's page --------------------------------------------------------------------
@@ -539,7 +504,7 @@
         if (g && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); select(g.dataset.task); }
       });
     }
-    follower = follow(refresh, notice);
+    follower = window.strato.follow(refresh, notice);
     if (!ACTIVE[box.dataset.state]) {
       // Nothing will change by itself: no polling until a button or a task is picked.
       follower.kick();

@@ -179,37 +179,6 @@
       return { active: shown() };
     }
 
-    function follow() {
-      var delay = FAST, timer = null, busy = false, stopped = false, failing = false;
-      async function tick() {
-        timer = null;
-        if (busy || stopped || document.hidden) { return; }
-        busy = true;
-        var state;
-        try {
-          state = await refresh();
-          // Clears its own complaint only: a release's answer stays said.
-          if (failing && !state.stop) { notice.textContent = ""; }
-          failing = false;
-        } catch (error) {
-          state = { active: false };
-          failing = true;
-          notice.textContent = "Could not refresh: " + error.message;
-        }
-        busy = false;
-        if (state.stop) { stopped = true; return; }
-        delay = state.active ? FAST : Math.min(delay * 1.5, IDLE_MAX);
-        timer = window.setTimeout(tick, delay);
-      }
-      document.addEventListener("visibilitychange", function () {
-        if (document.hidden || stopped) { return; }
-        if (timer !== null) { window.clearTimeout(timer); }
-        delay = FAST;
-        tick();
-      });
-      timer = window.setTimeout(tick, FAST);
-    }
-
     // Release through the API; the form's own post is what a page without script does.
     table.addEventListener("submit", async function (event) {
       var form = event.target.closest("form.release");
@@ -237,7 +206,8 @@
       }
     });
 
-    follow();
+    // Active: every second, for the rates; idle: up to every ten.
+    window.strato.follow(refresh, notice, { runningMax: FAST, idleMax: IDLE_MAX });
   }
 
   var table = document.getElementById("sessions");
