@@ -9,29 +9,10 @@
   "use strict";
   var ACTIVE = { accepted: true, running: true };
 
-  // The same URL as the page, as JSON; the page's own credentials (the browser's Basic
-  // or Authorization header) go with it, as with every same-origin fetch.
-  function request(url, method) {
-    return fetch(url, {
-      method: method || "GET",
-      credentials: "same-origin",
-      headers: { Accept: "application/json" },
-    });
-  }
-
   function jsonOfPage() {
     var url = new URL(window.location.href);
     url.searchParams.set("f", "json");
     return url;
-  }
-
-  async function problem(response) {
-    try {
-      var body = await response.json();
-      return body.detail || body.title || response.statusText;
-    } catch (error) {
-      return response.status + " " + response.statusText;
-    }
   }
 
   function text(tag, value, className) {
@@ -102,10 +83,10 @@
   }
 
   function dismiss(base, id) {
-    return request(jobHref(base, id), "DELETE").then(async function (response) {
+    return window.strato.request(jobHref(base, id), "DELETE").then(async function (response) {
       // 404: gone already (dismissed elsewhere), which is what was asked.
       if (response.ok || response.status === 404) { return null; }
-      return problem(response);
+      return window.strato.problem(response);
     });
   }
 
@@ -154,8 +135,8 @@
     }
 
     async function refresh() {
-      var response = await request(jsonOfPage());
-      if (!response.ok) { throw new Error(await problem(response)); }
+      var response = await window.strato.request(jsonOfPage());
+      if (!response.ok) { throw new Error(await window.strato.problem(response)); }
       var jobs = (await response.json()).jobs.filter(function (job) { return !gone[job.jobID]; });
       var changed = sync(tbody, jobs, function (job) { return job.jobID; }, make, update);
       shown();
@@ -220,14 +201,14 @@
     }
 
     async function refresh() {
-      var response = await request(jsonOfPage());
+      var response = await window.strato.request(jsonOfPage());
       if (response.status === 404) {
         set("status", "dismissed");
         notice.textContent = "This job no longer exists.";
         if (button) { button.hidden = true; }
         return { stop: true };
       }
-      if (!response.ok) { throw new Error(await problem(response)); }
+      if (!response.ok) { throw new Error(await window.strato.problem(response)); }
       var info = await response.json();
       var changed = signature(job, info);
       set("status", info.status);

@@ -1,4 +1,5 @@
-// The live pages' polling loop (the jobs pages, the pipeline runs pages, the streams page):
+// What the live pages share (the jobs pages, the pipeline runs pages, the streams page):
+// their JSON requests and, above all, their polling loop:
 // each page's refresh() fetches its JSON, updates what is shown and resolves to
 // {active, changed, stop}. The pace: at once again after a change; while something shown
 // is active and nothing changed, slower and slower up to `runningMax`; while nothing is
@@ -10,6 +11,26 @@
 (function () {
   "use strict";
   var strato = (window.strato = window.strato || {});
+
+  // A JSON request of the page's own API; the page's credentials (the browser's Basic or
+  // Authorization header) go with it, as with every same-origin fetch.
+  strato.request = function (url, method) {
+    return fetch(url, {
+      method: method || "GET",
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    });
+  };
+
+  // What a refusal says (a problem document's detail), for the page to show as text.
+  strato.problem = async function (response) {
+    try {
+      var body = await response.json();
+      return body.detail || body.title || response.statusText;
+    } catch (error) {
+      return response.status + " " + response.statusText;
+    }
+  };
 
   strato.follow = function (refresh, notice, pace) {
     pace = Object.assign({ fast: 1000, runningMax: 5000, idleMax: 60000 }, pace || {});

@@ -19,25 +19,6 @@
 
   function speed(n) { return n === null || n === undefined ? "\u2013" : size(n) + "/s"; }
 
-  function request(url, method) {
-    // The page's own credentials (the browser's Basic or Authorization header) go with
-    // every same-origin fetch.
-    return fetch(url, {
-      method: method || "GET",
-      credentials: "same-origin",
-      headers: { Accept: "application/json" },
-    });
-  }
-
-  async function problem(response) {
-    try {
-      var body = await response.json();
-      return body.detail || body.title || response.statusText;
-    } catch (error) {
-      return response.status + " " + response.statusText;
-    }
-  }
-
   function el(tag, className, value) {
     var node = document.createElement(tag);
     if (className) { node.className = className; }
@@ -155,8 +136,8 @@
     }
 
     async function refresh() {
-      var response = await request(api);
-      if (!response.ok) { throw new Error(await problem(response)); }
+      var response = await window.strato.request(api);
+      if (!response.ok) { throw new Error(await window.strato.problem(response)); }
       var doc = await response.json();
       if (!doc.serving) {
         notice.textContent = doc.detail;
@@ -188,11 +169,11 @@
       if (!window.confirm("Release session " + uid + "? Its listeners close, open connections are cut and its ports go back to the pool.")) { return; }
       var button = form.querySelector("button");
       button.disabled = true;
-      var response = await request(api + "/" + encodeURIComponent(uid) + "/release", "POST");
+      var response = await window.strato.request(api + "/" + encodeURIComponent(uid) + "/release", "POST");
       // 404: released already (elsewhere, or its TTL), which is what was asked.
       if (!response.ok && response.status !== 404) {
         button.disabled = false;
-        notice.textContent = "Session " + uid + " was not released: " + await problem(response);
+        notice.textContent = "Session " + uid + " was not released: " + await window.strato.problem(response);
         return;
       }
       gone[uid] = true;
