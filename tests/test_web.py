@@ -86,9 +86,9 @@ def test_cors_is_configurable(
         assert "access-control-allow-origin" not in other.headers
 
 
-# What the platform does not have yet; the landing page, the API description and the
-# command line must not promise it. (Streaming between facilities exists: strato stream.)
-NOT_YET = ("streams page", "web socket")
+# What the platform does not have; the landing page, the API description and the
+# command line must not promise it.
+NOT_YET = ("web socket", "websocket")
 
 
 def _promises(text: str) -> list[str]:
