@@ -224,6 +224,27 @@ def load_capabilities(settings: Settings) -> list[Capability]:
     return chosen
 
 
+class Periodic(Protocol):
+    """Work `strato scheduler` runs beside the periodic jobs, in its own thread, from its
+    start to its stop (the pipelines' sweep for runs nobody drives, on Celery)."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def periodic_work(settings: Settings, ctx: Context) -> list[Periodic]:
+    """What the capabilities ``settings`` switch on ask `strato scheduler` to run: each
+    capability object may have ``periodic(ctx) -> list[Periodic]`` (optional: most have
+    nothing periodic of their own)."""
+    work: list[Periodic] = []
+    for capability in load_capabilities(settings):
+        make = getattr(capability, "periodic", None)
+        if make is not None:
+            work.extend(make(ctx))
+    return work
+
+
 def loadable_capabilities() -> list[Capability]:
     """Every installed capability that could be loaded, switched on or not: the command
     line lists their commands before it has read any settings."""

@@ -138,15 +138,16 @@ def scheduler(ctx: typer.Context) -> None:
 
     Jobs are submitted to the executor the settings name (the local one runs them in this
     process). Beside `strato up` (which runs one too unless jobs.scheduler is off) each
-    due run is still submitted once. With pipelines driven by Celery workers
-    (pipelines.driver = celery), it also sends them the runs nobody drives."""
+    due run is still submitted once. It also runs what capabilities do periodically:
+    with pipelines driven by Celery workers (pipelines.driver = celery), it sends them the
+    runs nobody drives."""
+    from strato.capabilities import periodic_work
     from strato.cli import state
     from strato.context import Context
     from strato.jobs.scheduler import Scheduler
     from strato.jobs.schedules import ScheduleService, ScheduleStore
     from strato.jobs.service import open_jobs
     from strato.jobs.settings import JobsSettings
-    from strato.pipelines.celery_driver import sweeper_for
 
     settings = state(ctx).settings()
     c = Context.open(settings)
@@ -164,19 +165,20 @@ def scheduler(ctx: typer.Context) -> None:
         runner.close()
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    # Celery beat's role for pipeline runs (Centro ran one beside its workers).
-    sweeper = sweeper_for(settings, c.engine)
+    # What capabilities run periodically of their own (pipelines on Celery: Celery beat's
+    # role, sending the runs nobody drives to the workers, as Centro's beat did).
+    others = periodic_work(settings, c)
     runner.start()
-    if sweeper is not None:
-        sweeper.start()
+    for work in others:
+        work.start()
     typer.echo(f"scheduler running on node {settings.node_name!r} (interrupt to stop)")
     try:
         runner.join()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if sweeper is not None:
-            sweeper.close()
+        for work in others:
+            work.close()
         runner.close()
         engine.close()
         c.close()

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from strato.capabilities import NavLink, ReadinessCheck, describe
+from strato.capabilities import NavLink, Periodic, ReadinessCheck, describe
 from strato.pipelines.settings import PipelinesSettings
 
 if TYPE_CHECKING:
@@ -82,6 +82,14 @@ class PipelinesCapability:
 
     def readiness(self, app: FastAPI, ctx: Context) -> list[ReadinessCheck]:
         return []
+
+    def periodic(self, ctx: Context) -> list[Periodic]:
+        """`strato scheduler`'s part: with runs driven by Celery workers, the sweep that
+        sends them the runs nobody drives (Celery beat's role in Centro)."""
+        from strato.pipelines.celery_driver import sweeper_for
+
+        sweeper = sweeper_for(ctx.settings, ctx.engine)
+        return [] if sweeper is None else [sweeper]
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
