@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil  # type: ignore[import-untyped]
 import pytest
 
-from strato.stream.dataserver.base import Address, DataServerError, Forwarding
+from strato.stream.dataserver.base import Address, DataServerError, Forwarding, TlsLeg
 from strato.stream.dataserver.builtin import BuiltinDataServer
 from tests.stream.conftest import DataServerUnderTest, make
 from tests.stream.support import (
@@ -198,6 +198,42 @@ async def test_tls_leg_between_gateways(dialer: str, acceptor: str, tmp_path: Pa
         await b.close_all()
 
 
+async def test_tls_leg_moves_many_megabytes_intact_both_ways_on_several_connections(
+    tmp_path: Path,
+) -> None:
+    """The TLS leg encrypts and decrypts in memory and writes the socket a megabyte at a
+    time, keeping what the socket did not take: many records, both directions at once,
+    connections side by side, each byte arriving once and in order, the half-close after
+    the last."""
+    client_leg, server_leg = tls_legs()
+    a, b = make("builtin", tmp_path / "a"), make("builtin", tmp_path / "b")
+    size, conns = 24_000_000, 3
+    try:
+        with server("echo") as target:
+            wan, lan = listeners(1), listeners(1)
+            await b.open(Forwarding("s", wan, (target,), tls_in=server_leg))
+            await a.open(Forwarding("s", lan, wan, tls_out=client_leg))
+            results = await asyncio.gather(
+                *(asyncio.to_thread(roundtrip, lan[0], size, 60.0) for _ in range(conns))
+            )
+            assert results == [True] * conns
+            (ca,) = await a.counters("s")
+            (cb,) = await b.counters("s")
+            assert (ca.connections, ca.bytes_in, ca.bytes_out) == (
+                conns,
+                size * conns,
+                size * conns,
+            )
+            assert (cb.connections, cb.bytes_in, cb.bytes_out) == (
+                conns,
+                size * conns,
+                size * conns,
+            )
+    finally:
+        await a.close_all()
+        await b.close_all()
+
+
 @pytest.mark.parametrize("acceptor", ["builtin", "stunnel"])
 async def test_a_wrong_pinned_certificate_is_refused(acceptor: str, tmp_path: Path) -> None:
     client_leg, _ = tls_legs()
@@ -220,6 +256,64 @@ async def test_a_wrong_pinned_certificate_is_refused(acceptor: str, tmp_path: Pa
                     pass
     finally:
         await a.close_all()
+        await b.close_all()
+
+
+def _tls_client_sending_with_its_finished(
+    address: Address, leg: TlsLeg, data: bytes, tmp_path: Path
+) -> bytes:
+    """A TLS 1.3 client pinning ``leg``'s peer that sends ``data`` in the same write as
+    its handshake's last message (as a fast peer's bytes can arrive together), then reads
+    the answer until it has as many bytes or 5 s have passed."""
+    keyfile = tmp_path / "client.pem"
+    keyfile.write_bytes(leg.cert_pem + leg.key_pem)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(cadata=leg.peer_cert_pem.decode())
+    ctx.load_cert_chain(keyfile)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing)
+    with socket.create_connection((address.host, address.port), timeout=5) as raw:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                incoming.write(raw.recv(65536))
+        tls.write(data)
+        raw.sendall(outgoing.read())  # the client's Finished and the data, one write
+        got = b""
+        try:
+            while len(got) < len(data):
+                try:
+                    got += tls.read(len(data))
+                except ssl.SSLWantReadError:
+                    chunk = raw.recv(65536)
+                    if not chunk:
+                        break
+                    incoming.write(chunk)
+        except TimeoutError:
+            pass
+        return got
+
+
+async def test_bytes_that_come_with_the_tls_handshake_are_forwarded(tmp_path: Path) -> None:
+    """Bytes that arrive together with the peer's last handshake message are forwarded at
+    once, not left until more come: a peer that sends a request and waits for the answer
+    (iperf3's control connection does) would wait forever."""
+    client_leg, server_leg = tls_legs()
+    b = BuiltinDataServer(tmp_path / "b")
+    try:
+        with server("echo") as target:
+            wan = listeners(1)
+            await b.open(Forwarding("s", wan, (target,), tls_in=server_leg))
+            for _ in range(5):
+                got = await asyncio.to_thread(
+                    _tls_client_sending_with_its_finished, wan[0], client_leg, b"ping", tmp_path
+                )
+                assert got == b"ping"
+    finally:
         await b.close_all()
 
 
