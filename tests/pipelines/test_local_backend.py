@@ -151,5 +151,6 @@ async def test_many_attempts_at_once_end_each_with_its_own_code_and_leave_no_des
     assert len(set(ids)) == 60
     ended = await asyncio.gather(*(backend.wait(backend_id) for backend_id in ids))
     assert [e.exit_code for e in ended] == [i % 7 for i in range(60)]
-    assert len(os.listdir("/proc/self/fd")) == descriptors
+    # None left behind (fewer is fine: what earlier tests left open may be collected meanwhile).
+    assert len(os.listdir("/proc/self/fd")) <= descriptors
     await backend.close()
