@@ -130,7 +130,8 @@ async def gateway(context: Context, endpoint: Endpoint, tmp_path: Path) -> Async
         oauth = introspector(settings)
         assert oauth is not None
         authenticate = either(strato_tokens(context.identities), oauth)
-        cs = await start(settings, BuiltinDataServer(tmp_path / "ds"), authenticate)
+        # Each gateway its own state directory, as each control server needs.
+        cs = await start(settings, BuiltinDataServer(tmp_path / f"ds{len(made)}"), authenticate)
         gw = Gateway(cs, oauth, client.Gateway(f"127.0.0.1:{cs.port}", insecure=True))
         made.append(gw)
         return gw
