@@ -201,10 +201,9 @@ async def test_tls_leg_between_gateways(dialer: str, acceptor: str, tmp_path: Pa
 async def test_tls_leg_moves_many_megabytes_intact_both_ways_on_several_connections(
     tmp_path: Path,
 ) -> None:
-    """The TLS leg encrypts and decrypts in memory and writes the socket a megabyte at a
-    time, keeping what the socket did not take: many records, both directions at once,
-    connections side by side, each byte arriving once and in order, the half-close after
-    the last."""
+    """Across a TLS leg between two builtin gateways: many TLS records, both directions at
+    once, connections side by side, each byte arriving once and in order, the half-close
+    after the last, every byte counted on both gateways."""
     client_leg, server_leg = tls_legs()
     a, b = make("builtin", tmp_path / "a"), make("builtin", tmp_path / "b")
     size, conns = 24_000_000, 3

@@ -9,13 +9,12 @@ only JSON crosses the process boundary. A process started ahead of its session (
 already past Python's start and its imports) waits for that first line, then receives the
 listening sockets over the Unix socket named by ``STRATO_FORWARDER_FDSOCK``.
 
-Each accepted connection is forwarded to its listener's target. A plain one by two
-threads, one per direction, moving bytes with ``os.splice`` through a pipe, so they never
-enter user space (a kernel that refuses splice: ``recv_into`` and ``sendall`` over one large
-buffer). A connection with a TLS side is moved both ways by one thread, OpenSSL encrypting
-and decrypting in memory and the sockets read and written a megabyte at a time. Blocking
-calls release the GIL, so the threads run in parallel. Sockets have large buffers and
-TCP_NODELAY, and no idle timeout: a stream quiet for hours stays open.
+Each accepted connection is forwarded to its listener's target by two threads, one per
+direction. Plain legs move bytes with ``os.splice`` through a pipe, so they never enter
+user space; a TLS leg (or a kernel that refuses splice) falls back to ``recv_into`` and
+``sendall`` over one large buffer. Blocking calls release the GIL, so the threads run in
+parallel. Sockets have large buffers and TCP_NODELAY, and no idle timeout: a stream quiet
+for hours stays open.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 # Large enough to keep a long fat pipe full; the kernel caps it at net.core.*mem_max.
 SOCKET_BUFFER = 4 * 1024 * 1024
@@ -93,7 +92,7 @@ def _context(leg: dict[str, str], server: bool) -> ssl.SSLContext:
     return ctx
 
 
-def _check_peer(conn: ssl.SSLObject, pinned_der: bytes) -> None:
+def _check_peer(conn: ssl.SSLSocket, pinned_der: bytes) -> None:
     cipher = conn.cipher()
     if conn.getpeercert(binary_form=True) != pinned_der:
         raise ssl.SSLError("the peer's certificate is not the pinned one")
@@ -152,27 +151,28 @@ class Forwarder:
     def _connect(self, listener: Listener, client: socket.socket) -> None:
         _tune(client)
         upstream: socket.socket | None = None
-        ends: list[_Plain | _Tls] = []
         try:
             if self.tls_in is not None:
-                ends.append(_Tls(client, self.tls_in, server_side=True, pin=self.pin_in))
+                client = self.tls_in.wrap_socket(client, server_side=True)
+                _check_peer(client, self.pin_in)
             upstream = socket.create_connection(listener.target, timeout=CONNECT_TIMEOUT)
             upstream.settimeout(None)
             _tune(upstream)
             if self.tls_out is not None:
-                ends.append(_Tls(upstream, self.tls_out, server_side=False, pin=self.pin_out))
+                upstream = self.tls_out.wrap_socket(upstream, server_side=False)
+                _check_peer(upstream, self.pin_out)
         except (OSError, ssl.SSLError) as e:
             print(f"session connection via {listener.port} refused: {e}", file=sys.stderr)
             client.close()
             if upstream is not None:
                 upstream.close()
             return
-        if ends:
+        if isinstance(client, ssl.SSLSocket) or isinstance(upstream, ssl.SSLSocket):
             # OpenSSL's connection objects must not be read and written from two threads at
             # once: a TLS connection is moved both ways by one thread.
-            tls = {end.sock: end for end in ends}
-            pair = (tls.get(client) or _Plain(client), tls.get(upstream) or _Plain(upstream))
-            threading.Thread(target=_relay_tls, args=(*pair, listener), daemon=True).start()
+            threading.Thread(
+                target=_relay_tls, args=(client, upstream, listener), daemon=True
+            ).start()
             return
 
         def close_both() -> None:
@@ -249,149 +249,7 @@ def _copy(src: socket.socket, dst: socket.socket, listener: Listener, inbound: b
         listener.add(inbound, n)
 
 
-class _Plain:
-    """A TCP end of a connection with a TLS side, non-blocking."""
-
-    buffered = False  # nothing waits above the socket: select sees all there is
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-
-    def read_into(self, view: memoryview) -> tuple[int, bool]:
-        """Read until the socket has no more or ``view`` is full: the count, and whether
-        the stream's end of file came."""
-        got = 0
-        while got < len(view):
-            try:
-                n = self.sock.recv_into(view[got:])
-            except BlockingIOError:
-                break
-            if n == 0:
-                return got, True
-            got += n
-        return got, False
-
-    def write(self, data: memoryview) -> int:
-        done = 0
-        while done < len(data):
-            try:
-                done += self.sock.send(data[done:])
-            except BlockingIOError:
-                break
-        return done
-
-    def waiting(self) -> bool:
-        return False
-
-    def flush(self) -> None:
-        pass
-
-    def half_close(self) -> None:
-        _half_close(self.sock)
-
-
-class _Tls:
-    """A TLS end: OpenSSL over memory BIOs, the socket read and written a megabyte at a
-    time. (An ssl.SSLSocket reads each 16 KiB record's header and body in two system calls
-    and writes each record in one: about 200 system calls per megabyte; their cost was a
-    tenth of the relay's CPU, bench/stream_tls.py.) The ciphertext costs one more copy in
-    memory, far cheaper.
-
-    The handshake is done at once, blocking, and the peer's certificate checked against
-    the pin; then the socket is made non-blocking for the relay."""
-
-    def __init__(
-        self, sock: socket.socket, ctx: ssl.SSLContext, server_side: bool, pin: bytes
-    ) -> None:
-        self.sock = sock
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_side=server_side)
-        self.raw = memoryview(bytearray(CHUNK))  # ciphertext read from the socket
-        self.unsent = memoryview(b"")  # ciphertext the socket has not taken yet
-        self.buffered = False  # plaintext may wait in OpenSSL: read again before select
-        self.eof = False  # the socket's end of file was read
-        self._handshake()
-        _check_peer(self.tls, pin)
-        # The handshake's last read may have brought the peer's first bytes with it: they
-        # wait in memory, where select does not see them, so the relay reads first.
-        self.buffered = True
-
-    def _handshake(self) -> None:
-        while True:
-            try:
-                self.tls.do_handshake()
-                done = True
-            except ssl.SSLWantReadError:
-                done = False
-            self.sock.sendall(self.outgoing.read())
-            if done:
-                return
-            data = self.sock.recv(65536)
-            if not data:
-                raise ssl.SSLEOFError("the peer closed the connection during the handshake")
-            self.incoming.write(data)
-
-    def read_into(self, view: memoryview) -> tuple[int, bool]:
-        """Decrypt into ``view`` what OpenSSL holds, reading the socket as it needs more,
-        until the socket has no more or ``view`` is full: the count, and whether the
-        stream ended (the socket's end of file, or the peer's close_notify)."""
-        got = 0
-        while got < len(view):
-            try:
-                # With a buffer, read returns the count (typeshed says bytes).
-                n = cast(int, self.tls.read(len(view) - got, view[got:]))
-            except ssl.SSLWantReadError:
-                if self.eof:
-                    return got, True
-                try:
-                    k = self.sock.recv_into(self.raw)
-                except BlockingIOError:
-                    self.buffered = False
-                    self.flush()  # what reading made OpenSSL say (a key update's answer)
-                    return got, False
-                if k == 0:
-                    self.eof = True
-                    self.incoming.write_eof()
-                else:
-                    self.incoming.write(self.raw[:k])
-                continue
-            except ssl.SSLZeroReturnError:
-                return got, True
-            if n == 0:  # the end of file without close_notify (OP_IGNORE_UNEXPECTED_EOF)
-                return got, True
-            got += n
-        self.buffered = True
-        self.flush()
-        return got, False
-
-    def write(self, data: memoryview) -> int:
-        """Encrypt all of ``data`` once the ciphertext before it is out, and send what the
-        socket takes: the plaintext taken (all or nothing)."""
-        if self.waiting():
-            self.flush()
-            if self.waiting():
-                return 0
-        self.tls.write(data)
-        self.flush()
-        return len(data)
-
-    def waiting(self) -> bool:
-        return bool(self.unsent) or self.outgoing.pending > 0
-
-    def flush(self) -> None:
-        while self.unsent or self.outgoing.pending:
-            if not self.unsent:
-                self.unsent = memoryview(self.outgoing.read())
-            try:
-                self.unsent = self.unsent[self.sock.send(self.unsent) :]
-            except BlockingIOError:
-                return
-
-    def half_close(self) -> None:
-        _half_close(self.sock)
-
-
-def _relay_tls(client: _Plain | _Tls, upstream: _Plain | _Tls, listener: Listener) -> None:
+def _relay_tls(client: socket.socket, upstream: socket.socket, listener: Listener) -> None:
     """Both directions of a connection with a TLS side, on one thread: non-blocking sockets,
     a select over what can move, a buffer per direction.
 
@@ -400,49 +258,72 @@ def _relay_tls(client: _Plain | _Tls, upstream: _Plain | _Tls, listener: Listene
     more: one select per megabyte rather than per record (a select and a copy per record
     held the TLS leg to a fifth of the plain one)."""
     legs = [(client, upstream, True), (upstream, client, False)]
-    views = [memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK))]
+    bufs = [bytearray(CHUNK), bytearray(CHUNK)]
+    views = [memoryview(b) for b in bufs]
     filled = [0, 0]  # bytes read into the direction's buffer
     sent = [0, 0]  # of which written out
     ended = [False, False]  # the source's end of file was read
     closed = [False, False]  # and passed on, once all before it was written
-    for end in (client, upstream):
-        end.sock.setblocking(False)
+    for sock in (client, upstream):
+        sock.setblocking(False)
     try:
         while not (closed[0] and closed[1]):
             readers = [src for k, (src, _, _) in enumerate(legs) if not ended[k] and not filled[k]]
-            writers = [
-                dst for k, (_, dst, _) in enumerate(legs) if sent[k] < filled[k] or dst.waiting()
-            ]
-            # Plaintext OpenSSL already decrypted is not visible to select.
-            ready = [r for r in readers if r.buffered]
-            can_write: list[_Plain | _Tls] = []
-            if not ready:
-                r, w, _ = select.select([e.sock for e in readers], [e.sock for e in writers], [])
-                ready = [e for e in readers if e.sock in r]
-                can_write = [e for e in writers if e.sock in w]
+            writers = [dst for k, (_, dst, _) in enumerate(legs) if sent[k] < filled[k]]
+            # Bytes OpenSSL already decrypted are not visible to select.
+            ready = [r for r in readers if isinstance(r, ssl.SSLSocket) and r.pending()]
+            if ready:
+                can_write: list[socket.socket] = []
+            else:
+                ready, can_write, _ = select.select(readers, writers, [])  # type: ignore[arg-type]
             for k, (src, dst, inbound) in enumerate(legs):
                 if src in ready and not filled[k] and not ended[k]:
-                    # After its end of file a TLS end is not read again: a second read
+                    # After its end of file a TLS socket is not read again: a second read
                     # past a close_notify is an error that would cut the other direction.
-                    filled[k], ended[k] = src.read_into(views[k])
+                    filled[k], ended[k] = _read_some(src, views[k])
                     listener.add(inbound, filled[k])
                     if filled[k]:
                         can_write = [*can_write, dst]
-                if dst in can_write:
-                    if sent[k] < filled[k]:
-                        sent[k] += dst.write(views[k][sent[k] : filled[k]])
-                        if sent[k] == filled[k]:
-                            filled[k] = sent[k] = 0
-                    else:
-                        dst.flush()
-                if ended[k] and not filled[k] and not closed[k] and not dst.waiting():
+                if dst in can_write and sent[k] < filled[k]:
+                    sent[k] += _write_some(dst, views[k][sent[k] : filled[k]])
+                    if sent[k] == filled[k]:
+                        filled[k] = sent[k] = 0
+                if ended[k] and not filled[k] and not closed[k]:
                     closed[k] = True
-                    dst.half_close()
-    except OSError as e:  # ssl.SSLError included
+                    _half_close(dst)
+    except OSError as e:
         print(f"connection via {listener.port} ended: {e!r}", file=sys.stderr)
     finally:
-        client.sock.close()
-        upstream.sock.close()
+        client.close()
+        upstream.close()
+
+
+_AGAIN = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
+
+
+def _read_some(src: socket.socket, view: memoryview) -> tuple[int, bool]:
+    """Read into ``view`` until the socket has no more or it is full: the count, and
+    whether the stream's end of file came."""
+    got = 0
+    while got < len(view):
+        try:
+            n = src.recv_into(view[got:])
+        except _AGAIN:
+            break
+        if n == 0:
+            return got, True
+        got += n
+    return got, False
+
+
+def _write_some(dst: socket.socket, data: memoryview) -> int:
+    done = 0
+    while done < len(data):
+        try:
+            done += dst.send(data[done:])
+        except _AGAIN:
+            break
+    return done
 
 
 def _half_close(sock: socket.socket) -> None:
