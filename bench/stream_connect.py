@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
 from tests.stream.support import roundtrip, server
 
 from strato.stream import client
@@ -45,11 +46,13 @@ def _strato(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 def _free_block(n: int, start: int) -> int:
     """The first port of ``n`` free consecutive loopback ports from ``start`` on."""
-    for first in range(start, 60000, n):
+    for first in range(start, 65536 - n, n):
         socks = []
         try:
             for port in range(first, first + n):
                 s = socket.socket()
+                # As the control server binds: a port with connections in TIME_WAIT is free.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind(("127.0.0.1", port))
                 socks.append(s)
             return first
@@ -119,8 +122,26 @@ def serve(
         time.sleep(0.5)  # its warm-up (a spare forwarder, where there is one) done
         yield Served(client.Gateway(f"127.0.0.1:{listen}", cert), proc, first, first + ports - 1)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Stop a control server and make sure its forwarders are gone: it releases every
+    session when told to stop (which takes a while with many), and a forwarder whose
+    control server dies keeps forwarding until the next one reaps it, which here, with a
+    temporary state directory, would never come."""
+    forwarders: list[psutil.Process] = []
+    with contextlib.suppress(psutil.Error):
+        forwarders = psutil.Process(proc.pid).children(recursive=True)
+    proc.terminate()
+    try:
+        proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for child in forwarders:
+        with contextlib.suppress(psutil.Error):
+            child.kill()  # psutil checks it is still the same process
 
 
 @contextlib.contextmanager

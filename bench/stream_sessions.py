@@ -10,7 +10,8 @@ builtin data servers, TLS gateway-to-gateway legs unless ``--plain-legs``), as i
    all, each connect's own time, and the forwarder processes' memory (RSS summed, and USS:
    what each holds alone, shared pages not counted).
 2. Data through all N at once: each connection sends ``--size`` bytes to the echo server
-   and reads them back, checked byte for byte; the aggregate rate counts both directions.
+   and reads them back, checked byte for byte; the aggregate rate counts both directions,
+   and so does the forwarders' CPU per GB.
    The limit, in the same run: the same N connections straight to the echo server, no
    gateway. Rounds alternate gateway and direct.
 3. All released at once, then what is left: the data ports listening or connected, the
@@ -212,6 +213,15 @@ async def settled(servers: list[Served], token: str, like: Held, wait: float = 1
         await asyncio.sleep(0.2)
 
 
+def _cpu(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
 def memory(procs: list[psutil.Process]) -> tuple[float, float]:
     """RSS and USS of the processes summed, in MB."""
     rss = uss = 0
@@ -252,8 +262,14 @@ async def _run(servers: list[Served], target: tuple[str, int], token: str, args:
     print(f"before      {before.row()}  (load {_load()})")
 
     began = time.perf_counter()
-    made = await asyncio.gather(*(_timed_connect(p, c, target_s, token) for _ in range(args.n)))
+    tried = await asyncio.gather(
+        *(_timed_connect(p, c, target_s, token) for _ in range(args.n)), return_exceptions=True
+    )
     wall = (time.perf_counter() - began) * 1000
+    made = [m for m in tried if not isinstance(m, BaseException)]
+    if len(made) < args.n:  # what was set up is released before saying what went wrong
+        await asyncio.gather(*(client.release(m[0].uid, [p, c], token) for m in made))
+        raise next(m for m in tried if isinstance(m, BaseException))
     conns = [m[0] for m in made]
     each = _ms([m[1] for m in made])
     print(f"\n{args.n} connects at once: all set up in {wall:.0f} ms; each {each}")
@@ -277,22 +293,27 @@ async def _run(servers: list[Served], target: tuple[str, int], token: str, args:
         f"\n{args.n} connections at once, each {args.size / MB:g} MB echoed and checked "
         f"(Gbit/s counts both directions):"
     )
+    cpu_per_gb: list[float] = []
     for r in range(args.rounds):
         order = ["direct", "gateway"] if r % 2 == 0 else ["gateway", "direct"]
         for name in order:
+            before_cpu = _cpu(procs)
             took, intact = await asyncio.to_thread(transfer, paths[name], data)
+            used = (_cpu(procs) - before_cpu) / (moved / 8)  # CPU s per GB moved
             if intact != args.n:
                 raise RuntimeError(f"{name}: {args.n - intact} connections lost bytes")
             rates[name].append(moved / took)
+            if name == "gateway":
+                cpu_per_gb.append(used)
             print(
                 f"  round {r + 1} {name:8} {moved / took:6.2f} Gbit/s  {took:5.2f} s  "
-                f"{intact}/{args.n} intact  (load {_load()})"
+                f"{intact}/{args.n} intact  forwarders {used:.2f} CPU s/GB  (load {_load()})"
             )
     g, d = statistics.median(rates["gateway"]), statistics.median(rates["direct"])
     print(
         f"gateway {g:.2f} Gbit/s ({min(rates['gateway']):.2f}-{max(rates['gateway']):.2f}), "
         f"direct {d:.2f} ({min(rates['direct']):.2f}-{max(rates['direct']):.2f}): "
-        f"{g / d:.2f}x the limit"
+        f"{g / d:.2f}x the limit; forwarders {statistics.median(cpu_per_gb):.2f} CPU s/GB"
     )
 
     began = time.perf_counter()
@@ -381,7 +402,9 @@ def main(options: Options) -> None:
         env, token = environment(tmp)
         ports = options.n + 10
         with (
-            serve(tmp, "producer", env, 46000, ports, settings) as p,
+            # Above the kernel's ephemeral ports (32768-60999 by default): the thousands of
+            # connections the run makes never take a port of the pools.
+            serve(tmp, "producer", env, 61000, ports, settings) as p,
             serve(tmp, "consumer", env, p.last + 1, ports, settings) as c,
             echo_process() as target,
         ):
