@@ -30,7 +30,7 @@ from strato.stream.settings import StreamSettings
 from tests.stream.support import roundtrip, server
 
 pytestmark = pytest.mark.asyncio
-PROD_PORTS, CONS_PORTS = (42400, 42409), (42500, 42509)
+PROD_PORTS, CONS_PORTS = (62400, 62409), (62500, 62509)
 
 
 def _token(context: Context, user: str) -> str:
@@ -587,7 +587,7 @@ async def test_the_python_api_sets_up_tls_halves_and_releases_what_fails(
         # A consumer side without the producer's certificate is refused and released.
         await client.inbound_request(p, token, "api-2", [str(app)], 1)
         with pytest.raises(client.StreamClientError, match="--peer-leg-cert"):
-            await client.outbound_request(c, token, "api-2", ["127.0.0.1:42400"], [], 1)
+            await client.outbound_request(c, token, "api-2", ["127.0.0.1:62400"], [], 1)
         assert cons.sessions.get("api-2") is None
         await client.release("api-2", [p], token)
 

@@ -30,7 +30,9 @@ from strato.stream.proto import sessions_pb2 as spb
 from strato.stream.proto import sessions_pb2_grpc as spb_grpc
 from strato.stream.settings import StreamSettings
 
-FIRST, LAST = 42100, 42119  # a pool of 20 ports
+# Above the kernel's ephemeral ports (32768-60999): no socket of the system's choosing
+# (a test server on port 0) can sit in a pool the tests count.
+FIRST, LAST = 62100, 62119  # a pool of 20 ports
 
 
 class SocketDataServer:

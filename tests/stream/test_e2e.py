@@ -31,7 +31,7 @@ from strato.stream.settings import StreamSettings
 from tests.stream.support import open_fds, roundtrip, server
 
 pytestmark = pytest.mark.asyncio
-PROD_PORTS, CONS_PORTS = (42200, 42209), (42300, 42309)
+PROD_PORTS, CONS_PORTS = (62200, 62209), (62300, 62309)
 
 
 @pytest.fixture

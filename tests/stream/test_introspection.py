@@ -117,8 +117,8 @@ async def gateway(context: Context, endpoint: Endpoint, tmp_path: Path) -> Async
     async def go(**extra: Any) -> Gateway:
         values: dict[str, Any] = {
             "listen": "127.0.0.1:0",
-            "port_first": 42600,
-            "port_last": 42609,
+            "port_first": 62600,
+            "port_last": 62609,
             "insecure": True,
             "leg_tls": False,
             "introspection_url": endpoint.url,

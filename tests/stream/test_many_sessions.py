@@ -20,7 +20,7 @@ from tests.stream.test_e2e import Gateways, gateways, gw, token
 pytestmark = pytest.mark.asyncio
 __all__ = ["gateways", "token"]
 SESSIONS = 100
-PROD_PORTS, CONS_PORTS = (43000, 43199), (43200, 43399)
+PROD_PORTS, CONS_PORTS = (63000, 63199), (63200, 63399)
 
 
 def bound_ports(ports: tuple[int, int]) -> set[int]:

@@ -37,7 +37,7 @@ from tests.conftest import ThreadedServer
 from tests.stream.support import roundtrip, server
 
 T = TypeVar("T")
-PORTS = (42500, 42509)
+PORTS = (62500, 62509)
 RELOAD = '<noscript><meta http-equiv="refresh"'
 
 

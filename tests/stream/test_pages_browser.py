@@ -19,7 +19,7 @@ from tests.stream.support import server
 from tests.stream.test_pages import Node, address, listening, open_session, stream_node
 
 pytestmark = pytest.mark.browser
-PORTS = (42600, 42609)
+PORTS = (62600, 62609)
 
 
 @pytest.fixture
