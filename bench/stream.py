@@ -35,12 +35,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.stream import gateways
 from tests.stream.netns import Facilities, facilities, loopback
+from tests.stream.support import cpu_seconds
 
 from strato.stream.dataserver.base import Address
 from strato.stream.dataserver.builtin import BuiltinDataServer
@@ -60,15 +59,6 @@ HAPROXY_SPLICE: dict[str, Splice] = {
     "haproxy-splice": "always",
 }
 EXTRA = {v: ("haproxy", False) for v in HAPROXY_SPLICE}
-
-
-def cpu(pids: tuple[int, ...]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-    return total
 
 
 @contextlib.contextmanager
@@ -112,9 +102,9 @@ def measure(f: Facilities, variant: str, seconds: float, state: Path) -> tuple[f
     """Gbit/s received by the consumer, and the data servers' CPU seconds per GB."""
     port = gateways.app_port(f)
     with path(f, variant, Address(f.producer_host.lan, port), state) as chain:
-        before = cpu(chain.pids)
+        before = cpu_seconds(chain.pids)
         report = gateways.iperf3(f, chain.listener, port, seconds, ["-O", "1"])
-        used = cpu(chain.pids) - before
+        used = cpu_seconds(chain.pids) - before
     if "error" in report:
         raise RuntimeError(f"{variant}: iperf3: {report['error']}")
     received = report["end"]["sum_received"]

@@ -37,11 +37,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import psutil  # type: ignore[import-untyped]
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.stream.support import free_ports, tls_legs
+from tests.stream.support import cpu_seconds, free_ports, tls_legs
 
 from strato.stream.dataserver import forwarder
 from strato.stream.dataserver.base import Address, Forwarding, TlsLeg
@@ -95,15 +93,6 @@ def _sender(
     sock.close()
 
 
-def _cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-    return total
-
-
 @contextlib.asynccontextmanager
 async def _forwarders(
     path: str, sink: Address, state: Path
@@ -140,7 +129,7 @@ async def measure(path: str, total: int, state: Path) -> dict[str, float]:
     try:
         await asyncio.to_thread(ready_r.recv)
         async with _forwarders(path, Address("127.0.0.1", port), state) as (entry, pids):
-            before = _cpu(pids)
+            before = cpu_seconds(pids)
             sender = ctx.Process(
                 target=_sender,
                 args=(
@@ -153,7 +142,7 @@ async def measure(path: str, total: int, state: Path) -> dict[str, float]:
             sender.start()
             got, seconds, sink_cpu = await asyncio.to_thread(sink_r.recv)
             sender_cpu = await asyncio.to_thread(send_r.recv)
-            relay_cpu = _cpu(pids) - before
+            relay_cpu = cpu_seconds(pids) - before
             await asyncio.to_thread(sender.join, 30)
     finally:
         await asyncio.to_thread(sink.join, 30)

@@ -313,12 +313,6 @@ class RunStore:
             rows = conn.execute(query.limit(max(1, min(limit, MAX_LIMIT)))).all()
         return [_run(row) for row in rows]
 
-    def active(self) -> builtins.list[RunRecord]:
-        """Runs not ended, oldest first."""
-        query = select(runs).where(_ACTIVE).order_by(runs.c.seq)
-        with self.engine.connect() as conn:
-            return [_run(row) for row in conn.execute(query)]
-
     # --- leases: which server or worker drives each active run --------------------------
 
     def claimable(self, now: datetime, node: str | None = None) -> builtins.list[str]:

@@ -74,9 +74,9 @@ class LocalGateway:
         if serving is None:
             return {"serving": False, "detail": NOT_SERVING, "gateway": None, "viewer": viewer}
         sessions = serving.sessions
-        shown = sorted((s for s in _live(sessions) if _may_see(caller, s)), key=lambda s: s.created)
+        shown = sorted((s for s in sessions.all() if _may_see(caller, s)), key=lambda s: s.created)
         counted = await asyncio.gather(*(_counters(sessions, s) for s in shown))
-        self.rates.keep({s.uid for s in _live(sessions)})
+        self.rates.keep({s.uid for s in sessions.all()})
         now = time.monotonic()
         return {
             "serving": True,
@@ -172,10 +172,6 @@ class LocalGateway:
             "rate_out": _total(x["rate_out"] for x in listeners),
             "counters_error": problem,
         }
-
-
-def _live(sessions: Sessions) -> list[Session]:
-    return sessions.all()
 
 
 def _sees_all(caller: Principal) -> bool:
